@@ -1,0 +1,1 @@
+"""govflow.api: the FastAPI application (routes, schemas, auth, problem details)."""

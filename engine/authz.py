@@ -1,0 +1,126 @@
+"""Authorization: who may do which action in which domain (Casbin, RBAC with domains).
+
+The model and the ``p`` rows come from the pack's ``policies/`` (``model.conf``,
+``policy.csv``); the ``g`` rows (principal → role in domain) come from the
+principals table. A domain is ``<district>/<unit code>``; a role granted in
+``gulou/*`` covers every unit of the district (``keyMatch`` on domains).
+
+Decisions are cached per ``(subject, domain, action)`` in a bounded dict and the
+cache is dropped whenever policies change. The Casbin matcher is parsed once per
+enforcer instead of on every ``enforce()`` (pycasbin re-parses it per call), and
+the role manager's default name-matching function is removed (it adds nothing
+here and makes building each domain's lookup quadratic) — see
+``shared/notes/casbin.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import casbin
+from casbin.util import key_match
+
+from .errors import PackIssue
+
+logging.getLogger("casbin").setLevel(logging.ERROR)
+
+_CACHE_LIMIT = 200_000
+
+
+class _ParsedOnceEnforcer(casbin.Enforcer):
+    """pycasbin Enforcer that parses each matcher expression once."""
+
+    def _get_expression(self, expr, functions=None):  # type: ignore[override]
+        cache = self.__dict__.setdefault("_expr_cache", {})
+        parsed = cache.get(expr)
+        if parsed is None:
+            parsed = cache[expr] = casbin.Enforcer._get_expression(expr, functions)
+        elif functions:
+            parsed.functions.update(functions)  # role managers are rebuilt on reload
+        return parsed
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role held by a principal in a domain (a Casbin ``g`` row)."""
+
+    subject: str
+    role: str
+    domain: str
+
+
+def parse_policy_rows(text: str, filename: str = "policies/policy.csv") -> tuple[list[list[str]], list[PackIssue]]:
+    rows: list[list[str]] = []
+    issues: list[PackIssue] = []
+    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [c.strip() for c in row]
+        if not cells or not cells[0] or cells[0].startswith("#"):
+            continue
+        if cells[0] != "p":
+            issues.append(PackIssue(filename, f"only 'p' rows belong in the pack policy (grants come from principals), got {cells[0]!r}", line=lineno))
+            continue
+        if len(cells) != 4 or not all(cells[1:]):
+            issues.append(PackIssue(filename, "a policy row is: p, role, domain pattern, action", line=lineno))
+            continue
+        rows.append(cells[1:])
+    return rows, issues
+
+
+class Authorizer:
+    """The real Casbin enforcer with a decision cache; one per process and pack version."""
+
+    def __init__(self, model_text: str, policy_rows: Iterable[list[str]], grants: Iterable[Grant] = ()) -> None:
+        model = casbin.Enforcer.new_model(text=model_text)
+        self._enforcer = _ParsedOnceEnforcer(model)
+        self._enforcer.add_named_domain_matching_func("g", key_match)
+        for rm in self._enforcer.rm_map.values():
+            rm.matching_func = None
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, str], bool] = {}
+        rows = [list(r) for r in policy_rows]
+        if rows:
+            self._enforcer.add_policies(rows)
+        self.set_grants(grants)
+
+    @classmethod
+    def check_model(cls, model_text: str, rows: list[list[str]], filename: str = "policies/model.conf") -> list[PackIssue]:
+        """Load the model and rows once; report anything Casbin refuses."""
+        try:
+            cls(model_text, rows).allowed("nobody", "x/y", "nothing")
+        except Exception as exc:  # casbin raises assorted errors for bad models
+            return [PackIssue(filename, f"the Casbin model or policy does not load: {exc}")]
+        return []
+
+    def set_grants(self, grants: Iterable[Grant]) -> None:
+        """Replace all ``g`` rows (principals' roles) and drop cached decisions."""
+        with self._lock:
+            current = self._enforcer.get_named_grouping_policy("g")
+            if current:
+                self._enforcer.remove_named_grouping_policies("g", current)
+            rows = sorted({(g.subject, g.role, g.domain) for g in grants})
+            if rows:
+                self._enforcer.add_named_grouping_policies("g", [list(r) for r in rows])
+            self._cache.clear()
+
+    def allowed(self, subject: str, domain: str, action: str) -> bool:
+        key = (subject, domain, action)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            result = bool(self._enforcer.enforce(subject, domain, action))
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = result
+        return result
+
+    def explain(self, subject: str, domain: str, action: str) -> list[str]:
+        """The policy row that allowed a request (empty if denied)."""
+        with self._lock:
+            _, rule = self._enforcer.enforce_ex(subject, domain, action)
+        return list(rule)

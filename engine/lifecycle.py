@@ -1,0 +1,46 @@
+"""The case lifecycle vocabulary (DOMAIN.md, "The case lifecycle").
+
+The public board shows every case in one of these stages, in this order:
+reported 上报 → dispatched 分发 → signed 签收 → handling 处置 → called 呼叫 →
+consulting 协商 → completed 办结 → reviewed 审核 → evaluated 评价.
+``withdrawn`` (撤回) is the terminal stage of a case its reporter withdrew.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    REPORTED = "reported"
+    DISPATCHED = "dispatched"
+    SIGNED = "signed"
+    HANDLING = "handling"
+    CALLED = "called"
+    CONSULTING = "consulting"
+    COMPLETED = "completed"
+    REVIEWED = "reviewed"
+    EVALUATED = "evaluated"
+    WITHDRAWN = "withdrawn"
+
+
+#: Board order of the stages; a case with several open tasks shows the furthest one.
+ORDER: dict[str, int] = {stage.value: index for index, stage in enumerate(Stage)}
+
+CHINESE: dict[str, str] = {
+    "reported": "上报",
+    "dispatched": "分发",
+    "signed": "签收",
+    "handling": "处置",
+    "called": "呼叫",
+    "consulting": "协商",
+    "completed": "办结",
+    "reviewed": "审核",
+    "evaluated": "评价",
+    "withdrawn": "撤回",
+}
+
+
+def furthest(stages: list[str]) -> str | None:
+    """The stage furthest along the board among ``stages`` (None if empty)."""
+    return max(stages, key=ORDER.__getitem__) if stages else None

@@ -1,0 +1,184 @@
+"""The workflow runtime over SpiffWorkflow: start, advance, complete, persist.
+
+A case's workflow state is stored **without its spec**: specs are immutable,
+parsed once per pack version and shared (:mod:`govflow.engine.packs`); the
+state references them by the pack version the case runs on. The stored blob is
+``zlib(json)`` of Spiff's own dictionary form minus ``spec`` and
+``subprocess_specs``, plus ``format`` (this module's state-format version) so a
+future change of layout is one small migration function in ``_MIGRATIONS``.
+
+The sandboxed script engine is not persisted by Spiff; :meth:`Runtime.load`
+re-attaches it every time, so a restored workflow never falls back to Spiff's
+unrestricted engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.specs.event_definitions import SignalEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from . import clock as clock_mod
+from .bpmn import CompiledDiagrams
+from .errors import EngineFault, InvalidTransition, NotFound
+from .sandbox import SandboxedScriptEngine
+
+STATE_FORMAT = 1
+
+#: state-format migrations: from-version -> function(dict) that upgrades in place.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
+
+
+class _StateOnlyConverter(BpmnWorkflowConverter):
+    """Spiff's workflow converter without the embedded spec (specs come from the cache)."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["spec_name"] = workflow.spec.name
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None) -> BpmnWorkflow:
+        if spec is None:
+            raise ValueError("workflow state restored without its spec")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """A READY user task as the engine sees it."""
+
+    id: str
+    name: str
+
+
+class Runtime:
+    """Runs diagrams of one compiled pack version with the sandbox and an injected clock."""
+
+    def __init__(self, diagrams: CompiledDiagrams, services: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        self.diagrams = diagrams
+        self.script_engine = SandboxedScriptEngine(services)
+        registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+        _StateOnlyConverter(BpmnWorkflow, registry)
+        self._serializer = BpmnWorkflowSerializer(registry)
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock) -> BpmnWorkflow:
+        try:
+            spec = self.diagrams.specs[process_id]
+        except KeyError:
+            raise NotFound(f"the pack has no process {process_id!r}") from None
+        workflow = BpmnWorkflow(spec, self.diagrams.subprocess_specs[process_id], script_engine=self.script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        self.advance(workflow, clock)
+        return workflow
+
+    def advance(self, workflow: BpmnWorkflow, clock: clock_mod.Clock) -> None:
+        """Fire due timers and run engine steps until human input is needed."""
+        with clock_mod.bound(clock):
+            try:
+                workflow.refresh_timers()
+                workflow.do_engine_steps()
+                # do_engine_steps refreshes waiting tasks only at its end: a timer that became
+                # due opens a path that needs one more round.
+                for _ in range(8):
+                    if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                        break
+                    workflow.do_engine_steps()
+            except SpiffWorkflowException as exc:
+                raise EngineFault(f"the diagram failed while running: {exc}") from exc
+            except Exception as exc:  # a script/expression error inside the sandbox
+                raise EngineFault(f"the diagram failed while running: {type(exc).__name__}: {exc}") from exc
+
+    def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
+        return [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+
+    def complete(self, workflow: BpmnWorkflow, task_id: str, data: Mapping[str, Any], clock: clock_mod.Clock) -> Any:
+        task = self.find_task(workflow, task_id)
+        if not (task.state == TaskState.READY and task.task_spec.manual):
+            raise InvalidTransition("the task is not open", task=task_id)
+        task.set_data(**data)
+        with clock_mod.bound(clock):
+            try:
+                task.run()
+            except Exception as exc:
+                raise EngineFault(f"completing the task failed: {exc}", task=task_id) from exc
+        self.advance(workflow, clock)
+        return task
+
+    def find_task(self, workflow: BpmnWorkflow, task_id: str) -> Any:
+        try:
+            task = workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, KeyError, SpiffWorkflowException):
+            task = None
+        if task is None:
+            raise NotFound("no such task on this case", task=task_id)
+        return task
+
+    def send_signal(self, workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any], clock: clock_mod.Clock) -> None:
+        event = BpmnEvent(SignalEventDefinition(name), payload=dict(payload))
+        with clock_mod.bound(clock):
+            try:
+                workflow.send_event(event)
+            except SpiffWorkflowException:
+                raise InvalidTransition(f"nothing in the case waits for {name!r} now") from None
+        self.advance(workflow, clock)
+
+    # -- timers -------------------------------------------------------------
+    @staticmethod
+    def next_due(workflow: BpmnWorkflow) -> dt.datetime | None:
+        """The earliest pending timer of the workflow (aware UTC), or None."""
+        due: list[dt.datetime] = []
+        for event in workflow.waiting_events():
+            if event.event_type == "TimerEventDefinition" and event.value:
+                try:
+                    due.append(clock_mod.to_utc(dt.datetime.fromisoformat(event.value)))
+                except ValueError:
+                    continue
+        return min(due) if due else None
+
+    # -- persistence --------------------------------------------------------
+    def dump(self, workflow: BpmnWorkflow) -> bytes:
+        registry = self._serializer.registry
+        registry._encoder_mode = True  # Spiff's own switch for JSON-safe conversion
+        try:
+            dct = self._serializer.to_dict(workflow)
+        finally:
+            registry._encoder_mode = False
+        dct["format"] = STATE_FORMAT
+        dct[self._serializer.VERSION_KEY] = self._serializer.VERSION
+        raw = json.dumps(dct, separators=(",", ":"), cls=self._serializer._encoder_cls).encode()
+        return zlib.compress(raw, 6)
+
+    def load(self, blob: bytes, process_id: str) -> BpmnWorkflow:
+        dct = json.loads(zlib.decompress(blob))
+        fmt = dct.pop("format", STATE_FORMAT)
+        while fmt < STATE_FORMAT:
+            _MIGRATIONS[fmt](dct)
+            fmt += 1
+        self._serializer.migrate(dct)
+        spec = self.diagrams.specs[process_id]
+        workflow = self._serializer.from_dict(dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id])
+        workflow.script_engine = self.script_engine  # never the stock, unrestricted engine
+        return workflow
