@@ -1,0 +1,64 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from govflow import __version__
+from govflow.bootstrap import App
+
+from . import problems
+from .routes import cases, meta, tasks
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with a 413 problem, before they are parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problems.problem(413, "too-large", "Request too large", f"the request body exceeds {self.limit} bytes", scope.get("path", ""))
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
+    api = FastAPI(
+        title="govflow",
+        version=__version__,
+        description="Front-line governance workflows: report, dispatch, sign for, handle, call out, review, evaluate.",
+    )
+    api.state.govflow = app
+    problems.install(api)
+    for router in (meta.router, cases.router, tasks.router):
+        api.include_router(router)
+    api.add_middleware(BodyLimit, limit=max_request_bytes)
+    return api
