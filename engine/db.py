@@ -192,7 +192,12 @@ class PersonalDataAccess(Base):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create a SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    """Create a SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    ``postgresql://`` URLs use psycopg 3 (the driver govflow installs).
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
