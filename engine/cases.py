@@ -336,7 +336,7 @@ def _check_new_case(new: NewCase) -> None:
         errors.append({"loc": ["description"], "msg": "1 to 4000 characters"})
     if (new.lat is None) != (new.lng is None):
         errors.append({"loc": ["location"], "msg": "lat and lng go together"})
-    if new.lat is not None and not (-90 <= new.lat <= 90 and -180 <= new.lng <= 180):  # type: ignore[operator]
+    elif new.lat is not None and new.lng is not None and not (-90 <= new.lat <= 90 and -180 <= new.lng <= 180):
         errors.append({"loc": ["location"], "msg": "lat must be in [-90, 90] and lng in [-180, 180]"})
     if errors:
         raise InvalidInput("the report is invalid", errors=errors)
