@@ -82,6 +82,7 @@ class Authorizer:
             rm.matching_func = None
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str], bool] = {}
+        self._explained: dict[tuple[str, str, str], list[str]] = {}
         rows = [list(r) for r in policy_rows]
         if rows:
             self._enforcer.add_policies(rows)
@@ -106,6 +107,7 @@ class Authorizer:
             if rows:
                 self._enforcer.add_named_grouping_policies("g", [list(r) for r in rows])
             self._cache.clear()
+            self._explained.clear()
 
     def allowed(self, subject: str, domain: str, action: str) -> bool:
         key = (subject, domain, action)
@@ -120,7 +122,14 @@ class Authorizer:
         return result
 
     def explain(self, subject: str, domain: str, action: str) -> list[str]:
-        """The policy row that allowed a request (empty if denied)."""
+        """The policy row that allowed a request (empty if denied); cached like decisions."""
+        key = (subject, domain, action)
+        hit = self._explained.get(key)
+        if hit is not None:
+            return hit
         with self._lock:
             _, rule = self._enforcer.enforce_ex(subject, domain, action)
+            if len(self._explained) >= _CACHE_LIMIT:
+                self._explained.clear()
+            self._explained[key] = list(rule)
         return list(rule)

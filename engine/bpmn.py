@@ -142,13 +142,24 @@ def _structure_issues(root: etree._Element, filename: str) -> list[PackIssue]:
                 issues.append(PackIssue(filename, f"unsafe or invalid {'expression' if mode == 'eval' else 'script'}: {exc}", line=elem.sourceline, element=owner))
     if flow_nodes > MAX_FLOW_NODES:
         issues.append(PackIssue(filename, f"diagram has {flow_nodes} flow nodes; at most {MAX_FLOW_NODES} are allowed"))
+    # the XSD does not check references and Spiff's own message for a dangling one is misleading
+    ids = {e.get("id") for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        for attr in ("sourceRef", "targetRef"):
+            ref = flow.get(attr)
+            if ref and ref not in ids:
+                issues.append(PackIssue(filename, f"sequence flow {attr} {ref!r} names no element of this diagram", line=flow.sourceline, element=flow.get("id")))
     return issues
 
 
 def _scripts_of(elem: etree._Element, local: str) -> Iterable[tuple[str, str]]:
+    if local == "parameter" and elem.tag.startswith(f"{{{SPIFF_NS}}}") and (elem.get("value") or "").strip():
+        return ((elem.get("value").strip(), "eval"),)  # service task parameters are expressions
     text = (elem.text or "").strip()
     if not text:
         return ()
+    if local in ("messagePayload", "expression") and elem.tag.startswith(f"{{{SPIFF_NS}}}"):
+        return ((text, "eval"),)
     if local in ("conditionExpression", "payloadExpression", "timeDuration", "timeDate", "timeCycle", "inputExpression", "text", "loopCardinality", "completionCondition"):
         if local == "text" and etree.QName(elem.getparent()).localname not in ("inputEntry", "outputEntry", "inputExpression"):
             return ()
@@ -242,7 +253,7 @@ def compile_diagrams(files: Mapping[str, bytes], *, forms: Mapping[str, Any], st
             sub = parser.get_subprocess_specs(pid)
             BpmnWorkflow(spec, sub)  # surfaces missing called processes
         except ValidationException as exc:
-            issues.append(_from_validation(exc))
+            issues.append(_from_validation(exc, _file_of(parser, pid), pid))
             continue
         except SpiffWorkflowException as exc:
             issues.append(PackIssue(_file_of(parser, pid), str(exc), element=pid))
@@ -258,13 +269,13 @@ def compile_diagrams(files: Mapping[str, bytes], *, forms: Mapping[str, Any], st
     return CompiledDiagrams(specs, subs, user_tasks, frozenset(signals)), []
 
 
-def _from_validation(exc: ValidationException) -> PackIssue:
+def _from_validation(exc: ValidationException, file: str = "?", element: str | None = None) -> PackIssue:
     message = str(exc).split("\n")[0]
     return PackIssue(
-        getattr(exc, "file_name", None) or "?",
+        getattr(exc, "file_name", None) or file,
         message,
         line=getattr(exc, "line_number", None) or None,
-        element=getattr(exc, "id", None) or None,
+        element=getattr(exc, "id", None) or element,
     )
 
 

@@ -157,3 +157,7 @@ def principals_load(path: Path, database_url: DbOption = None) -> None:
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
