@@ -22,6 +22,7 @@ from govflow.engine.db import Base, make_engine
 from govflow.engine.identity import parse_principals, store_principals
 from govflow.engine.migrate import upgrade
 from govflow.engine.packs import LoadedPack, load_pack, read_folder
+from govflow.plugins import plugin_manager
 from govflow.settings import REFERENCE_PACK
 
 PG_URL = os.environ.get("GOVFLOW_TEST_DATABASE_URL")
@@ -36,9 +37,13 @@ def reference_files() -> dict[str, bytes]:
     return read_folder(REFERENCE_PACK)
 
 
+def plugin_calendar(district, settings):
+    return plugin_manager().hook.govflow_calendar(district=district, settings=dict(settings))
+
+
 @pytest.fixture(scope="session")
 def reference_pack(reference_files) -> LoadedPack:
-    return load_pack(reference_files)
+    return load_pack(reference_files, calendar_factory=plugin_calendar)
 
 
 @pytest.fixture(scope="session")

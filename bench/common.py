@@ -18,6 +18,7 @@ from govflow.engine.db import make_engine
 from govflow.engine.identity import parse_principals, store_principals
 from govflow.engine.migrate import upgrade
 from govflow.engine.packs import LoadedPack, load_pack, read_folder
+from govflow.plugins import plugin_manager
 from govflow.settings import REFERENCE_PACK
 
 PG_URL = os.environ.get("GOVFLOW_BENCH_DATABASE_URL") or os.environ.get("GOVFLOW_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -39,7 +40,8 @@ def fresh_database(kind: str) -> tuple[str, Engine]:
 
 
 def reference_pack() -> LoadedPack:
-    return load_pack(read_folder(REFERENCE_PACK))
+    pm = plugin_manager()
+    return load_pack(read_folder(REFERENCE_PACK), calendar_factory=lambda d, s: pm.hook.govflow_calendar(district=d, settings=dict(s)))
 
 
 def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True) -> App:

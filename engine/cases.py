@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from .catalog import ROLE_FOR_KIND
@@ -38,6 +38,7 @@ from .identity import Principal
 from .lifecycle import Stage, furthest
 from .packs import LoadedPack
 from .registry import PackRegistry
+from .runtime import Record
 
 CHANNELS = ("hotline_12345", "wechat", "app", "weibo", "grid_worker", "sensor", "web", "walk_in")
 
@@ -128,23 +129,26 @@ class CaseService:
         now = self.clock.now()
         case_id = uuid.uuid4()
         runtime = pack.runtime
+        records: list[Record] = []
         workflow = runtime.start(pack.manifest.process, {
             "case_id": str(case_id), "district": pack.catalog.district, "owner_unit": routing.owner,
-            "matter": routing.matter, "review_approved": None,
-        }, self.clock)
+            "matter": routing.matter, "tier": _tier(pack, routing.matter), "review_approved": None,
+        }, self.clock, records)
         row = {
             "id": case_id, "district": pack.catalog.district, "pack_name": pack.manifest.name, "pack_version": pack.manifest.version,
             "process_id": pack.manifest.process, "owner_unit": owner, "matter": routing.matter, "channel": new.channel,
             "description": new.description, "lat": new.lat, "lng": new.lng, "address": new.address,
             "reporter_name": new.reporter_name, "reporter_phone": new.reporter_phone, "reported_by": principal.id,
             "created_at": now, "updated_at": now, "closed_at": None, "version": 1,
+            "overdue_since": None, "escalated_to": None,
         }
         events = [
             Event("case.reported", {"channel": new.channel, "category": new.category, "has_location": new.lat is not None, "pack": f"{pack.manifest.name} {pack.manifest.version}"}),
             Event("case.routed" if routing.owner else "case.unroutable", {"matter": routing.matter, "street": routing.street, "owner": owner, "how": routing.how}),
         ]
+        events += self._record_events(pack, records, row, now)
         tasks, status = self._open_tasks(pack, workflow, row, now)
-        events += [Event("task.opened", {"task": t["name"], "unit": t["unit_code"], "assignee": t["assignee_user"]}) for t in tasks]
+        events += [_opened(t) for t in tasks]
         events.append(Event("case.stage", {"stage": status}))
         row.update(status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(events))
         event_rows = self._event_rows(case_id, 0, now, principal, power, events)
@@ -195,15 +199,18 @@ class CaseService:
         values = form.validate(data, pack.catalog, task=task_id)
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
-        runtime.complete(workflow, task_id, values, self.clock)
         changes: dict[str, Any] = {}
-        events = [Event("task.completed", {"task": task.name, "action": task.action, "form": data or {}})]
-        if task.action == "dispatch":
+        if "owner_unit" in values:  # dispatch / supervision decides who owns the case
             changes["owner_unit"] = values["owner_unit"]
-            if values.get("matter"):
-                changes["matter"] = values["matter"]
-            events.append(Event("case.dispatched", {"owner": values["owner_unit"], "matter": changes.get("matter", case.matter)}))
-        return self._save(principal, power, pack, case, workflow, events, changes)
+        if values.get("matter"):
+            changes["matter"] = values["matter"]
+            values["tier"] = _tier(pack, values["matter"])
+        records: list[Record] = []
+        runtime.complete(workflow, task_id, values, self.clock, records)
+        events = [Event("task.completed", {"task": task.name, "action": task.action, "form": data or {}})]
+        if changes:
+            events.append(Event("case.dispatched", {"owner": changes.get("owner_unit", case.owner_unit), "matter": changes.get("matter", case.matter)}))
+        return self._save(principal, power, pack, case, workflow, events, changes, records)
 
     def withdraw(self, principal: Principal, case_id: str, reason: str) -> Outcome:
         """The reporter withdraws the case before the result is submitted (撤回)."""
@@ -218,26 +225,33 @@ class CaseService:
             raise InvalidTransition("the case is already closed", case=case_id)
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
+        records: list[Record] = []
         try:
-            runtime.send_signal(workflow, "withdrawn", {"reason": reason}, self.clock)
+            runtime.send_signal(workflow, "withdrawn", {"reason": reason}, self.clock, records)
         except InvalidTransition:
             raise InvalidTransition("the case can no longer be withdrawn: its result has been submitted", case=case_id, status=case.status) from None
-        return self._save(principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {})
+        return self._save(principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {}, records)
 
-    def tick(self, case_id: uuid.UUID, *, actor: str = "system.timer") -> Outcome | None:
-        """Fire the case's due timers (no input); returns None if nothing changed."""
-        case = self._load(case_id)
+    def fire_timers(self, conn: Connection, case: Any) -> list[dict[str, Any]] | None:
+        """Fire the due timers of ``case`` (a row read under lock) inside ``conn``'s transaction.
+
+        Returns the events written, or None when no timer was due after all (only
+        ``next_due`` is refreshed then). Used by the timer worker (:mod:`.timers`).
+        """
         pack = self.packs.get(case.pack_name, case.pack_version)
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
-        before = {str(t.id) for t in runtime.open_tasks(workflow)}
-        runtime.advance(workflow, self.clock)
-        system = Principal(actor, actor, "system", case.district, None, ())
-        if {str(t.id) for t in runtime.open_tasks(workflow)} == before and runtime.next_due(workflow) == case.next_due:
+        records: list[Record] = []
+        runtime.advance(workflow, self.clock, records)
+        if not records:
+            next_due = runtime.next_due(workflow)
+            if next_due != case.next_due:
+                conn.execute(update(CaseRow).where(CaseRow.id == case.id).values(next_due=next_due))
             return None
-        return self._save(system, "timer", pack, case, workflow, [Event("timer.fired", {})], {})
+        timer = Principal(TIMER_ACTOR, "timer", "system", case.district, None, ())
+        return self._save(timer, "deadline", pack, case, workflow, [], {}, records, conn=conn).events
 
-    # -- internals -------------------------------------------------------------------
+    # -- internals    # -- internals -------------------------------------------------------------------
     def _load(self, case_id: uuid.UUID) -> Any:
         with self.db.connect() as conn:
             case = conn.execute(select(CaseRow).where(CaseRow.id == case_id)).first()
@@ -273,7 +287,8 @@ class CaseService:
                 role = ROLE_FOR_KIND[kind]
             rows.append({
                 "id": task.id, "case_id": case["id"], "name": info.name, "title": info.title, "stage": info.stage,
-                "action": info.action, "unit_code": unit, "role": role, "assignee_user": user, "due_at": None, "created_at": now,
+                "action": info.action, "unit_code": unit, "role": role, "assignee_user": user,
+                "due_at": pack.runtime.task_deadline(task), "created_at": now,
             })
             stages.append(info.stage)
         status = furthest(stages)
@@ -281,17 +296,28 @@ class CaseService:
             status = Stage.EVALUATED.value if not workflow.get_tasks(spec_name="case_withdrawn", state=TaskState.COMPLETED) else Stage.WITHDRAWN.value
         return rows, status
 
-    def _save(self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any, events: list[Event], changes: dict[str, Any]) -> Outcome:
+    def _save(
+        self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
+        events: list[Event], changes: dict[str, Any], records: list[Record], *, conn: Connection | None = None,
+    ) -> Outcome:
         now = self.clock.now()
         runtime = pack.runtime
         current = {**case._mapping, **changes}
+        events += self._record_events(pack, records, current, now)
+        if any(r.kind in ("deadline.overdue", "deadline.escalated") for r in records):
+            changes.setdefault("overdue_since", case.overdue_since or now)
+            changes["escalated_to"] = current["escalated_to"]
         tasks, status = self._open_tasks(pack, workflow, current, now)
-        with self.db.connect() as conn:
+        if conn is None:
+            with self.db.connect() as read:
+                open_before = {r.id: r for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
+        else:
             open_before = {r.id: r for r in conn.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
         new_tasks = [t for t in tasks if t["id"] not in open_before]
         gone = [tid for tid in open_before if tid not in {t["id"] for t in tasks}]
-        events += [Event("task.cancelled", {"task": open_before[tid].name}) for tid in gone if not any(e.kind == "task.completed" and e.data.get("task") == open_before[tid].name for e in events)]
-        events += [Event("task.opened", {"task": t["name"], "unit": t["unit_code"], "assignee": t["assignee_user"]}) for t in new_tasks]
+        completed = {e.data.get("task") for e in events if e.kind == "task.completed"}
+        events += [Event("task.cancelled", {"task": open_before[tid].name}) for tid in gone if open_before[tid].name not in completed]
+        events += [_opened(t) for t in new_tasks]
         if status != case.status:
             events.append(Event("case.stage", {"stage": status, "from": case.status}))
         closed = workflow.completed
@@ -303,17 +329,38 @@ class CaseService:
             "event_seq": case.event_seq + len(event_rows), "version": case.version + 1, "updated_at": now,
             "closed_at": case.closed_at or (now if closed else None),
         }
-        with self.db.begin() as conn:
-            result = conn.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(**values))
+
+        def write(c: Connection) -> None:
+            result = c.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(**values))
             if result.rowcount != 1:
                 raise ConcurrentUpdate("the case changed since it was read; nothing was written, retry on fresh state", case=str(case.id))
             if gone:
-                conn.execute(delete(CaseTask).where(CaseTask.id.in_(gone)))
+                c.execute(delete(CaseTask).where(CaseTask.id.in_(gone)))
             if new_tasks:
-                conn.execute(insert(CaseTask), new_tasks)
-            conn.execute(insert(CaseEvent), event_rows)
+                c.execute(insert(CaseTask), new_tasks)
+            c.execute(insert(CaseEvent), event_rows)
+
+        if conn is not None:
+            write(conn)  # the caller commits, then notifies
+            return Outcome(case.id, status, case.version + 1, event_rows)
+        with self.db.begin() as own:
+            write(own)
         self._notify(event_rows)
         return Outcome(case.id, status, case.version + 1, event_rows)
+
+    @staticmethod
+    def _record_events(pack: LoadedPack, records: list[Record], case: dict[str, Any], now: dt.datetime) -> list[Event]:
+        """Events for what diagram elements asked to record (reminders, overdue, escalations)."""
+        events = []
+        for record in records:
+            data: dict[str, Any] = {"element": record.element, **record.data, "owner": case.get("owner_unit")}
+            target = record.data.get("escalate_to")
+            if target == "command_centre":
+                data["escalate_to"] = pack.catalog.command_centre
+            if target:
+                case["escalated_to"] = data["escalate_to"]
+            events.append(Event(record.kind, data))
+        return events
 
     @staticmethod
     def _event_rows(case_id: uuid.UUID, seq: int, now: dt.datetime, principal: Principal, power: str, events: list[Event]) -> list[dict[str, Any]]:
@@ -326,6 +373,19 @@ class CaseService:
     def _notify(self, event_rows: list[dict[str, Any]]) -> None:
         for listener in self.listeners:
             listener(event_rows)
+
+
+TIMER_ACTOR = "system.timer"
+
+
+def _tier(pack: LoadedPack, matter: str | None) -> str | None:
+    found = pack.catalog.matters.get(matter) if matter else None
+    return found.tier if found else None
+
+
+def _opened(task: dict[str, Any]) -> Event:
+    return Event("task.opened", {"task": task["name"], "unit": task["unit_code"], "assignee": task["assignee_user"],
+                                 "due_at": task["due_at"].isoformat() if task["due_at"] else None})
 
 
 def _check_new_case(new: NewCase) -> None:

@@ -70,6 +70,11 @@ def bound(clock: Clock) -> Iterator[None]:
         _current.reset(token)
 
 
+def current() -> Clock:
+    """The clock bound to this context (system time when none is bound)."""
+    return _current.get() or SystemClock()
+
+
 class _ClockedDatetime(_dt.datetime):
     """A ``datetime`` whose ``now()`` follows the bound govflow clock."""
 

@@ -101,6 +101,7 @@ class CaseRow(Base):
     __table_args__ = (
         Index("ix_cases_next_due", "next_due"),
         Index("ix_cases_owner_status", "owner_unit", "status"),
+        Index("ix_cases_escalated_to", "escalated_to"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -126,6 +127,8 @@ class CaseRow(Base):
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     closed_at: Mapped[dt.datetime | None]
+    overdue_since: Mapped[dt.datetime | None]
+    escalated_to: Mapped[str | None] = mapped_column(String(64))
 
 
 class CaseTask(Base):

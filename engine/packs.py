@@ -2,12 +2,14 @@
 
 A pack is a set of files (a folder or a zip of one)::
 
-    pack.yaml            name, version, district, process, plugins, settings
+    pack.yaml            name, version, district, process, plugins, disabled_plugins,
+                         settings, extends (a base pack: see govflow.engine.pack_compose)
     catalog.yaml         district, units, matters           (govflow.engine.catalog)
     boundaries.geojson   street territories
     processes/*.bpmn     diagrams; processes/*.dmn decisions; processes/forms.yaml
     policies/model.conf  the Casbin model; policies/policy.csv its p rows
-    policies/*.yaml      responsibility list, demo principals
+    policies/responsibility.yaml  the responsibility list (govflow.engine.responsibility)
+    policies/*.yaml      demo principals
 
 :func:`load_pack` validates *everything* and either returns an immutable
 :class:`LoadedPack` or raises :class:`~govflow.engine.errors.PackError` listing
@@ -30,11 +32,16 @@ import yaml
 
 from .authz import Authorizer, parse_policy_rows
 from .bpmn import CompiledDiagrams, compile_diagrams
+from .calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
 from .catalog import Catalog, Territory, parse_boundaries, parse_catalog
+from .decisions import Decisions, compile_decisions
 from .errors import PackError, PackIssue
 from .forms import Form, parse_forms
 from .lifecycle import Stage
+from .pack_compose import BaseResolver, compose, parse_extends
+from .responsibility import ResponsibilityList, parse_responsibility
 from .runtime import Runtime
+from .sandbox import SandboxedScriptEngine
 
 MAX_FILES = 200
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -47,6 +54,13 @@ _ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojso
 
 @dataclass(frozen=True)
 class Manifest:
+    """``pack.yaml``: what the pack is, for which district, and which plugins it enables.
+
+    ``plugins`` names the plugins the pack enables (district plugins act only for
+    packs that list them); built-in plugins act for every pack unless listed in
+    ``disabled_plugins``. ``composition`` records the base of an extended pack.
+    """
+
     name: str
     version: str
     district: str
@@ -54,6 +68,8 @@ class Manifest:
     description: str = ""
     plugins: tuple[str, ...] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    disabled_plugins: tuple[str, ...] = ()
+    composition: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +87,8 @@ class LoadedPack:
     files: dict[str, bytes]
     content_hash: str
     extra: dict[str, Any] = field(default_factory=dict)
+    responsibility: ResponsibilityList | None = None
+    decisions: Decisions | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -199,16 +217,64 @@ def _manifest(data: Any, issues: list[PackIssue]) -> Manifest | None:
     plugins = data.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         problems.append("plugins must be a list of plugin names")
+    disabled = data.get("disabled_plugins") or []
+    if not isinstance(disabled, list) or not all(isinstance(p, str) for p in disabled):
+        problems.append("disabled_plugins must be a list of plugin names")
+    elif isinstance(plugins, list) and set(plugins) & set(disabled):
+        problems.append(f"plugins {sorted(set(plugins) & set(disabled))} are both enabled and disabled")
+    composition = data.get("composition") or {}
+    if not isinstance(composition, dict):
+        problems.append("composition must be a mapping (it is written by govflow when a pack extends another)")
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
         problems.append("settings must be a mapping")
-    unknown = set(data) - {"name", "version", "district", "process", "description", "plugins", "settings", "extends"}
+    unknown = set(data) - {"name", "version", "district", "process", "description", "plugins", "disabled_plugins", "settings", "extends", "composition"}
     if unknown:
         problems.append(f"unknown keys {sorted(unknown)}")
     issues += [PackIssue("pack.yaml", p) for p in problems]
     if problems:
         return None
-    return Manifest(name, version, str(data["district"]), str(data["process"]), str(data.get("description", "")), tuple(plugins), settings)
+    return Manifest(
+        name, version, str(data["district"]), str(data["process"]), str(data.get("description", "")),
+        tuple(plugins), settings, tuple(disabled), composition,
+    )
+
+
+def _line_of_key(content: bytes, key: str) -> int | None:
+    for lineno, line in enumerate(content.decode("utf-8", "replace").splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return lineno
+    return None
+
+
+def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | None) -> dict[str, bytes]:
+    """The effective files of a pack: composed over its base when ``pack.yaml`` says ``extends``.
+
+    Raises :class:`PackError` when the base cannot be found or the files do not merge.
+    """
+    files = dict(files)
+    if "pack.yaml" not in files:
+        return files
+    issues: list[PackIssue] = []
+    raw = _yaml(files, "pack.yaml", issues)
+    if not isinstance(raw, dict) or raw.get("extends") is None:
+        return files
+    line = _line_of_key(files["pack.yaml"], "extends")
+    ref = parse_extends(raw["extends"])
+    if ref is None:
+        raise PackError("pack.yaml: extends is malformed", issues=[PackIssue("pack.yaml", "extends must be a pack name, name@version, or {pack: name, version: x}", line=line)])
+    if resolve_base is None:
+        raise PackError(f"pack.yaml extends {ref}, but no deployed packs are at hand to resolve it", issues=[PackIssue("pack.yaml", f"extends {ref}: no base pack can be resolved here", line=line)])
+    try:
+        base = resolve_base(ref.name, ref.version)
+    except PackError as exc:
+        raise PackError(f"the base pack {ref} is invalid", issues=[PackIssue("pack.yaml", f"extends {ref}: the base does not load: {exc.message}", line=line), *exc.issues]) from None
+    except LookupError as exc:
+        raise PackError(f"the base pack {ref} is not available", issues=[PackIssue("pack.yaml", f"extends {ref}: {exc.args[0] if exc.args else 'not found'}", line=line)]) from None
+    effective, issues = compose(files, base, ref, content_hash(base))
+    if issues:
+        raise PackError(f"the pack does not merge with its base {ref}: {len(issues)} issue(s)", issues=issues)
+    return effective
 
 
 def load_pack(
@@ -216,9 +282,15 @@ def load_pack(
     *,
     services: Mapping[str, Callable[..., Any]] | None = None,
     available_plugins: Iterable[str] | None = None,
+    resolve_base: BaseResolver | None = None,
+    calendar_factory: Callable[[str, Mapping[str, Any]], WorkCalendar | None] | None = None,
 ) -> LoadedPack:
-    """Validate and compile a pack; raise :class:`PackError` listing every issue."""
-    files = dict(files)
+    """Validate and compile a pack; raise :class:`PackError` listing every issue.
+
+    ``calendar_factory(district, settings)`` supplies the district's working-day
+    calendar (the ``govflow_calendar`` plugin hook); Monday–Friday without one.
+    """
+    files = resolve_extends(files, resolve_base)
     issues: list[PackIssue] = []
     manifest = _manifest(_yaml(files, "pack.yaml", issues), issues)
     catalog, cat_issues = (None, [])
@@ -237,9 +309,17 @@ def load_pack(
         issues.append(PackIssue("pack.yaml", f"district {manifest.district!r} differs from catalog.yaml's {catalog.district!r}"))
     if manifest and available_plugins is not None:
         known = set(available_plugins)
-        for plugin in manifest.plugins:
+        line = _line_of_key(files["pack.yaml"], "plugins")
+        for plugin in manifest.plugins + manifest.disabled_plugins:
             if plugin not in known:
-                issues.append(PackIssue("pack.yaml", f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})"))
+                issues.append(PackIssue("pack.yaml", f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})", line=line))
+    responsibility = None
+    if catalog is not None:
+        if "policies/responsibility.yaml" in files:
+            responsibility, resp_issues = parse_responsibility(files["policies/responsibility.yaml"], catalog)
+            issues += resp_issues
+        else:
+            issues.append(PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)"))
 
     forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
     issues += form_issues
@@ -260,6 +340,20 @@ def load_pack(
     if diagrams is not None and manifest is not None and manifest.process not in diagrams.specs:
         issues.append(PackIssue("pack.yaml", f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})"))
 
+    decisions = None
+    if diagrams is not None:
+        decisions, decision_issues = compile_decisions(diagram_files, SandboxedScriptEngine(services))
+        issues += decision_issues
+    owner_decision = ((manifest.settings.get("dispatch") or {}).get("owner_decision") if manifest else None)
+    if owner_decision and decisions is not None and owner_decision not in decisions:
+        issues.append(PackIssue("pack.yaml", f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})", element=str(owner_decision)))
+
+    deadlines = None
+    if manifest is not None:
+        calendar = (calendar_factory(manifest.district, manifest.settings) if calendar_factory else None) or WeekdayCalendar()
+        deadlines, deadline_issues = parse_deadline_settings(manifest.settings, calendar)
+        issues += deadline_issues
+
     if issues or manifest is None or catalog is None or territory is None or diagrams is None:
         raise PackError(f"pack {manifest.name + ' ' + manifest.version if manifest else ''} is invalid: {len(issues)} issue(s)".replace("  ", " "), issues=issues)
     return LoadedPack(
@@ -268,9 +362,11 @@ def load_pack(
         territory=territory,
         forms=forms,
         diagrams=diagrams,
-        runtime=Runtime(diagrams, services),
+        runtime=Runtime(diagrams, services, deadlines),
         policy_model=model_text,
         policy_rows=rows,
         files=files,
         content_hash=content_hash(files),
+        responsibility=responsibility,
+        decisions=decisions,
     )

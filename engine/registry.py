@@ -32,9 +32,11 @@ class PackRegistry:
         *,
         services: Mapping[str, Callable[..., Any]] | None = None,
         available_plugins: Iterable[str] | None = None,
+        calendar_factory: Callable[[str, Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self._db = db
         self._services = dict(services or {})
+        self._calendar_factory = calendar_factory
         self._plugins = list(available_plugins) if available_plugins is not None else None
         self._loaded: dict[tuple[str, str], LoadedPack] = {}
         self._authz: dict[tuple[str, str], Authorizer] = {}
@@ -44,7 +46,7 @@ class PackRegistry:
 
     # -- deployment ---------------------------------------------------------
     def compile(self, files: Mapping[str, bytes]) -> LoadedPack:
-        return load_pack(files, services=self._services, available_plugins=self._plugins)
+        return load_pack(files, services=self._services, available_plugins=self._plugins, calendar_factory=self._calendar_factory)
 
     def deploy(self, pack: LoadedPack, *, actor: str, now: dt.datetime, activate: bool = True) -> bool:
         """Store a validated pack version; returns False if this exact version was already there.

@@ -33,10 +33,14 @@ from SpiffWorkflow.util.task import TaskState
 
 from . import clock as clock_mod
 from .bpmn import CompiledDiagrams
+from .calendar import DeadlinePolicy
 from .errors import EngineFault, InvalidTransition, NotFound
 from .sandbox import SandboxedScriptEngine
 
 STATE_FORMAT = 1
+
+#: Spiff reports pending timers under their concrete class names.
+_TIMER_EVENT_TYPES = frozenset({"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
 
 #: state-format migrations: from-version -> function(dict) that upgrades in place.
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
@@ -65,25 +69,64 @@ class _StateOnlyConverter(BpmnWorkflowConverter):
 
 
 @dataclass(frozen=True)
-class OpenTask:
-    """A READY user task as the engine sees it."""
+class Record:
+    """A fact a diagram element asks to put on the case's record when it completes.
 
-    id: str
-    name: str
+    Elements declare it with spiffworkflow properties: ``record`` (the event
+    kind, e.g. ``deadline.overdue``) and any other properties (``step``,
+    ``escalate_to``), which travel as the event's data.
+    """
+
+    kind: str
+    element: str
+    data: dict[str, str]
+
+
+def _recorder(records: list[Record] | None) -> Callable[[Any], None] | None:
+    if records is None:
+        return None
+
+    def did_complete(task: Any) -> None:
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties") or {}
+        kind = props.get("record")
+        if kind:
+            data = {k: v for k, v in props.items() if k != "record"}
+            records.append(Record(kind, task.task_spec.name, data))
+
+    return did_complete
 
 
 class Runtime:
     """Runs diagrams of one compiled pack version with the sandbox and an injected clock."""
 
-    def __init__(self, diagrams: CompiledDiagrams, services: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        diagrams: CompiledDiagrams,
+        services: Mapping[str, Callable[..., Any]] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+    ) -> None:
         self.diagrams = diagrams
-        self.script_engine = SandboxedScriptEngine(services)
+        self.deadlines = deadlines
+        self.script_engine = SandboxedScriptEngine(services, self._deadline_functions() if deadlines else None)
         registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
         _StateOnlyConverter(BpmnWorkflow, registry)
         self._serializer = BpmnWorkflowSerializer(registry)
 
+    def _deadline_functions(self) -> dict[str, Callable[..., str]]:
+        """``due(step, tier)`` and ``remind(step, tier)`` for timer expressions (ISO-8601 UTC)."""
+        policy = self.deadlines
+        assert policy is not None
+
+        def due(step: str, tier: str | None = None) -> str:
+            return policy.due(step, tier, clock_mod.current().now()).isoformat()
+
+        def remind(step: str, tier: str | None = None) -> str:
+            return policy.remind(step, tier, clock_mod.current().now()).isoformat()
+
+        return {"due": due, "remind": remind}
+
     # -- lifecycle ----------------------------------------------------------
-    def start(self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock) -> BpmnWorkflow:
+    def start(self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> BpmnWorkflow:
         try:
             spec = self.diagrams.specs[process_id]
         except KeyError:
@@ -91,17 +134,20 @@ class Runtime:
         workflow = BpmnWorkflow(spec, self.diagrams.subprocess_specs[process_id], script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
-        self.advance(workflow, clock)
+        self.advance(workflow, clock, records)
         return workflow
 
-    def advance(self, workflow: BpmnWorkflow, clock: clock_mod.Clock) -> None:
-        """Fire due timers and run engine steps until human input is needed."""
+    def advance(self, workflow: BpmnWorkflow, clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
+        """Fire due timers and run engine steps until human input is needed.
+
+        Elements with a ``record`` property that complete are appended to ``records``.
+        """
         with clock_mod.bound(clock):
             try:
                 # do_engine_steps refreshes waiting tasks only at its end, so a timer that
                 # became due must be refreshed first to run its path in this same step.
                 workflow.refresh_timers()
-                workflow.do_engine_steps()
+                workflow.do_engine_steps(did_complete_task=_recorder(records))
             except SpiffWorkflowException as exc:
                 raise EngineFault(f"the diagram failed while running: {exc}") from exc
             except Exception as exc:  # a script/expression error inside the sandbox
@@ -110,7 +156,7 @@ class Runtime:
     def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
         return [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
 
-    def complete(self, workflow: BpmnWorkflow, task_id: str, data: Mapping[str, Any], clock: clock_mod.Clock) -> Any:
+    def complete(self, workflow: BpmnWorkflow, task_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> Any:
         task = self.find_task(workflow, task_id)
         if not (task.state == TaskState.READY and task.task_spec.manual):
             raise InvalidTransition("the task is not open", task=task_id)
@@ -120,7 +166,7 @@ class Runtime:
                 task.run()
             except Exception as exc:
                 raise EngineFault(f"completing the task failed: {exc}", task=task_id) from exc
-        self.advance(workflow, clock)
+        self.advance(workflow, clock, records)
         return task
 
     def find_task(self, workflow: BpmnWorkflow, task_id: str) -> Any:
@@ -132,22 +178,42 @@ class Runtime:
             raise NotFound("no such task on this case", task=task_id)
         return task
 
-    def send_signal(self, workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any], clock: clock_mod.Clock) -> None:
+    def send_signal(self, workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
         event = BpmnEvent(SignalEventDefinition(name), payload=dict(payload))
         with clock_mod.bound(clock):
             try:
                 workflow.send_event(event)
             except SpiffWorkflowException:
                 raise InvalidTransition(f"nothing in the case waits for {name!r} now") from None
-        self.advance(workflow, clock)
+        self.advance(workflow, clock, records)
 
     # -- timers -------------------------------------------------------------
+    @staticmethod
+    def task_deadline(task: Any) -> dt.datetime | None:
+        """The due time of an open user task: its earliest pending overdue/escalation timer."""
+        parent = task.parent
+        if parent is None:
+            return None
+        due: list[dt.datetime] = []
+        for sibling in parent.children:
+            spec = sibling.task_spec
+            props = (getattr(spec, "extensions", None) or {}).get("properties") or {}
+            if sibling is task or props.get("record") not in ("deadline.overdue", "deadline.escalated"):
+                continue
+            value = sibling._get_internal_data("event_value") if sibling.state == TaskState.WAITING else None
+            if isinstance(value, str):
+                try:
+                    due.append(clock_mod.to_utc(dt.datetime.fromisoformat(value)))
+                except ValueError:
+                    continue
+        return min(due) if due else None
+
     @staticmethod
     def next_due(workflow: BpmnWorkflow) -> dt.datetime | None:
         """The earliest pending timer of the workflow (aware UTC), or None."""
         due: list[dt.datetime] = []
         for event in workflow.waiting_events():
-            if event.event_type == "TimerEventDefinition" and event.value:
+            if event.event_type in _TIMER_EVENT_TYPES and isinstance(event.value, str):
                 try:
                     due.append(clock_mod.to_utc(dt.datetime.fromisoformat(event.value)))
                 except ValueError:

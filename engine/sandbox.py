@@ -93,9 +93,11 @@ def check_script(source: str, *, mode: str = "exec") -> None:
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     """Spiff script environment that evaluates through RestrictedPython."""
 
-    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
         super().__init__({})
         self._services = dict(services or {})
+        #: trusted engine functions diagrams may call in expressions (e.g. due, remind)
+        self._functions = dict(functions or {})
         self._eval_cache: dict[str, Any] = {}
         self._exec_cache: dict[str, Any] = {}
 
@@ -115,20 +117,20 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     # -- Spiff environment API ---------------------------------------------
     def evaluate(self, expression: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> Any:
         code = self._compiled(expression, "eval")
-        scope = dict(_GUARDS)
-        if external_context:
-            scope.update(external_context)
+        scope = dict(self._functions)
+        scope.update(external_context or {})
         scope.update(context)
+        scope.update(_GUARDS)  # last: task data can never replace a guard
         return eval(code, scope)  # noqa: S307 - restricted bytecode, guarded scope
 
     def execute(self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> bool:
         code = self._compiled(script, "exec")
-        scope = dict(_GUARDS)
-        if external_context:
-            scope.update(external_context)
+        scope = dict(self._functions)
+        scope.update(external_context or {})
         scope.update(context)
+        scope.update(_GUARDS)  # last: task data can never replace a guard
         exec(code, scope)  # noqa: S102 - restricted bytecode, guarded scope
-        skip = set(_GUARDS) | set(external_context or {})
+        skip = set(_GUARDS) | set(external_context or {}) | set(self._functions)
         for key in list(context):
             if key not in scope:
                 del context[key]
@@ -149,8 +151,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 class SandboxedScriptEngine(PythonScriptEngine):
     """A Spiff script engine whose environment is :class:`RestrictedEnvironment`."""
 
-    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None) -> None:
-        super().__init__(environment=RestrictedEnvironment(services))
+    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+        super().__init__(environment=RestrictedEnvironment(services, functions))
 
     def validate(self, expression: str) -> None:
         check_script(expression, mode="eval")

@@ -69,7 +69,10 @@ def build(database_url: str, *, clock: Clock | None = None, extra_plugins: list[
         services.update(result or {})
     engine = db or make_engine(database_url)
     plugin_names = [name for name, _ in pm.list_name_plugin()]
-    packs = PackRegistry(engine, services=services, available_plugins=plugin_names)
+    packs = PackRegistry(
+        engine, services=services, available_plugins=plugin_names,
+        calendar_factory=lambda district, settings: pm.hook.govflow_calendar(district=district, settings=dict(settings)),
+    )
 
     def notify(events: Any) -> None:
         try:

@@ -100,7 +100,7 @@ def worker(
     while True:
         report = fire_due(govflow_app.cases, batch=batch)
         if report.due:
-            console.print(f"due {report.due} fired {report.fired} conflicts {report.conflicts} failed {report.failed}")
+            console.print(f"due {report.due} fired {report.fired} idle {report.idle} conflicts {report.conflicts} failed {report.failed}")
         if once:
             return
         if report.due < batch:

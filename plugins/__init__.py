@@ -23,7 +23,7 @@ from . import hookspecs
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
 #: govflow's own behaviour, registered like any district's plugin.
-BUILTIN = ("govflow.plugins.builtin.dispatch",)
+BUILTIN = ("govflow.plugins.builtin.dispatch", "govflow.plugins.builtin.calendar")
 
 log = logging.getLogger(__name__)
 

@@ -68,3 +68,17 @@ def govflow_service_functions() -> dict[str, Any]:
 
     Return ``{name: callable}``; results from all plugins are merged.
     """
+
+
+@hookspec(firstresult=True)
+def govflow_calendar(district: str, settings: dict[str, Any]) -> Any | None:
+    """The working-day calendar of a district (for deadlines in working hours/days).
+
+    Called once when a pack version is compiled, with the pack's district code
+    and its manifest ``settings``. Return an object with
+    ``is_workday(day: datetime.date) -> bool`` (``govflow.engine.calendar.WorkCalendar``),
+    or ``None`` to defer. The built-in ``calendar`` plugin answers with China's
+    statutory holidays and adjusted working days (chinese-calendar) plus the
+    pack's ``settings.closures`` (local non-working dates) and
+    ``settings.extra_workdays``. *First result wins.*
+    """

@@ -23,7 +23,7 @@ UTC = dt.timezone.utc
 
 
 def case_data(**overrides):
-    data = dict(case_id="c-1", district="gulou", owner_unit="gulou.dongjie", matter="road.pothole", review_approved=None)
+    data = dict(case_id="c-1", district="gulou", owner_unit="gulou.dongjie", matter="road.pothole", tier="simple", review_approved=None)
     data.update(overrides)
     return data
 
@@ -178,9 +178,11 @@ def test_review_sent_back_returns_to_handling(runtime, clock):
     assert open_names(runtime, restored) == ["evaluate"]
 
 
-def test_reference_process_has_no_timer(runtime, clock):
+def test_reference_process_sign_for_deadline_is_ten_minutes(runtime, clock):
     workflow = runtime.start(PID, case_data(), clock)
-    assert Runtime.next_due(workflow) is None
+    assert Runtime.next_due(workflow) == clock.now() + dt.timedelta(minutes=10)
+    sign_for = runtime.open_tasks(workflow)[0]
+    assert Runtime.task_deadline(sign_for) == clock.now() + dt.timedelta(minutes=10)
 
 
 # -- timers --------------------------------------------------------------------------------
