@@ -94,6 +94,8 @@ class CaseOut(BaseModel):
     pack: PackRef
     open_tasks: list[TaskOut]
     next_deadline: dt.datetime | None
+    overdue_since: dt.datetime | None
+    escalated_to: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
     closed_at: dt.datetime | None

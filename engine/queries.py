@@ -81,6 +81,8 @@ class CaseQueries:
             "pack": {"name": case.pack_name, "version": case.pack_version},
             "open_tasks": [task_view(t) for t in tasks],
             "next_deadline": min(deadlines) if deadlines else None,
+            "overdue_since": case.overdue_since,
+            "escalated_to": case.escalated_to,
             "created_at": case.created_at,
             "updated_at": case.updated_at,
             "closed_at": case.closed_at,

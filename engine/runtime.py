@@ -234,7 +234,10 @@ class Runtime:
         return zlib.compress(raw, 1)
 
     def load(self, blob: bytes, process_id: str) -> BpmnWorkflow:
-        dct = json.loads(zlib.decompress(blob))
+        try:
+            dct = json.loads(zlib.decompress(blob))
+        except (zlib.error, ValueError) as exc:
+            raise EngineFault(f"the stored workflow state is unreadable: {exc}") from exc
         fmt = dct.pop("format", STATE_FORMAT)
         while fmt < STATE_FORMAT:
             _MIGRATIONS[fmt](dct)
