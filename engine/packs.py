@@ -280,12 +280,17 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
 def load_pack(
     files: Mapping[str, bytes],
     *,
-    services: Mapping[str, Callable[..., Any]] | None = None,
+    services: Mapping[str, Callable[..., Any]] | Callable[[Manifest], Mapping[str, Callable[..., Any]]] | None = None,
     available_plugins: Iterable[str] | None = None,
     resolve_base: BaseResolver | None = None,
     calendar_factory: Callable[[str, Mapping[str, Any]], WorkCalendar | None] | None = None,
 ) -> LoadedPack:
     """Validate and compile a pack; raise :class:`PackError` listing every issue.
+
+    ``services`` are the functions BPMN service tasks may call by name, or a
+    callable giving them for the pack's manifest (the functions of the plugins
+    the pack enables). ``resolve_base`` finds the base of a pack that
+    ``extends`` another (see :mod:`govflow.engine.pack_compose`).
 
     ``calendar_factory(district, settings)`` supplies the district's working-day
     calendar (the ``govflow_calendar`` plugin hook); Monday–Friday without one.
@@ -340,6 +345,8 @@ def load_pack(
     if diagrams is not None and manifest is not None and manifest.process not in diagrams.specs:
         issues.append(PackIssue("pack.yaml", f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})"))
 
+    if callable(services):
+        services = services(manifest) if manifest is not None else {}
     decisions = None
     if diagrams is not None:
         decisions, decision_issues = compile_decisions(diagram_files, SandboxedScriptEngine(services))

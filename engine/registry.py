@@ -4,13 +4,24 @@
 loading a version's files from the ``pack_versions`` table the first time a
 case of that version is touched, so every API or worker process can serve any
 version. It also owns the principals → Casbin grants of each pack version.
+
+Versions are immutable: a (name, version) holds one content hash forever. What
+is stored is the *effective* pack (an extended pack already composed over its
+base, see :mod:`govflow.engine.pack_compose`), so a version never changes when
+its base is redeployed. One version per district is active: new cases start on
+it; running cases stay on the version they started on (``govflow pack migrate``
+moves them explicitly). Which version is active is read from the database and
+cached for :attr:`PackRegistry.ACTIVE_TTL` seconds, so an activation or rollback
+made by one process reaches every other process within that time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,35 +29,57 @@ from sqlalchemy.engine import Engine
 
 from .authz import Authorizer
 from .db import PackVersion, Principal as PrincipalRow
-from .errors import Conflict, NotFound, Unauthenticated
+from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .identity import Principal, from_row, grants_for, hash_token
 from .packs import LoadedPack, files_to_zip, load_pack, read_zip
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One deployed pack version as listed by ``govflow pack list`` and ``GET /api/v1/packs``."""
+
+    name: str
+    version: str
+    district: str
+    content_hash: str
+    active: bool
+    deployed_at: dt.datetime
+    deployed_by: str
 
 
 class PackRegistry:
     """Compiled packs by (name, version) and the active version of each district."""
 
+    #: seconds an active-version look-up is cached (activations by other processes show up after this)
+    ACTIVE_TTL = 2.0
+
     def __init__(
         self,
         db: Engine,
         *,
-        services: Mapping[str, Callable[..., Any]] | None = None,
+        services: Mapping[str, Callable[..., Any]] | Callable[[Any], Mapping[str, Callable[..., Any]]] | None = None,
         available_plugins: Iterable[str] | None = None,
         calendar_factory: Callable[[str, Mapping[str, Any]], Any] | None = None,
     ) -> None:
         self._db = db
-        self._services = dict(services or {})
+        self._services = services if callable(services) else dict(services or {})
         self._calendar_factory = calendar_factory
         self._plugins = list(available_plugins) if available_plugins is not None else None
         self._loaded: dict[tuple[str, str], LoadedPack] = {}
         self._authz: dict[tuple[str, str], Authorizer] = {}
         self._granted: dict[tuple[str, str], set[str]] = {}
-        self._active: dict[str, tuple[str, str]] = {}
+        self._active: dict[str, tuple[tuple[str, str], float]] = {}
         self._lock = threading.RLock()
+
+    @property
+    def db(self) -> Engine:
+        """The database the versions are stored in."""
+        return self._db
 
     # -- deployment ---------------------------------------------------------
     def compile(self, files: Mapping[str, bytes]) -> LoadedPack:
-        return load_pack(files, services=self._services, available_plugins=self._plugins, calendar_factory=self._calendar_factory)
+        """Validate and compile pack files (an ``extends`` is resolved against the deployed versions)."""
+        return load_pack(files, services=self._services, available_plugins=self._plugins, resolve_base=self.resolve_base, calendar_factory=self._calendar_factory)
 
     def deploy(self, pack: LoadedPack, *, actor: str, now: dt.datetime, activate: bool = True) -> bool:
         """Store a validated pack version; returns False if this exact version was already there.
@@ -73,8 +106,64 @@ class PackRegistry:
         with self._lock:
             self._loaded[pack.key] = pack
             if activate:
-                self._active[pack.manifest.district] = pack.key
+                self._active[pack.manifest.district] = (pack.key, time.monotonic())
         return created
+
+    def activate(self, name: str, version: str) -> LoadedPack:
+        """Make a deployed version the active one of its district (new cases start on it)."""
+        pack = self.get(name, version)
+        district = pack.manifest.district
+        with self._db.begin() as conn:
+            conn.execute(update(PackVersion).where(PackVersion.district == district).values(active=False))
+            conn.execute(update(PackVersion).where(PackVersion.name == name, PackVersion.version == version).values(active=True))
+        with self._lock:
+            self._active[district] = (pack.key, time.monotonic())
+        return pack
+
+    def rollback(self, district: str) -> LoadedPack:
+        """Re-activate the version of ``district`` deployed just before the active one.
+
+        Running cases are not touched (each finishes on its own version).
+        """
+        versions = [v for v in self.versions() if v.district == district]
+        current = next((i for i, v in enumerate(versions) if v.active), None)
+        if current is None:
+            raise NotFound(f"no active process pack for district {district!r}", district=district)
+        if current == 0:
+            raise InvalidInput(f"{versions[0].name} {versions[0].version} is the first version deployed for {district}; there is nothing to roll back to", district=district)
+        previous = versions[current - 1]
+        return self.activate(previous.name, previous.version)
+
+    def versions(self, district: str | None = None) -> list[VersionInfo]:
+        """Every deployed version, oldest first (optionally of one district)."""
+        query = select(PackVersion.name, PackVersion.version, PackVersion.district, PackVersion.content_hash,
+                       PackVersion.active, PackVersion.deployed_at, PackVersion.deployed_by).order_by(PackVersion.id)
+        if district:
+            query = query.where(PackVersion.district == district)
+        with self._db.connect() as conn:
+            return [VersionInfo(*row) for row in conn.execute(query)]
+
+    def archive(self, name: str, version: str) -> bytes:
+        """The stored zip of a version (the effective pack: what its cases run)."""
+        with self._db.connect() as conn:
+            archive = conn.execute(select(PackVersion.archive).where(PackVersion.name == name, PackVersion.version == version)).scalar()
+        if archive is None:
+            raise NotFound(f"pack {name} {version} is not deployed", pack=name, version=version)
+        return archive
+
+    def resolve_base(self, name: str, version: str | None) -> Mapping[str, bytes]:
+        """The effective files of a base pack for ``extends``: a pinned version, else the
+        active version of that name, else its newest deployed version."""
+        if version is None:
+            candidates = [v for v in self.versions() if v.name == name]
+            if not candidates:
+                raise LookupError(f"pack {name} is not deployed; deploy the base pack first")
+            chosen = next((v for v in candidates if v.active), candidates[-1])
+            version = chosen.version
+        try:
+            return self.get(name, version).files
+        except NotFound:
+            raise LookupError(f"pack {name} {version} is not deployed; deploy the base pack first") from None
 
     # -- look-ups -----------------------------------------------------------
     def get(self, name: str, version: str) -> LoadedPack:
@@ -94,10 +183,12 @@ class PackRegistry:
 
     def active(self, district: str | None = None) -> LoadedPack:
         """The active pack of ``district`` (or the only district, when there is one)."""
+        now = time.monotonic()
         with self._lock:
             if district is None and len(self._active) == 1:
                 district = next(iter(self._active))
-            key = self._active.get(district or "")
+            cached = self._active.get(district or "")
+        key = cached[0] if cached is not None and now - cached[1] < self.ACTIVE_TTL else None
         if key is None:
             with self._db.connect() as conn:
                 query = select(PackVersion.name, PackVersion.version, PackVersion.district).where(PackVersion.active.is_(True))
@@ -109,7 +200,7 @@ class PackRegistry:
                 raise NotFound(f"no active process pack for {what}", district=district)
             key = (rows[0].name, rows[0].version)
             with self._lock:
-                self._active[rows[0].district] = key
+                self._active[rows[0].district] = (key, now)
         return self.get(*key)
 
     def districts(self) -> list[str]:

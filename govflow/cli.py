@@ -107,17 +107,50 @@ def worker(
             time.sleep(interval)
 
 
+BaseOption = Annotated[list[Path], typer.Option("--base", help="a base pack folder for `extends` (the reference pack is always known)")]
+
+
+def _read_pack_files(path: Path) -> dict[str, bytes]:
+    from govflow.engine.packs import read_folder, read_zip
+
+    return read_zip(path.read_bytes()) if path.suffix == ".zip" else read_folder(path)
+
+
+def _offline_resolver(bases: list[Path]):
+    """Resolve `extends` from folders (the reference pack and --base folders), without a database."""
+    from govflow.engine.packs import load_pack, read_folder
+
+    def resolve(name: str, version: str | None):
+        for folder in [*bases, _settings().pack_path]:
+            files = read_folder(folder)
+            pack = load_pack(files, resolve_base=resolve)
+            if pack.manifest.name == name and version in (None, pack.manifest.version):
+                return pack.files
+        raise LookupError(f"no base pack {name}{'@' + version if version else ''} among {[str(b) for b in bases] + ['the reference pack']}")
+
+    return resolve
+
+
+def _refused(exc) -> None:
+    console.print(f"[red]refused:[/] {exc.message}")
+    for issue in getattr(exc, "issues", []):
+        print(str(issue))
+    for err in getattr(exc, "errors", []):
+        print(err)
+    raise typer.Exit(1)
+
+
 @pack_app.command("validate")
-def pack_validate(path: Path) -> None:
-    """Validate a pack folder (or .zip): XML safety, schema, scripts, Spiff parse, catalog, policies."""
+def pack_validate(path: Path, base: BaseOption = []) -> None:  # noqa: B006 - typer reads the default
+    """Validate a pack folder (or .zip): XML safety, schema, scripts, Spiff parse, catalog, policies,
+    responsibility list, decisions, plugins — and its base when it `extends` one."""
     from govflow.engine.errors import PackError
-    from govflow.engine.packs import load_pack, read_folder, read_zip
+    from govflow.engine.packs import load_pack
     from govflow.plugins import plugin_manager
 
     pm = plugin_manager()
     try:
-        files = read_zip(path.read_bytes()) if path.suffix == ".zip" else read_folder(path)
-        pack = load_pack(files, available_plugins=[n for n, _ in pm.list_name_plugin()])
+        pack = load_pack(_read_pack_files(path), available_plugins=[n for n, _ in pm.list_name_plugin()], resolve_base=_offline_resolver(base))
     except PackError as exc:
         console.print(f"[red]invalid:[/] {exc.message}")
         for issue in exc.issues:
@@ -126,6 +159,131 @@ def pack_validate(path: Path) -> None:
     m = pack.manifest
     print(f"ok: {m.name} {m.version} ({m.district}): {len(pack.diagrams.specs)} process(es), "
           f"{len(pack.catalog.units)} units, {len(pack.catalog.matters)} matters, hash {pack.content_hash[:12]}")
+
+
+@pack_app.command("show")
+def pack_show(
+    target: Annotated[str, typer.Argument(help="a pack folder/zip, or NAME@VERSION of a deployed version")],
+    base: BaseOption = [],  # noqa: B006
+    database_url: DbOption = None,
+) -> None:
+    """Print the effective pack (after `extends`): manifest, merged settings, every file and its origin."""
+    import json
+
+    from govflow.engine.errors import GovflowError
+    from govflow.engine.pack_admin import describe
+    from govflow.engine.packs import load_pack
+
+    try:
+        if Path(target).exists():
+            pack = load_pack(_read_pack_files(Path(target)), resolve_base=_offline_resolver(base))
+        else:
+            name, _, version = target.partition("@")
+            govflow_app = _build(_settings(database_url))
+            if not version:
+                version = next(v.version for v in reversed(govflow_app.packs.versions()) if v.name == name)
+            pack = govflow_app.packs.get(name, version)
+    except (GovflowError, StopIteration) as exc:
+        if isinstance(exc, StopIteration):
+            console.print(f"[red]no deployed pack named {target}[/]")
+            raise typer.Exit(1) from None
+        _refused(exc)
+    print(json.dumps(describe(pack), ensure_ascii=False, indent=2, default=str))
+
+
+@pack_app.command("deploy")
+def pack_deploy(
+    path: Path,
+    activate: Annotated[bool, typer.Option(help="make it the district's active version")] = True,
+    database_url: DbOption = None,
+) -> None:
+    """Validate a pack folder (or .zip) and store it as a version (and activate it)."""
+    from govflow.engine.errors import GovflowError
+
+    govflow_app = _build(_settings(database_url))
+    try:
+        pack = govflow_app.packs.compile(_read_pack_files(path))
+        created = govflow_app.packs.deploy(pack, actor="system.cli", now=govflow_app.clock.now(), activate=activate)
+    except GovflowError as exc:
+        _refused(exc)
+    m = pack.manifest
+    print(f"{'deployed' if created else 'already deployed'}: {m.name} {m.version} ({m.district}) hash {pack.content_hash[:12]}"
+          + (", active" if activate else ""))
+
+
+@pack_app.command("list")
+def pack_list(district: Annotated[Optional[str], typer.Option()] = None, database_url: DbOption = None) -> None:
+    """Deployed versions, oldest first; * marks the active version of each district."""
+    govflow_app = _build(_settings(database_url))
+    for v in govflow_app.packs.versions(district):
+        print(f"{'*' if v.active else ' '} {v.district:12} {v.name:16} {v.version:10} {v.content_hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M} {v.deployed_by}")
+
+
+@pack_app.command("activate")
+def pack_activate(name: str, version: str, database_url: DbOption = None) -> None:
+    """Make a deployed version the active one of its district (new cases start on it)."""
+    from govflow.engine.errors import GovflowError
+
+    govflow_app = _build(_settings(database_url))
+    try:
+        pack = govflow_app.packs.activate(name, version)
+    except GovflowError as exc:
+        _refused(exc)
+    print(f"active for {pack.manifest.district}: {name} {version}")
+
+
+@pack_app.command("rollback")
+def pack_rollback(district: str, database_url: DbOption = None) -> None:
+    """Re-activate the version deployed before the active one (running cases are not touched)."""
+    from govflow.engine.errors import GovflowError
+
+    govflow_app = _build(_settings(database_url))
+    try:
+        pack = govflow_app.packs.rollback(district)
+    except GovflowError as exc:
+        _refused(exc)
+    print(f"active for {district}: {pack.manifest.name} {pack.manifest.version}")
+
+
+@pack_app.command("migrate")
+def pack_migrate(
+    name: str,
+    source: Annotated[str, typer.Option("--from", help="the version the cases run on")],
+    target: Annotated[str, typer.Option("--to", help="the version to move them to")],
+    case: Annotated[list[str], typer.Option(help="only these case ids (repeatable)")] = [],  # noqa: B006
+    dry_run: Annotated[bool, typer.Option(help="check only; change nothing")] = False,
+    database_url: DbOption = None,
+) -> None:
+    """Move running cases to another version when safe; list those refused and why."""
+    from govflow.engine.errors import GovflowError
+    from govflow.engine.pack_migration import migrate
+
+    govflow_app = _build(_settings(database_url))
+    try:
+        report = migrate(govflow_app.packs, name, source, target, actor="system.cli", now=govflow_app.clock.now(),
+                         case_ids=case or None, dry_run=dry_run)
+    except GovflowError as exc:
+        _refused(exc)
+    verb = "would migrate" if dry_run else "migrated"
+    print(f"{verb} {len(report.migrated)} case(s) from {report.source} to {report.target}; "
+          f"refused {len(report.refused)}; conflicts {len(report.conflicts)}")
+    for case_id, reasons in report.refused.items():
+        print(f"refused {case_id}: " + "; ".join(reasons))
+    if report.refused or report.conflicts:
+        raise typer.Exit(2)
+
+
+@pack_app.command("export")
+def pack_export(name: str, version: str, output: Annotated[Path, typer.Option("-o", "--output")], database_url: DbOption = None) -> None:
+    """Write a deployed version's zip (the effective pack) to a file."""
+    from govflow.engine.errors import GovflowError
+
+    govflow_app = _build(_settings(database_url))
+    try:
+        output.write_bytes(govflow_app.packs.archive(name, version))
+    except GovflowError as exc:
+        _refused(exc)
+    print(f"wrote {output}")
 
 
 @db_app.command("upgrade")

@@ -8,6 +8,13 @@ ships as plugins registered exactly the same way (see ``builtin/``).
 Hooks marked *first result wins* stop at the first implementation that returns
 something other than ``None``; later-registered plugins are asked first, so a
 district plugin overrides a built-in by answering, and defers by returning None.
+
+Which plugins act for a pack (``govflow.bootstrap.PackPlugins``): the built-ins
+act for every pack unless its ``pack.yaml`` lists them under
+``disabled_plugins``; a district's own plugins (entry points) act only for packs
+that list them under ``plugins``. A plugin that raises while a case is being
+dispatched does not fail the report: the case goes to the command centre and the
+record names the plugin and its error.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from govflow.engine.dispatch import Report
+    from govflow.engine.history import CaseHistory
     from govflow.engine.packs import LoadedPack
 
 PROJECT = "govflow"
@@ -25,10 +33,12 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 
 @hookspec(firstresult=True)
-def govflow_classify(pack: LoadedPack, report: Report) -> tuple[str, str] | None:
+def govflow_classify(pack: LoadedPack, report: Report, history: CaseHistory | None) -> tuple[str, str] | None:
     """Decide the matter (事项) of a new case.
 
-    Called once per report that needs dispatching. Return ``(matter_code, how)``
+    Called once per report that needs dispatching. ``history`` gives the
+    district's past cases (``history.past_cases(district)``) for matching
+    against them; it may be ``None`` (e.g. offline evaluation). Return ``(matter_code, how)``
     where ``how`` says on the record how it was decided (e.g. ``"keywords: 井盖"``),
     or ``None`` to let the next plugin decide. When no plugin decides, the case has
     no matter and goes to the command centre. *First result wins.*

@@ -1,0 +1,89 @@
+"""A district's past cases, for smart dispatch's "matching against historical cases".
+
+Past cases are those whose matter was confirmed by the people who worked them:
+closed cases that were not withdrawn and carry a matter. :class:`CaseHistory`
+reads the most recent :attr:`CaseHistory.LIMIT` of them per district and keeps
+them for :attr:`CaseHistory.TTL` seconds (the dispatch plugin builds its
+similarity index once per :class:`PastCases` object, so a refresh rebuilds it).
+Only the description and the matter are read — never personal data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from .clock import Clock
+from .db import CaseRow
+
+
+@dataclass(frozen=True)
+class PastCase:
+    """A past case as dispatch sees it: what was reported and which matter it turned out to be."""
+
+    description: str
+    matter: str
+
+
+@dataclass(eq=False)
+class PastCases:
+    """The past cases of one district at one moment (identity-hashed: a cache key for indexes)."""
+
+    district: str
+    cases: tuple[PastCase, ...]
+    loaded_at: dt.datetime | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+class CaseHistory:
+    """Past cases per district, read from the case table and cached."""
+
+    LIMIT = 20_000
+    TTL = dt.timedelta(minutes=10)
+
+    def __init__(self, db: Engine, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._cache: dict[str, PastCases] = {}
+        self._lock = threading.Lock()
+
+    def past_cases(self, district: str) -> PastCases:
+        """The district's closed, not withdrawn cases with a matter (most recent first)."""
+        now = self._clock.now()
+        hit = self._cache.get(district)
+        if hit is not None and hit.loaded_at is not None and now - hit.loaded_at < self.TTL:
+            return hit
+        query = (
+            select(CaseRow.description, CaseRow.matter)
+            .where(CaseRow.district == district, CaseRow.closed_at.is_not(None), CaseRow.matter.is_not(None), CaseRow.status != "withdrawn")
+            .order_by(CaseRow.closed_at.desc())
+            .limit(self.LIMIT)
+        )
+        with self._db.connect() as conn:
+            cases = tuple(PastCase(row.description, row.matter) for row in conn.execute(query))
+        fresh = PastCases(district, cases, now)
+        with self._lock:
+            self._cache[district] = fresh
+        return fresh
+
+    def forget(self, district: str | None = None) -> None:
+        """Drop cached past cases (all districts, or one) so the next look-up reads them again."""
+        with self._lock:
+            if district is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(district, None)
+
+
+class StaticHistory:
+    """Fixed past cases (for offline evaluation such as ``bench/bench_dispatch.py``)."""
+
+    def __init__(self, district: str, cases: list[PastCase]) -> None:
+        self._past = PastCases(district, tuple(cases))
+
+    def past_cases(self, district: str) -> PastCases:
+        return self._past if district == self._past.district else PastCases(district, ())
