@@ -1,0 +1,109 @@
+"""Smart dispatch and per-pack plugins: keyword rules, past cases, DMN owner decisions,
+a district plugin acting for its own pack only, a failing plugin recorded instead of a corrupt case."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from govflow.bootstrap import PackPlugins, PluginDispatcher
+from govflow.engine.cases import NewCase
+from govflow.engine.db import CaseEvent, CaseRow
+from govflow.engine.dispatch import Report
+from govflow.engine.history import CaseHistory, PastCase, StaticHistory
+from govflow.engine.packs import load_pack, read_folder
+from govflow.plugins import hookimpl, plugin_manager
+from govflow.plugins.builtin import dispatch
+from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example
+
+
+def rep(text, category=None, lat=None, lng=None):
+    return Report(text, category, lat, lng, None, "app")
+
+
+def test_keywords_decide_and_a_tie_is_left_to_a_person(reference_pack):
+    assert dispatch.classify(reference_pack, rep("东街口有个井盖没了")) == ("road.manhole_cover", "keywords: 井盖没了")
+    assert dispatch.classify(reference_pack, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: unsure
+    assert dispatch.classify(reference_pack, rep("随便说点什么")) is None
+
+
+def test_past_cases_decide_when_keywords_do_not(reference_pack):
+    text = "巷子口的蜂窝越来越大"
+    past = StaticHistory("gulou", [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
+                         + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
+    matter, how = dispatch.classify(reference_pack, rep(text), past)
+    assert matter == "health.pests" and how.startswith("similar past cases")
+    assert dispatch.classify(reference_pack, rep(text), StaticHistory("gulou", [])) is None
+
+
+def test_case_history_reads_closed_cases_of_the_district_only(govflow, principals):
+    out = govflow.cases.report(principals["citizen.zhang"], NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025))
+    history = CaseHistory(govflow.db, govflow.clock)
+    assert history.past_cases("gulou").cases == ()
+    with govflow.db.begin() as conn:
+        conn.execute(CaseRow.__table__.update().where(CaseRow.id == out.case_id).values(closed_at=govflow.clock.now(), status="evaluated"))
+    history.forget()
+    assert history.past_cases("gulou").cases == (PastCase("东街口有个井盖没了", "road.manhole_cover"),)
+    assert history.past_cases("cangshan").cases == ()
+
+
+def test_a_dmn_owner_decision_routes_where_the_pack_provides_one(reference_files):
+    pack = load_pack(read_folder(CANGSHAN), resolve_base=lambda n, v: reference_files)
+    assert dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "utility.gas_leak", "cangshan.cangqian") == "cangshan.rqgs"
+    assert dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "road.pothole", "cangshan.cangqian") == "cangshan.cangqian"
+
+
+def test_a_district_plugin_acts_only_for_packs_that_enable_it(reference_pack, reference_files):
+    taijiang = load_pack(read_folder(TAIJIANG), resolve_base=lambda n, v: reference_files)
+    pm = plugin_manager()
+    plugins = PackPlugins(pm, {"dispatch", "calendar"})
+    assert "zone_routing" in plugins.excluded(reference_pack.manifest)
+    assert "zone_routing" not in plugins.excluded(taijiang.manifest)
+    disp = PluginDispatcher(plugins)
+    inside = disp.dispatch(taijiang, rep("路面有个大坑", lat=26.062, lng=119.302))
+    outside = disp.dispatch(taijiang, rep("路面有个大坑", lat=26.062, lng=119.312))
+    assert (inside.street, inside.owner) == ("taijiang.cangxia", "taijiang.sxh")
+    assert "decided by plugin zone_routing" in inside.how
+    assert outside.owner == "taijiang.shanghai"
+
+
+def test_a_pack_may_disable_a_builtin(reference_pack):
+    plugins = PackPlugins(plugin_manager(load_entry_points=False), {"dispatch", "calendar"})
+    manifest = reference_pack.manifest.__class__(**{**reference_pack.manifest.__dict__, "plugins": (), "disabled_plugins": ("dispatch",)})
+    assert plugins.excluded(manifest) == frozenset({"dispatch"})
+    assert plugins.first_result(manifest, "govflow_locate", pack=reference_pack, report=rep("x", lat=26.0865, lng=119.3025)) == (None, None)
+
+
+class Exploding:
+    @hookimpl
+    def govflow_locate(self, pack, report):
+        raise RuntimeError("geocoder down")
+
+
+def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(database, clock, reference_pack, demo_entries):
+    from sqlalchemy.orm import Session
+
+    from govflow.bootstrap import build
+    from govflow.engine.identity import store_principals
+
+    app = build("", db=database, clock=clock, extra_plugins=[Exploding()])
+    app.packs.deploy(reference_pack, actor="tests", now=clock.now())
+    with Session(database) as session, session.begin():
+        store_principals(session, demo_entries, clock.now())
+    citizen = next(p for p, _ in demo_entries if p.id == "citizen.zhang")
+    out = app.cases.report(citizen, NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025))
+    assert out.status == "reported"
+    with database.connect() as conn:
+        row = conn.execute(select(CaseRow.owner_unit).where(CaseRow.id == out.case_id)).one()
+        event = conn.execute(select(CaseEvent.data).where(CaseEvent.case_id == out.case_id, CaseEvent.kind == "case.unroutable")).one()
+    assert row.owner_unit == "gulou.cc"
+    assert "failed in govflow_locate: RuntimeError: geocoder down" in event.data["how"]
+    assert "sent to the command centre" in event.data["how"]
+
+
+@pytest.mark.usefixtures("database")
+def test_example_plugin_routes_taijiang_cases_end_to_end(govflow, principals):
+    deploy_example(govflow, TAIJIANG)
+    out = govflow.cases.report(principals["citizen.zhang"], NewCase("app", "路面有个大坑", lat=26.062, lng=119.302, district="taijiang"))
+    with govflow.db.connect() as conn:
+        assert conn.execute(select(CaseRow.owner_unit).where(CaseRow.id == out.case_id)).scalar() == "taijiang.sxh"
