@@ -22,7 +22,7 @@ from govflow.engine.db import Base, make_engine
 from govflow.engine.identity import parse_principals, store_principals
 from govflow.engine.migrate import upgrade
 from govflow.engine.packs import LoadedPack, load_pack, read_folder
-from govflow.plugins import plugin_manager
+from govflow.plugins import hookimpl, plugin_manager
 from govflow.settings import REFERENCE_PACK
 
 PG_URL = os.environ.get("GOVFLOW_TEST_DATABASE_URL")
@@ -94,9 +94,25 @@ def demo_entries(reference_pack):
     return parse_principals(DEMO_PRINCIPALS.read_text(encoding="utf-8"), [reference_pack.catalog])
 
 
+class Notifications:
+    """A plugin that hears every committed event, as a district's notifier would."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    @hookimpl
+    def govflow_case_events(self, events):
+        self.events.extend(events)
+
+
 @pytest.fixture
-def govflow(database, clock, reference_pack, demo_entries) -> App:
-    app = build("", db=database, clock=clock)
+def notifications() -> Notifications:
+    return Notifications()
+
+
+@pytest.fixture
+def govflow(database, clock, reference_pack, demo_entries, notifications) -> App:
+    app = build("", db=database, clock=clock, extra_plugins=[notifications])
     app.packs.deploy(reference_pack, actor="tests", now=clock.now())
     with Session(database) as session, session.begin():
         store_principals(session, demo_entries, clock.now())

@@ -19,7 +19,7 @@ import csv
 import io
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import casbin
@@ -72,11 +72,28 @@ def parse_policy_rows(text: str, filename: str = "policies/policy.csv") -> tuple
 
 
 class Authorizer:
-    """The real Casbin enforcer with a decision cache; one per process and pack version."""
+    """The real Casbin enforcer with a decision cache; one per process and pack version.
 
-    def __init__(self, model_text: str, policy_rows: Iterable[list[str]], grants: Iterable[Grant] = ()) -> None:
+    Ordinary actions use ``r = sub, dom, act``. When the model also defines
+    ``r2/p2/m2`` it decides call-out powers (呼叫权): ``r2 = dom, cat, unit, now``
+    against delegation rows ``p2 = dom, cat, unit, until, id``, with the pack's
+    responsibility list reachable from the matcher as ``responsible(cat, dom, unit)``
+    (kept out of Casbin's rows: see ``shared/notes/casbin.md``).
+    """
+
+    def __init__(
+        self,
+        model_text: str,
+        policy_rows: Iterable[list[str]],
+        grants: Iterable[Grant] = (),
+        responsible: Callable[[str, str, str], bool] | None = None,
+    ) -> None:
         model = casbin.Enforcer.new_model(text=model_text)
         self._enforcer = _ParsedOnceEnforcer(model)
+        self.call_outs = "r" in model.keys() and "r2" in model["r"]
+        if self.call_outs:
+            self._enforcer.add_function("responsible", responsible or (lambda *_: False))
+        self._call_cache: dict[tuple[str, str, str], tuple[bool, str, list[str]]] = {}
         self._enforcer.add_named_domain_matching_func("g", key_match)
         for rm in self._enforcer.rm_map.values():
             rm.matching_func = None
@@ -120,6 +137,50 @@ class Authorizer:
                 self._cache.clear()
             self._cache[key] = result
         return result
+
+    # -- call-out powers -------------------------------------------------------
+    def set_delegations(self, rows: Iterable[tuple[str, str, str, str, str]]) -> None:
+        """Replace the delegation rows (``p2``: domain, matter pattern, unit, until, id)."""
+        if not self.call_outs:
+            return
+        with self._lock:
+            current = self._enforcer.get_named_policy("p2")
+            if current:
+                self._enforcer.remove_named_policies("p2", current)
+            rows = [list(r) for r in rows]
+            if rows:
+                self._enforcer.add_named_policies("p2", rows)
+            self._call_cache.clear()
+
+    def may_call_out(self, domain: str, matter: str, unit: str, now: str) -> tuple[bool, list[str]]:
+        """Whether a street (``domain``) may call out ``unit`` for ``matter`` at ``now`` (ISO ``Z``).
+
+        Returns the decision and the delegation row that allowed it (empty when the
+        responsibility list did, or when denied). Cached until the row's expiry.
+        """
+        if not self.call_outs:
+            return False, []
+        key = (domain, matter, unit)
+        hit = self._call_cache.get(key)
+        if hit is not None and now < hit[1]:
+            return hit[0], hit[2]
+        with self._lock:
+            context = self._enforcer.new_enforce_context("2")
+            allowed, row = self._enforcer.enforce_ex(context, domain, matter, unit, now)
+            row = list(row)
+            if allowed and row and not self._responsible(matter, domain, unit):
+                valid_until = row[3]  # a delegation: only until it expires
+            else:
+                valid_until = "9999"
+                row = [] if allowed else row
+            if len(self._call_cache) >= _CACHE_LIMIT:
+                self._call_cache.clear()
+            self._call_cache[key] = (bool(allowed), valid_until, row)
+        return bool(allowed), row
+
+    def _responsible(self, matter: str, domain: str, unit: str) -> bool:
+        fn = self._enforcer.fm.get_functions().get("responsible")
+        return bool(fn and fn(matter, domain, unit))
 
     def explain(self, subject: str, domain: str, action: str) -> list[str]:
         """The policy row that allowed a request (empty if denied); cached like decisions."""

@@ -42,8 +42,10 @@ MAX_DIAGRAM_BYTES = 2 * 1024 * 1024
 MAX_FLOW_NODES = 400
 RESERVED_IDS = frozenset({"Start", "End"})
 
-#: What a user task may name as its assignee; resolved against the case at run time.
-ASSIGNEES = frozenset({"owner", "command_centre", "reporter"})
+#: What a user task may name as its assignee; resolved against the case at run time:
+#: the case's owner unit, the district's command centre, the reporter, the department
+#: of a multi-instance call-out instance (``called``), or the call-out's main department.
+ASSIGNEES = frozenset({"owner", "command_centre", "reporter", "called", "main_department"})
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -90,6 +92,7 @@ class UserTaskInfo:
     stage: str
     assignee: str
     action: str
+    form_variable: str | None = None
 
 
 @dataclass
@@ -200,7 +203,7 @@ def _user_task_issues(root: etree._Element, filename: str, forms: Mapping[str, A
             issues.append(PackIssue(filename, f"unknown lifecycle stage {props['stage']!r}", line=task.sourceline, element=tid))
         if props["action"] not in forms:
             issues.append(PackIssue(filename, f"no form named {props['action']!r} in processes/forms.yaml", line=task.sourceline, element=tid))
-        infos[tid] = UserTaskInfo(tid, task.get("name") or tid, props["stage"], props["assignee"], props["action"])
+        infos[tid] = UserTaskInfo(tid, task.get("name") or tid, props["stage"], props["assignee"], props["action"], props.get("form_variable"))
     return issues, infos
 
 

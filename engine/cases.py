@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .catalog import ROLE_FOR_KIND
 from .clock import Clock
-from .db import CaseEvent, CaseRow, CaseTask, IdempotencyKey
+from .db import CaseEvent, CaseRow, CaseTask, IdempotencyKey, Rating
 from .dispatch import Dispatcher, Report
 from .errors import ConcurrentUpdate, IdempotencyMismatch, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from .identity import Principal
@@ -194,11 +194,15 @@ class CaseService:
             raise ConcurrentUpdate(f"the case is at version {case.version}, not {expected_version}", case=str(case.id))
         pack = self.packs.get(case.pack_name, case.pack_version)
         self._check_assignment(principal, task)
-        power = self.authorize(principal, pack, case.owner_unit, task.action)
-        form = pack.forms[task.action]
-        values = form.validate(data, pack.catalog, task=task_id)
+        # a unit acts in its own domain: the owner street, a called department, the command centre
+        power = self.authorize(principal, pack, task.unit_code or case.owner_unit, task.action)
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
+        spiff_task = runtime.find_task(workflow, task_id)
+        info = pack.diagrams.user_tasks[spiff_task.task_spec.bpmn_id]
+        values = pack.forms[task.action].validate(data, pack.catalog, task=task_id, context=spiff_task.data)
+        if info.form_variable:  # e.g. each report-in instance's answer as one dict
+            values = {info.form_variable: values}
         changes: dict[str, Any] = {}
         if "owner_unit" in values:  # dispatch / supervision decides who owns the case
             changes["owner_unit"] = values["owner_unit"]
@@ -210,7 +214,15 @@ class CaseService:
         events = [Event("task.completed", {"task": task.name, "action": task.action, "form": data or {}})]
         if changes:
             events.append(Event("case.dispatched", {"owner": changes.get("owner_unit", case.owner_unit), "matter": changes.get("matter", case.matter)}))
-        return self._save(principal, power, pack, case, workflow, events, changes, records)
+        after_write = None
+        if task.action == "evaluate" and "satisfaction" in values:  # the citizen's direction of 评价
+            rating = {"case_id": case.id, "direction": "citizen_to_case", "rater_party": principal.id, "rater": principal.id,
+                      "target": case.owner_unit, "dimension": "satisfaction", "score": values["satisfaction"],
+                      "comment": values.get("comment"), "at": self.clock.now()}
+
+            def after_write(conn: Connection) -> None:
+                conn.execute(insert(Rating), rating)
+        return self._save(principal, power, pack, case, workflow, events, changes, records, after_write=after_write)
 
     def withdraw(self, principal: Principal, case_id: str, reason: str) -> Outcome:
         """The reporter withdraws the case before the result is submitted (撤回)."""
@@ -275,16 +287,19 @@ class CaseService:
         rows: list[dict[str, Any]] = []
         stages: list[str] = []
         for task in pack.runtime.open_tasks(workflow):
-            info = pack.diagrams.user_tasks[task.task_spec.name]
-            unit, role, user = None, None, None
+            info = pack.diagrams.user_tasks[task.task_spec.bpmn_id]  # MI children share their activity's id
+            unit, user = None, None
             if info.assignee == "reporter":
                 user = case["reported_by"]
             elif info.assignee == "command_centre":
-                unit, role = pack.catalog.command_centre, ROLE_FOR_KIND["command_centre"]
+                unit = pack.catalog.command_centre
+            elif info.assignee == "called":
+                unit = (task.data.get("department") or {}).get("unit")
+            elif info.assignee == "main_department":
+                unit = next((d["unit"] for d in (task.data.get("called") or {}).values() if d.get("role") == "main"), None)
             else:
                 unit = case["owner_unit"]
-                kind = pack.catalog.units[unit].kind if unit in pack.catalog.units else "street"
-                role = ROLE_FOR_KIND[kind]
+            role = None if user else ROLE_FOR_KIND[pack.catalog.units[unit].kind if unit in pack.catalog.units else "street"]
             rows.append({
                 "id": task.id, "case_id": case["id"], "name": info.name, "title": info.title, "stage": info.stage,
                 "action": info.action, "unit_code": unit, "role": role, "assignee_user": user,
@@ -299,15 +314,25 @@ class CaseService:
     def _save(
         self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
         events: list[Event], changes: dict[str, Any], records: list[Record], *, conn: Connection | None = None,
+        after_write: Callable[[Connection], None] | None = None,
     ) -> Outcome:
+        """Write a command's result in one transaction (``conn``'s, or a new one).
+
+        ``after_write`` adds the command's own rows (e.g. the parties of a call-out)
+        to the same transaction.
+        """
         now = self.clock.now()
         runtime = pack.runtime
         current = {**case._mapping, **changes}
         events += self._record_events(pack, records, current, now)
-        if any(r.kind in ("deadline.overdue", "deadline.escalated") for r in records):
+        if any(r.kind in OVERDUE_KINDS for r in records):
             changes.setdefault("overdue_since", case.overdue_since or now)
+        if any(r.data.get("escalate_to") for r in records):
             changes["escalated_to"] = current["escalated_to"]
         tasks, status = self._open_tasks(pack, workflow, current, now)
+        for event in events:
+            if event.kind == "callout.no_response":  # who has not reported in: counted as not responding
+                event.data["departments"] = sorted(t["unit_code"] for t in tasks if t["action"] == "report_in")
         if conn is None:
             with self.db.connect() as read:
                 open_before = {r.id: r for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
@@ -339,6 +364,8 @@ class CaseService:
             if new_tasks:
                 c.execute(insert(CaseTask), new_tasks)
             c.execute(insert(CaseEvent), event_rows)
+            if after_write is not None:
+                after_write(c)
 
         if conn is not None:
             write(conn)  # the caller commits, then notifies
@@ -376,6 +403,8 @@ class CaseService:
 
 
 TIMER_ACTOR = "system.timer"
+#: recorded facts that make a case overdue (others, like a rejected call, only notify upward)
+OVERDUE_KINDS = ("deadline.overdue", "deadline.escalated", "callout.no_response")
 
 
 def _tier(pack: LoadedPack, matter: str | None) -> str | None:

@@ -194,6 +194,57 @@ class PersonalDataAccess(Base):
     fields: Mapped[list[str]]
 
 
+class Delegation(Base):
+    """A call-out power (呼叫权) delegated to a street for a department, until an expiry.
+
+    Granted by a district supervisor; never updated or deleted (the record is
+    append-only); an expired delegation simply stops allowing anything.
+    """
+
+    __tablename__ = "delegations"
+    __table_args__ = (Index("ix_delegations_lookup", "district", "street", "department"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    district: Mapped[str] = mapped_column(String(64))
+    street: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str] = mapped_column(String(64))
+    matter_pattern: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(1000))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class CaseParty(Base):
+    """A unit involved in a case beyond its owner (a called department), and since when."""
+
+    __tablename__ = "case_parties"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"), primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # main | cooperating
+    power: Mapped[str] = mapped_column(String(256))
+    since: Mapped[dt.datetime]
+
+
+class Rating(Base):
+    """An evaluation (评价) in one of three directions, one per party, dimension and target."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("case_id", "rater_party", "target", "dimension", name="uq_ratings_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(32))  # street_to_department | department_to_street | citizen_to_case
+    rater_party: Mapped[str] = mapped_column(String(64))  # the rating unit, or the reporter's principal id
+    rater: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))
+    dimension: Mapped[str] = mapped_column(String(32))  # report_in | disposal | accuracy | satisfaction
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(String(1000))
+    at: Mapped[dt.datetime]
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create a SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout.
 

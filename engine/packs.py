@@ -95,7 +95,12 @@ class LoadedPack:
         return (self.manifest.name, self.manifest.version)
 
     def new_authorizer(self, grants: Iterable[Any] = ()) -> Authorizer:
-        return Authorizer(self.policy_model, self.policy_rows, grants)
+        return Authorizer(self.policy_model, self.policy_rows, grants, responsible=self._responsible)
+
+    def _responsible(self, matter: str, domain: str, unit: str) -> bool:
+        """For Casbin's call-out matcher: does the responsibility list name ``unit`` for ``matter``?"""
+        found = self.responsibility.lookup(matter) if self.responsibility is not None and matter else None
+        return found is not None and (unit == found.main or unit in found.cooperating)
 
     def archive(self) -> bytes:
         return files_to_zip(self.files)

@@ -14,7 +14,7 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from .cases import CaseService, parse_uuid
-from .db import CaseEvent, CaseRow, CaseTask, PersonalDataAccess
+from .db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
 from .errors import PermissionDenied
 from .identity import Principal
 from .lifecycle import CHINESE
@@ -48,6 +48,11 @@ class CaseQueries:
             return case, True
         authz = self.service.packs.authorizer(pack, principal)
         domain = pack.catalog.domain_of(case.owner_unit)
+        if principal.unit and principal.unit != case.owner_unit:
+            with self.db.connect() as conn:
+                party = conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)).first()
+            if party is not None:  # a called department reads the case in its own domain
+                domain = pack.catalog.domain_of(principal.unit)
         if not authz.allowed(principal.id, domain, "read_case"):
             raise PermissionDenied(f"{principal.id} may not read cases in {domain}", case=case_id, principal=principal.id)
         return case, authz.allowed(principal.id, domain, "read_pii")

@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from .authz import Authorizer
-from .db import PackVersion, Principal as PrincipalRow
+from .clock import iso
+from .db import Delegation, PackVersion, Principal as PrincipalRow
 from .errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from .identity import Principal, from_row, grants_for, hash_token
 from .packs import LoadedPack, files_to_zip, load_pack, read_zip
@@ -68,6 +69,7 @@ class PackRegistry:
         self._loaded: dict[tuple[str, str], LoadedPack] = {}
         self._authz: dict[tuple[str, str], Authorizer] = {}
         self._granted: dict[tuple[str, str], set[str]] = {}
+        self._delegations_seen: dict[tuple[str, str], int | None] = {}
         self._active: dict[str, tuple[tuple[str, str], float]] = {}
         self._lock = threading.RLock()
 
@@ -230,12 +232,31 @@ class PackRegistry:
             grants = [g for p in principals for g in grants_for(p, catalogs)]
             if key not in self._authz:
                 self._authz[key] = pack.new_authorizer(grants)
+                self._delegations_seen[key] = None
             else:
                 self._authz[key].set_grants(grants)
             self._granted[key] = {p.id for p in principals}
             if principal is not None:
                 self._granted[key].add(principal.id)  # known now, even if it holds no grant
             return self._authz[key]
+
+    def refresh_delegations(self, pack: LoadedPack, authz: Authorizer | None = None) -> None:
+        """Load the district's delegations into the enforcer if any were granted since the last load.
+
+        One indexed query (the newest delegation id); other processes' grants are
+        seen on the next call-out this way.
+        """
+        authz = authz or self.authorizer(pack)
+        district = pack.catalog.district
+        with self._db.connect() as conn:
+            newest = conn.execute(select(func.max(Delegation.id)).where(Delegation.district == district)).scalar()
+            if self._delegations_seen.get(pack.key, -1) == newest:
+                return
+            rows = conn.execute(select(Delegation).where(Delegation.district == district)).all()
+        authz.set_delegations(
+            (f"{district}/{r.street}", r.matter_pattern, r.department, iso(r.expires_at), str(r.id)) for r in rows
+        )
+        self._delegations_seen[pack.key] = newest
 
     def refresh_grants(self) -> None:
         """Forget cached grants (after principals changed)."""

@@ -190,15 +190,21 @@ class Runtime:
     # -- timers -------------------------------------------------------------
     @staticmethod
     def task_deadline(task: Any) -> dt.datetime | None:
-        """The due time of an open user task: its earliest pending overdue/escalation timer."""
-        parent = task.parent
-        if parent is None:
-            return None
+        """The due time of an open user task: its earliest pending overdue/escalation timer.
+
+        Boundary timers hang beside the task, or beside its multi-instance parent.
+        """
         due: list[dt.datetime] = []
-        for sibling in parent.children:
+        holder, candidates = task, []
+        for _ in range(2):
+            if holder.parent is None:
+                break
+            candidates += [s for s in holder.parent.children if s is not holder]
+            holder = holder.parent
+        for sibling in candidates:
             spec = sibling.task_spec
             props = (getattr(spec, "extensions", None) or {}).get("properties") or {}
-            if sibling is task or props.get("record") not in ("deadline.overdue", "deadline.escalated"):
+            if props.get("record") not in ("deadline.overdue", "deadline.escalated", "callout.no_response"):
                 continue
             value = sibling._get_internal_data("event_value") if sibling.state == TaskState.WAITING else None
             if isinstance(value, str):

@@ -9,31 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-import pytest
 from pytest_bdd import given, parsers, then, when
 
 from govflow.engine.timers import fire_due
-from govflow.plugins import hookimpl
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-
-
-class Notifications:
-    """A plugin that hears every committed event, as a notifier would."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    @hookimpl
-    def govflow_case_events(self, events):
-        self.events.extend(events)
-
-
-@pytest.fixture
-def notifications(govflow) -> Notifications:
-    plugin = Notifications()
-    govflow.plugins.register(plugin)
-    return plugin
 
 
 def _case(api, ctx):

@@ -32,9 +32,10 @@ Feature: Deadlines, working days and escalation (两级兜底)
     And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
     And dongjie.dispatcher has signed for it
     Then the "handle" task is due at 10:00 on Tuesday 29 September 2026
-    When the clock reaches 08:40 on Tuesday 29 September 2026
+    # one working day is 6.5 office hours (08:30-12:00, 14:30-17:30); the reminder comes at 75% of it
+    When the clock reaches 17:20 on Monday 28 September 2026
     Then no "deadline.reminder" is on the timeline
-    When the clock reaches 08:50 on Tuesday 29 September 2026
+    When the clock reaches 17:25 on Monday 28 September 2026
     Then a "deadline.reminder" for "handle" is on the timeline and was notified
     And the case was never escalated
     When the clock reaches 10:01 on Tuesday 29 September 2026

@@ -7,4 +7,4 @@ from pytest_bdd import scenarios
 
 scenarios("deadlines.feature")
 
-pytestmark = pytest.mark.usefixtures("database")
+pytestmark = pytest.mark.usefixtures("database", "notifications")

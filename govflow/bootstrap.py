@@ -7,6 +7,7 @@ manual clock, extra plugins).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pluggy
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from govflow.engine.callouts import CallOuts
 from govflow.engine.cases import CaseService
 from govflow.engine.clock import Clock, SystemClock, install_spiff_clock
 from govflow.engine.db import CaseRow, make_engine
@@ -144,6 +146,11 @@ class App:
     plugins: pluggy.PluginManager
     clock: Clock
     pack_plugins: PackPlugins | None = None
+
+    @functools.cached_property
+    def callouts(self) -> CallOuts:
+        """Call-outs, delegations and ratings, over the same command path."""
+        return CallOuts(self.cases)
 
 
 def build(database_url: str, *, clock: Clock | None = None, extra_plugins: list[Any] | None = None, db: Engine | None = None) -> App:

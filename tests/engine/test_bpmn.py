@@ -69,9 +69,9 @@ def test_reference_diagram_compiles_cleanly(compile_one):
     assert issues == []
     assert set(diagrams.specs) == {"frontline_disposal"}
     assert "intake" in diagrams.subprocess_specs["frontline_disposal"]
-    assert set(diagrams.user_tasks) == {"dispatch", "sign_for", "supervise", "handle", "review", "evaluate"}
+    assert set(diagrams.user_tasks) == {"dispatch", "sign_for", "supervise", "handle", "report_in", "consult", "dispose", "review", "evaluate"}
     assert diagrams.user_tasks["review"].assignee == "owner"
-    assert diagrams.signals == {"withdrawn"}
+    assert diagrams.signals == {"withdrawn", "call_out"}
 
 
 # -- XML safety -----------------------------------------------------------------------------

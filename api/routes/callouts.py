@@ -1,0 +1,140 @@
+"""Call-outs (呼叫), delegated powers, the responsibility list, and ratings (评价)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from govflow.engine.callouts import CallOut
+from govflow.engine.errors import InvalidInput, NotFound
+
+from ..deps import AppDep, CurrentPrincipal
+from ..schemas import TaskCompleted
+
+router = APIRouter(tags=["call-outs"])
+
+
+class CallOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "departments": ["gulou.cgj", "gulou.zjj"], "reason": "井盖缺失需城管与住建联合处置",
+        "meeting_at": "2026-09-28T15:00:00+08:00", "meeting_place": "东街口",
+    }]})
+    departments: list[str] = Field(min_length=1, max_length=10)
+    reason: str = Field(min_length=1, max_length=1000)
+    meeting_at: AwareDatetime | None = None
+    meeting_place: str | None = Field(None, max_length=256)
+    main: str | None = Field(None, description="the department with main responsibility (default: the list's main, if called)")
+
+
+class DelegationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    street: str = Field(max_length=64)
+    department: str = Field(max_length=64)
+    matter_pattern: str = Field("*", max_length=64, description="a matter code, a group like road.*, or *")
+    expires_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=1000)
+    district: str | None = Field(None, max_length=64)
+
+
+class DelegationOut(BaseModel):
+    id: int
+    district: str
+    street: str
+    department: str
+    matter_pattern: str
+    reason: str
+    granted_by: str
+    granted_at: dt.datetime
+    expires_at: dt.datetime
+    active: bool | None = None
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(max_length=64, description="the rated unit")
+    dimension: Literal["report_in", "disposal", "accuracy"]
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(None, max_length=1000)
+
+
+class RatingOut(BaseModel):
+    direction: str
+    rater_party: str
+    rater: str
+    target: str
+    dimension: str
+    score: int
+    comment: str | None
+    at: dt.datetime
+
+
+class Responsibility(BaseModel):
+    district: str
+    matter: str
+    street: str | None
+    main: str
+    cooperating: list[str]
+    matched_entry: str
+    why: str
+    time_limit: dict | None
+
+
+@router.post("/api/v1/cases/{case_id}/call-outs", response_model=TaskCompleted, status_code=status.HTTP_201_CREATED)
+def call_out(case_id: str, body: CallOutIn, app: AppDep, principal: CurrentPrincipal) -> TaskCompleted:
+    """Call out departments (一键呼叫); each gets a report-in (报到) task. Refused with the exact reason when no power allows it."""
+    outcome = app.callouts.call_out(principal, case_id, CallOut(body.departments, body.reason, body.meeting_at, body.meeting_place, body.main))
+    return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
+
+
+@router.post("/api/v1/delegations", response_model=DelegationOut, status_code=status.HTTP_201_CREATED)
+def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> dict:
+    """A district supervisor delegates a call-out power to a street, for a department, until an expiry."""
+    return app.callouts.delegate(principal, district=body.district, street=body.street, department=body.department,
+                                 matter_pattern=body.matter_pattern, expires_at=body.expires_at, reason=body.reason)
+
+
+@router.get("/api/v1/delegations", response_model=list[DelegationOut])
+def delegations(app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=64)] = None) -> list[dict]:
+    return app.callouts.delegations(principal, district)
+
+
+@router.post("/api/v1/cases/{case_id}/ratings", response_model=RatingOut, status_code=status.HTTP_201_CREATED)
+def rate(case_id: str, body: RatingIn, app: AppDep, principal: CurrentPrincipal) -> dict:
+    """The street rates a called department (report_in, disposal); a department rates the call (accuracy)."""
+    return app.callouts.rate(principal, case_id, target=body.target, dimension=body.dimension, score=body.score, comment=body.comment)
+
+
+@router.get("/api/v1/cases/{case_id}/ratings", response_model=list[RatingOut])
+def ratings(case_id: str, app: AppDep, principal: CurrentPrincipal) -> list[dict]:
+    app.queries.case(principal, case_id)  # the same read permission as the case
+    return app.callouts.ratings(principal, case_id)
+
+
+@router.get("/api/v1/responsibility", response_model=Responsibility)
+def responsibility(
+    app: AppDep,
+    principal: CurrentPrincipal,
+    matter: Annotated[str, Query(max_length=64)],
+    street: Annotated[str | None, Query(max_length=64)] = None,
+    district: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict:
+    """Who is main (主体责任) and who cooperates (配合责任) for a matter, and which entry says so."""
+    pack = app.packs.active(district or principal.district)
+    if matter not in pack.catalog.matters:
+        raise InvalidInput(f"{matter!r} is not a matter of {pack.catalog.district}", errors=[{"loc": ["matter"], "msg": "unknown matter"}])
+    if street is not None and (pack.catalog.unit(street) is None or pack.catalog.units[street].kind != "street"):
+        raise InvalidInput(f"{street!r} is not a street of {pack.catalog.district}", errors=[{"loc": ["street"], "msg": "unknown street"}])
+    found = pack.responsibility.lookup(matter) if pack.responsibility else None
+    if found is None:
+        raise NotFound(f"no responsibility entry covers {matter}")
+    entry = found.entry
+    exact = not entry.is_pattern
+    why = (f"exact entry for {matter}" if exact else f"group entry {entry.matter} (no exact entry for {matter})") + (f", line {entry.line}" if entry.line else "")
+    return {
+        "district": pack.catalog.district, "matter": matter, "street": street, "main": found.main,
+        "cooperating": list(found.cooperating), "matched_entry": entry.matter, "why": why,
+        "time_limit": {"amount": entry.time_limit.amount, "unit": entry.time_limit.unit} if entry.time_limit else None,
+    }
