@@ -139,7 +139,7 @@ def migrate(
 
 
 def _apply(registry: PackRegistry, case: Any, target: LoadedPack, workflow: Any, actor: str, now: Any, source_version: str) -> bool:
-    open_tasks = {str(t.id): target.diagrams.user_tasks[t.task_spec.name] for t in target.runtime.open_tasks(workflow)}
+    open_tasks = {str(t.id): target.diagrams.user_tasks[t.task_spec.bpmn_id] for t in target.runtime.open_tasks(workflow)}
     status = furthest([info.stage for info in open_tasks.values()]) or case.status
     event = {
         "case_id": case.id, "seq": case.event_seq + 1, "at": now, "kind": "case.migrated", "actor": actor, "actor_unit": None,
