@@ -65,9 +65,10 @@ class CallOuts:
         pack = service.packs.get(case.pack_name, case.pack_version)
         departments = list(dict.fromkeys(call.departments))
         _check_call(call, departments)
+        # Casbin first: a street of another district (or street) holds no call_out role in this domain
+        role_power = service.authorize(principal, pack, case.owner_unit, "call_out")
         if principal.unit != case.owner_unit:
             raise PermissionDenied(f"only the sub-centre of {case.owner_unit} may call out for this case", case=case_id, principal=principal.id)
-        role_power = service.authorize(principal, pack, case.owner_unit, "call_out")
         if not case.matter:
             raise InvalidTransition("the case has no matter yet: the command centre must classify it before a call-out", case=case_id)
         for code in departments:

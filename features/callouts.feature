@@ -77,3 +77,11 @@ Feature: Call-out, report-in and joint consultation (呼叫·报到·会商)
     And a second rating of "gulou.cgj" for "disposal" by dongjie.dispatcher is refused with 409
     And a rating of 6 by cgj.handler is refused with 422
     And zjj.handler may not rate the case
+
+  Scenario: A street of one district cannot call on behalf of another district
+    Given the Taijiang district pack is deployed beside it
+    When cangxia.dispatcher calls out "gulou.cgj" to meet at "东街口" at 15:00
+    Then the request is refused with 403
+    And the refusal says "may not call_out in gulou/gulou.dongjie"
+    And the case is "handling"
+    And no "callout.made" is on the timeline

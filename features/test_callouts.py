@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pytest_bdd import parsers, scenarios, then, when
+import yaml
+from pytest_bdd import given, parsers, scenarios, then, when
+
+from govflow.bootstrap import deploy_folder
+from tests.pack_helpers import ROOT, store_demo_principals
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -134,3 +138,12 @@ def _out_of_range(api, ctx, score, who):
 def _may_not_rate(api, ctx, who):
     response = api.post(who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": "gulou.dongjie", "dimension": "accuracy", "score": 3})
     assert response.status_code == 403, response.text
+
+
+@given("the Taijiang district pack is deployed beside it")
+def _taijiang(govflow, api):
+    folder = ROOT / "examples" / "taijiang"
+    deploy_folder(govflow, folder)
+    store_demo_principals(govflow, folder)
+    data = yaml.safe_load((folder / "policies" / "demo-principals.yaml").read_text(encoding="utf-8"))
+    api.tokens.update({p["id"]: p["token"] for p in data["principals"]})
