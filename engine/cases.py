@@ -78,6 +78,32 @@ class Outcome:
     replayed: bool = False
 
 
+@dataclass
+class Pending:
+    """A command's result, computed and ready to write (one version-checked row update)."""
+
+    case_id: uuid.UUID
+    version: int
+    values: dict[str, Any]
+    gone: list[uuid.UUID]
+    new_tasks: list[dict[str, Any]]
+    event_rows: list[dict[str, Any]]
+    outcome: Outcome
+
+    def update_row(self, conn: Connection) -> None:
+        result = conn.execute(update(CaseRow).where(CaseRow.id == self.case_id, CaseRow.version == self.version).values(**self.values))
+        if result.rowcount != 1:
+            raise ConcurrentUpdate("the case changed since it was read; nothing was written, retry on fresh state", case=str(self.case_id))
+
+    def write(self, conn: Connection) -> None:
+        self.update_row(conn)
+        if self.gone:
+            conn.execute(delete(CaseTask).where(CaseTask.id.in_(self.gone)))
+        if self.new_tasks:
+            conn.execute(insert(CaseTask), self.new_tasks)
+        conn.execute(insert(CaseEvent), self.event_rows)
+
+
 Listener = Callable[[Sequence[dict[str, Any]]], None]
 
 
@@ -244,25 +270,6 @@ class CaseService:
             raise InvalidTransition("the case can no longer be withdrawn: its result has been submitted", case=case_id, status=case.status) from None
         return self._save(principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {}, records)
 
-    def fire_timers(self, conn: Connection, case: Any) -> list[dict[str, Any]] | None:
-        """Fire the due timers of ``case`` (a row read under lock) inside ``conn``'s transaction.
-
-        Returns the events written, or None when no timer was due after all (only
-        ``next_due`` is refreshed then). Used by the timer worker (:mod:`.timers`).
-        """
-        pack = self.packs.get(case.pack_name, case.pack_version)
-        runtime = pack.runtime
-        workflow = runtime.load(case.state, case.process_id)
-        records: list[Record] = []
-        runtime.advance(workflow, self.clock, records)
-        if not records:
-            next_due = runtime.next_due(workflow)
-            if next_due != case.next_due:
-                conn.execute(update(CaseRow).where(CaseRow.id == case.id).values(next_due=next_due))
-            return None
-        timer = Principal(TIMER_ACTOR, "timer", "system", case.district, None, ())
-        return self._save(timer, "deadline", pack, case, workflow, [], {}, records, conn=conn).events
-
     # -- internals    # -- internals -------------------------------------------------------------------
     def _load(self, case_id: uuid.UUID) -> Any:
         with self.db.connect() as conn:
@@ -313,14 +320,29 @@ class CaseService:
 
     def _save(
         self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
-        events: list[Event], changes: dict[str, Any], records: list[Record], *, conn: Connection | None = None,
+        events: list[Event], changes: dict[str, Any], records: list[Record], *,
         after_write: Callable[[Connection], None] | None = None,
     ) -> Outcome:
-        """Write a command's result in one transaction (``conn``'s, or a new one).
+        """Write a command's result in one transaction, then notify listeners.
 
         ``after_write`` adds the command's own rows (e.g. the parties of a call-out)
         to the same transaction.
         """
+        with self.db.connect() as read:
+            open_before = {r.id: r.name for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
+        pending = self._prepare(principal, power, pack, case, workflow, events, changes, records, open_before)
+        with self.db.begin() as conn:
+            pending.write(conn)
+            if after_write is not None:
+                after_write(conn)
+        self._notify(pending.event_rows)
+        return pending.outcome
+
+    def _prepare(
+        self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
+        events: list[Event], changes: dict[str, Any], records: list[Record], open_before: Mapping[uuid.UUID, str],
+    ) -> Pending:
+        """Everything a command will write: the case row's new values, task changes, events."""
         now = self.clock.now()
         runtime = pack.runtime
         current = {**case._mapping, **changes}
@@ -333,15 +355,10 @@ class CaseService:
         for event in events:
             if event.kind == "callout.no_response":  # who has not reported in: counted as not responding
                 event.data["departments"] = sorted(t["unit_code"] for t in tasks if t["action"] == "report_in")
-        if conn is None:
-            with self.db.connect() as read:
-                open_before = {r.id: r for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
-        else:
-            open_before = {r.id: r for r in conn.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
         new_tasks = [t for t in tasks if t["id"] not in open_before]
         gone = [tid for tid in open_before if tid not in {t["id"] for t in tasks}]
         completed = {e.data.get("task") for e in events if e.kind == "task.completed"}
-        events += [Event("task.cancelled", {"task": open_before[tid].name}) for tid in gone if open_before[tid].name not in completed]
+        events += [Event("task.cancelled", {"task": open_before[tid]}) for tid in gone if open_before[tid] not in completed]
         events += [_opened(t) for t in new_tasks]
         if status != case.status:
             events.append(Event("case.stage", {"stage": status, "from": case.status}))
@@ -354,26 +371,24 @@ class CaseService:
             "event_seq": case.event_seq + len(event_rows), "version": case.version + 1, "updated_at": now,
             "closed_at": case.closed_at or (now if closed else None),
         }
+        return Pending(case.id, case.version, values, gone, new_tasks, event_rows, Outcome(case.id, status, case.version + 1, event_rows))
 
-        def write(c: Connection) -> None:
-            result = c.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(**values))
-            if result.rowcount != 1:
-                raise ConcurrentUpdate("the case changed since it was read; nothing was written, retry on fresh state", case=str(case.id))
-            if gone:
-                c.execute(delete(CaseTask).where(CaseTask.id.in_(gone)))
-            if new_tasks:
-                c.execute(insert(CaseTask), new_tasks)
-            c.execute(insert(CaseEvent), event_rows)
-            if after_write is not None:
-                after_write(c)
+    # -- timers ----------------------------------------------------------------------
+    def prepare_timers(self, case: Any, open_before: Mapping[uuid.UUID, str]) -> Pending | dt.datetime | None:
+        """Fire the due timers of ``case`` (a row read under lock) in memory.
 
-        if conn is not None:
-            write(conn)  # the caller commits, then notifies
-            return Outcome(case.id, status, case.version + 1, event_rows)
-        with self.db.begin() as own:
-            write(own)
-        self._notify(event_rows)
-        return Outcome(case.id, status, case.version + 1, event_rows)
+        Returns what to write, or — when no timer was due after all — the case's
+        recomputed ``next_due`` (the worker refreshes it). Used by :mod:`.timers`.
+        """
+        pack = self.packs.get(case.pack_name, case.pack_version)
+        runtime = pack.runtime
+        workflow = runtime.load(case.state, case.process_id)
+        records: list[Record] = []
+        runtime.advance(workflow, self.clock, records)
+        if not records:
+            return runtime.next_due(workflow)
+        timer = Principal(TIMER_ACTOR, "timer", "system", case.district, None, ())
+        return self._prepare(timer, "deadline", pack, case, workflow, [], {}, records, open_before)
 
     @staticmethod
     def _record_events(pack: LoadedPack, records: list[Record], case: dict[str, Any], now: dt.datetime) -> list[Event]:

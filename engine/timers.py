@@ -6,10 +6,12 @@ A case's earliest pending timer is kept in ``cases.next_due`` (indexed).
 1. select up to ``batch`` cases with ``next_due <= now``; on PostgreSQL with
    ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint batches and
    never wait on each other;
-2. for each case, inside a savepoint, fire its due timers through the command
-   path (:meth:`CaseService.fire_timers`: load, advance with the injected clock,
-   save state, tasks, events and the new ``next_due``, version-checked);
-3. commit the batch, then hand the events to the listeners (notifications).
+2. for each case, fire its due timers through the command path in memory
+   (:meth:`CaseService.prepare_timers`: load, advance with the injected clock,
+   compute state, tasks, events and the new ``next_due``) and write its row
+   with a version-checked update;
+3. write the batch's task changes and events in three statements, commit, then
+   hand the events to the listeners (notifications).
 
 Each timer fires exactly once: firing moves ``next_due`` past it in the same
 commit that records it, and the row lock (PostgreSQL) or the version check
@@ -28,10 +30,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from collections import defaultdict
 
-from .cases import TIMER_ACTOR, CaseService
-from .db import CaseEvent, CaseRow
+from sqlalchemy import delete, insert, select, update
+
+from .cases import TIMER_ACTOR, CaseService, Pending
+from .db import CaseEvent, CaseRow, CaseTask
 from .errors import ConcurrentUpdate, GovflowError
 
 log = logging.getLogger("govflow.timers")
@@ -49,7 +53,7 @@ class TickReport:
 
 
 def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
-    """Fire one batch of due timers; returns what happened."""
+    """Fire one batch of due timers in one transaction; returns what happened."""
     report = TickReport()
     now = service.clock.now()
     written: list[dict] = []
@@ -59,41 +63,61 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
             query = query.with_for_update(skip_locked=True)
         rows = conn.execute(query).all()
         report.due = len(rows)
+        if not rows:
+            return report
+        open_tasks: dict = defaultdict(dict)
+        for task in conn.execute(select(CaseTask.id, CaseTask.name, CaseTask.case_id).where(CaseTask.case_id.in_([r.id for r in rows]))):
+            open_tasks[task.case_id][task.id] = task.name
+        applied: list[Pending] = []
         for case in rows:
-            savepoint = conn.begin_nested()
             try:
-                events = service.fire_timers(conn, case)
-                savepoint.commit()
+                result = service.prepare_timers(case, open_tasks[case.id])
+            except GovflowError as exc:
+                report.failed += 1
+                written += _record_failure(conn, case, exc, now)
+                continue
+            if not isinstance(result, Pending):  # nothing was due after all: refresh next_due only
+                report.idle += 1
+                if result != case.next_due:
+                    conn.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(next_due=result))
+                continue
+            try:
+                result.update_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
             except ConcurrentUpdate:
-                savepoint.rollback()
                 report.conflicts += 1
                 continue
-            except GovflowError as exc:
-                savepoint.rollback()
-                report.failed += 1
-                _record_failure(conn, case, exc, now)
-                continue
-            if events is None:
-                report.idle += 1
-            else:
-                report.fired += 1
-                written += events
+            applied.append(result)
+            report.fired += 1
+        # the rest of the batch's writes go in a few statements, in the same transaction
+        gone = [task for p in applied for task in p.gone]
+        if gone:
+            conn.execute(delete(CaseTask).where(CaseTask.id.in_(gone)))
+        new_tasks = [task for p in applied for task in p.new_tasks]
+        if new_tasks:
+            conn.execute(insert(CaseTask), new_tasks)
+        events = [e for p in applied for e in p.event_rows]
+        if events:
+            conn.execute(insert(CaseEvent), events)
+        written += events
     if written:
         service._notify(written)
     return report
 
 
-def _record_failure(conn, case, exc: GovflowError, now: dt.datetime) -> None:
+def _record_failure(conn, case, exc: GovflowError, now: dt.datetime) -> list[dict]:
     log.warning("timer of case %s failed: %s", case.id, exc)
     result = conn.execute(
         update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version)
         .values(next_due=now + RETRY_AFTER, event_seq=case.event_seq + 1, version=case.version + 1)
     )
-    if result.rowcount == 1:
-        conn.execute(insert(CaseEvent), {
-            "case_id": case.id, "seq": case.event_seq + 1, "at": now, "kind": "timer.failed", "actor": TIMER_ACTOR,
-            "actor_unit": None, "power": "deadline", "data": {"error": exc.message, "retry_at": (now + RETRY_AFTER).isoformat()},
-        })
+    if result.rowcount != 1:
+        return []
+    event = {
+        "case_id": case.id, "seq": case.event_seq + 1, "at": now, "kind": "timer.failed", "actor": TIMER_ACTOR,
+        "actor_unit": None, "power": "deadline", "data": {"error": exc.message, "retry_at": (now + RETRY_AFTER).isoformat()},
+    }
+    conn.execute(insert(CaseEvent), event)
+    return [event]
 
 
 class TimerLoop(threading.Thread):
