@@ -28,13 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import casbin  # noqa: E402
+import yaml  # noqa: E402
 from casbin.util import key_match  # noqa: E402
 
 from common import fresh_database, ready_app, reference_pack  # noqa: E402
 from govflow.engine.authz import Authorizer, Grant, parse_policy_rows  # noqa: E402
 from govflow.engine.callouts import CallOut  # noqa: E402
 from govflow.engine.cases import NewCase  # noqa: E402
-from govflow.engine.responsibility import ResponsibilityEntry, ResponsibilityList  # noqa: E402
+from govflow.engine.catalog import Catalog, Matter, Unit  # noqa: E402
+from govflow.engine.responsibility import ResponsibilityEntry, ResponsibilityList, parse_responsibility  # noqa: E402
 from govflow.settings import REFERENCE_PACK  # noqa: E402
 
 NOW = "2026-11-23T02:00:00.000000Z"
@@ -154,6 +156,17 @@ def main() -> None:
     for _ in range(20):
         ResponsibilityList("synth", list(resp))
     print(f"building the list index from {len(resp)} entries: {(time.perf_counter() - start) / 20 * 1000:.2f} ms")
+    catalog = Catalog("synth", "synthetic", {**{u: Unit(u, u, "street") for u in STREETS}, **{u: Unit(u, u, "department") for u in DEPARTMENTS},
+                                             "synth.cc": Unit("synth.cc", "cc", "command_centre")},
+                      {m: Matter(m, m, "simple") for m in matters}, "synth.cc", tuple(STREETS))
+    text = yaml.safe_dump({"district": "synth", "entries": [
+        {"matter": e.matter, "main": e.main, "cooperating": list(e.cooperating), "time_limit": {"amount": 1, "unit": "working_days"}} for e in resp
+    ]}, allow_unicode=True).encode()
+    start = time.perf_counter()
+    loaded, issues = parse_responsibility(text, catalog, "policies/responsibility.yaml")
+    assert loaded is not None and not issues, issues
+    print(f"loading and validating policies/responsibility.yaml ({len(resp)} entries, {len(text) // 1024} KB): "
+          f"{(time.perf_counter() - start) * 1000:.1f} ms")
 
     pack = reference_pack()
     for backend in args.backends.split(","):

@@ -175,7 +175,7 @@ class CallOuts:
         with self.service.db.begin() as conn:
             row["id"] = conn.execute(insert(Delegation).returning(Delegation.id), row).scalar_one()
         self.service.packs.refresh_delegations(pack)
-        return {**row, "power": power}
+        return {**row, "power": power, "active": True}
 
     def delegations(self, principal: Principal, district: str | None = None) -> list[dict[str, Any]]:
         pack = self.service.packs.active(district or principal.district)

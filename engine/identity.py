@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .authz import Grant
-from .catalog import Catalog
+from .catalog import Catalog, load_yaml
 from .db import Principal as PrincipalRow
 from .errors import InvalidInput
 
@@ -76,7 +76,7 @@ def from_row(row: PrincipalRow) -> Principal:
 def parse_principals(text: str, catalogs: Iterable[Catalog], *, filename: str = "principals.yaml") -> list[tuple[Principal, str]]:
     """Validate a principals file; return (principal, token) pairs."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{filename}: invalid YAML: {exc}") from None
     catalogs = list(catalogs)

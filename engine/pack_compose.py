@@ -46,6 +46,7 @@ from typing import Any
 
 import yaml
 
+from .catalog import load_yaml
 from .errors import PackIssue
 
 #: (base name, version or None for "active, else newest") -> the base's effective files
@@ -95,7 +96,7 @@ def _load(files: Mapping[str, bytes], name: str, origin: str, issues: list[PackI
     if name not in files:
         return None
     try:
-        return yaml.safe_load(files[name].decode("utf-8"))
+        return load_yaml(files[name].decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         issues.append(PackIssue(name, f"{origin}: cannot be read for merging: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None))

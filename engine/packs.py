@@ -33,7 +33,7 @@ import yaml
 from .authz import Authorizer, parse_policy_rows
 from .bpmn import CompiledDiagrams, compile_diagrams
 from .calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
-from .catalog import Catalog, Territory, parse_boundaries, parse_catalog
+from .catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
 from .decisions import Decisions, compile_decisions
 from .errors import PackError, PackIssue
 from .forms import Form, parse_forms
@@ -196,7 +196,7 @@ def _yaml(files: Mapping[str, bytes], name: str, issues: list[PackIssue], *, req
             issues.append(PackIssue(name, "file not found"))
         return None
     try:
-        return yaml.safe_load(files[name].decode("utf-8"))
+        return load_yaml(files[name].decode("utf-8"))
     except UnicodeDecodeError:
         issues.append(PackIssue(name, "not UTF-8 text"))
     except yaml.YAMLError as exc:

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from .catalog import Catalog
+from .catalog import Catalog, SAFE_LOADER, load_yaml
 from .errors import PackIssue
 
 FILENAME = "policies/responsibility.yaml"
@@ -109,7 +109,7 @@ class ResponsibilityList:
 def _entry_lines(text: str) -> list[int]:
     """The 1-based line of each item of ``entries`` (YAML nodes keep their marks)."""
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -124,7 +124,7 @@ def parse_responsibility(content: bytes, catalog: Catalog, filename: str = FILEN
     """Parse and check a responsibility list against ``catalog``; return it or the issues."""
     try:
         text = content.decode("utf-8")
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except UnicodeDecodeError:
         return None, [PackIssue(filename, "not UTF-8 text")]
     except yaml.YAMLError as exc:
