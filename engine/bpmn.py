@@ -20,6 +20,9 @@ line and element id; nothing is half-loaded.
 from __future__ import annotations
 
 import functools
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,15 +210,43 @@ def _user_task_issues(root: etree._Element, filename: str, forms: Mapping[str, A
     return issues, infos
 
 
+_COMPILED: OrderedDict[str, CompiledDiagrams] = OrderedDict()
+_COMPILED_MAX = 32
+_COMPILED_LOCK = threading.Lock()
+
+
 def compile_diagrams(files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: Iterable[str]) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
     """Validate and parse ``files`` (relative name -> bytes; ``.bpmn`` and ``.dmn``).
 
-    Returns the compiled diagrams, or ``None`` and the list of issues.
+    Returns the compiled diagrams, or ``None`` and the list of issues. Compiled
+    specs are immutable and cached by the content hash of the diagrams (and the
+    form names they are checked against): pack versions with the same diagrams
+    share one set of spec objects.
     """
+    stages = list(stages)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    digest.update(repr((sorted(forms), stages)).encode())
+    key = digest.hexdigest()
+    with _COMPILED_LOCK:
+        hit = _COMPILED.get(key)
+        if hit is not None:
+            _COMPILED.move_to_end(key)
+            return hit, []
+    compiled, issues = _compile(files, forms=forms, stages=stages)
+    if compiled is not None:
+        with _COMPILED_LOCK:
+            _COMPILED[key] = compiled
+            while len(_COMPILED) > _COMPILED_MAX:
+                _COMPILED.popitem(last=False)
+    return compiled, issues
+
+
+def _compile(files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: list[str]) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
     issues: list[PackIssue] = []
     roots: dict[str, tuple[str, etree._Element]] = {}
     user_tasks: dict[str, UserTaskInfo] = {}
-    stages = list(stages)
     for name in sorted(files):
         kind = "dmn" if name.endswith(".dmn") else "bpmn"
         try:

@@ -287,3 +287,13 @@ def test_load_pack_reports_diagram_issues_with_file_line_and_element(reference_f
     [issue] = info.value.issues
     assert (issue.file, issue.element) == (REF_NAME, "flow_approved")
     assert issue.line == line_of(files[REF_NAME], b"<bpmn:conditionExpression>().__class__")
+
+
+def test_compiled_specs_are_cached_by_content_hash(reference_pack):
+    files = {REF_NAME: REF}
+    first, issues = compile_diagrams(files, forms=reference_pack.forms, stages=STAGES)
+    again, _ = compile_diagrams(dict(files), forms=reference_pack.forms, stages=STAGES)
+    assert issues == [] and again is first
+    changed = {name: body.replace(b'name="Sign for', b'name="Sign for now') for name, body in files.items()}
+    other, _ = compile_diagrams(changed, forms=reference_pack.forms, stages=STAGES)
+    assert other is not first and other.user_tasks["sign_for"].title.startswith("Sign for now")
