@@ -149,6 +149,35 @@ class CallOuts:
             return policy.due("handle", tier, now)
         return now + dt.timedelta(days=3)
 
+    def contribute(self, principal: Principal, case_id: str, part: str) -> dict[str, Any]:
+        """A cooperating department adds its part (配合) to a joint disposal, on the record.
+
+        It does not block the main department's disposal; it is possible while the
+        case is called or consulting.
+        """
+        service = self.service
+        case = service._load(parse_uuid(case_id, "case"))
+        pack = service.packs.get(case.pack_name, case.pack_version)
+        if not part or len(part) > 2000:
+            raise InvalidInput("part must be 1 to 2000 characters", errors=[{"loc": ["part"], "msg": "1 to 2000 characters"}])
+        with service.db.connect() as conn:
+            party = conn.execute(select(CaseParty).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)).first()
+        if party is None or party.role != "cooperating":
+            raise PermissionDenied(f"{principal.unit} is not a cooperating department of this case", case=case_id, principal=principal.id)
+        power = service.authorize(principal, pack, principal.unit, "dispose")
+        if case.status not in ("called", "consulting"):
+            raise InvalidTransition("a part can be added while the case is called or in consultation", case=case_id, status=case.status)
+        now = service.clock.now()
+        data = {"unit": principal.unit, "part": part}
+        with service.db.begin() as conn:
+            seq = conn.execute(select(CaseRow.event_seq).where(CaseRow.id == case.id).with_for_update()).scalar_one() + 1
+            conn.execute(CaseRow.__table__.update().where(CaseRow.id == case.id).values(event_seq=seq))
+            row = {"case_id": case.id, "seq": seq, "at": now, "kind": "callout.contribution", "actor": principal.id,
+                   "actor_unit": principal.unit, "power": power, "data": data}
+            conn.execute(insert(CaseEvent), row)
+        service._notify([row])
+        return {**data, "at": now}
+
     # -- delegations ---------------------------------------------------------------
     def delegate(self, principal: Principal, *, district: str | None, street: str, department: str, matter_pattern: str,
                  expires_at: dt.datetime, reason: str) -> dict[str, Any]:

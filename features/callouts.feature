@@ -22,11 +22,12 @@ Feature: Call-out, report-in and joint consultation (呼叫·报到·会商)
     Then the case is "consulting"
     When dongjie.dispatcher records the consultation "城管局补装井盖，住建局核查管线" assigning "gulou.cgj"
     Then cgj.handler has a "dispose" task for the case
-    When cgj.handler completes "dispose" with result "已补装防坠井盖"
+    When zjj.handler adds its part "已核查井下管线，无破损"
+    And cgj.handler completes "dispose" with result "已补装防坠井盖"
     Then the case is "completed"
     When dongjie.dispatcher completes "review" approving it
     Then the case is "reviewed"
-    And the timeline shows callout.made, task.completed, case.stage in order
+    And the timeline shows callout.made, task.completed, case.stage, callout.contribution in order
 
   Scenario: A call-out to a department not on the list is refused
     When dongjie.dispatcher calls out "gulou.hbj" to meet at "东街口" at 15:00

@@ -69,6 +69,13 @@ def _consult(api, ctx, clock, who, opinion, unit):
     assert response.status_code == 200, response.text
 
 
+@when(parsers.parse('{who} adds its part "{part}"'))
+def _contribute(api, ctx, who, part):
+    response = api.post(who, f"/api/v1/cases/{ctx['case']}/contributions", json={"part": part})
+    assert response.status_code == 201, response.text
+    assert api.post("cgj.handler", f"/api/v1/cases/{ctx['case']}/contributions", json={"part": "x"}).status_code == 403  # the main one disposes
+
+
 @when(parsers.parse('{who} completes "dispose" with result "{result}"'))
 def _dispose(api, ctx, who, result):
     task = [t for t in api.inbox(who, ctx["case"]) if t["name"] == "dispose"][0]

@@ -89,6 +89,17 @@ def call_out(case_id: str, body: CallOutIn, app: AppDep, principal: CurrentPrinc
     return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
 
 
+class ContributionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part: str = Field(min_length=1, max_length=2000, description="what this cooperating department does (配合)")
+
+
+@router.post("/api/v1/cases/{case_id}/contributions", status_code=status.HTTP_201_CREATED)
+def contribute(case_id: str, body: ContributionIn, app: AppDep, principal: CurrentPrincipal) -> dict:
+    """A cooperating department adds its part to the joint disposal (it does not block the main department)."""
+    return app.callouts.contribute(principal, case_id, body.part)
+
+
 @router.post("/api/v1/delegations", response_model=DelegationOut, status_code=status.HTTP_201_CREATED)
 def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> dict:
     """A district supervisor delegates a call-out power to a street, for a department, until an expiry."""
