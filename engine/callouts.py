@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from .calendar import Limit
 from .cases import CaseService, Event, Outcome, parse_uuid
 from .clock import iso
-from .db import CaseEvent, CaseParty, CaseRow, Delegation, Rating
+from .db import CaseParty, Delegation, Rating
 from .errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied, UnroutableInput
 from .identity import Principal
 from .packs import LoadedPack
@@ -170,11 +170,7 @@ class CallOuts:
         now = service.clock.now()
         data = {"unit": principal.unit, "part": part}
         with service.db.begin() as conn:
-            seq = conn.execute(select(CaseRow.event_seq).where(CaseRow.id == case.id).with_for_update()).scalar_one() + 1
-            conn.execute(CaseRow.__table__.update().where(CaseRow.id == case.id).values(event_seq=seq))
-            row = {"case_id": case.id, "seq": seq, "at": now, "kind": "callout.contribution", "actor": principal.id,
-                   "actor_unit": principal.unit, "power": power, "data": data}
-            conn.execute(insert(CaseEvent), row)
+            row = service.append_event(conn, case.id, principal, power, "callout.contribution", data)
         service._notify([row])
         return {**data, "at": now}
 
@@ -248,11 +244,9 @@ class CallOuts:
         try:
             with service.db.begin() as conn:
                 conn.execute(insert(Rating), row)
-                seq = conn.execute(select(CaseRow.event_seq).where(CaseRow.id == case.id).with_for_update()).scalar_one() + 1
-                conn.execute(CaseRow.__table__.update().where(CaseRow.id == case.id).values(event_seq=seq))
-                conn.execute(insert(CaseEvent), {"case_id": case.id, "seq": seq, "at": now, "kind": "rating.given", "actor": principal.id,
-                                                 "actor_unit": principal.unit, "power": power,
-                                                 "data": {k: v for k, v in row.items() if k not in ("case_id", "at")}})
+                event = service.append_event(conn, case.id, principal, power, "rating.given",
+                                             {k: v for k, v in row.items() if k not in ("case_id", "at")})
+            service._notify([event])
         except IntegrityError:
             raise Conflict(f"{principal.unit} has already rated {target} on {dimension} for this case", case=case_id) from None
         return {k: v for k, v in row.items()}

@@ -173,3 +173,17 @@ def test_status_follows_the_lifecycle_vocabulary(govflow, principals):
     task = open_task(govflow, principals, "citizen.zhang", case.case_id)
     seen.append(govflow.cases.complete_task(principals["citizen.zhang"], task["id"], {"satisfaction": 4}).status)
     assert seen == ["dispatched", "handling", "completed", "reviewed", "evaluated"]
+
+
+def test_a_standalone_event_moves_the_version_so_a_stale_command_is_refused(govflow, principals, monkeypatch):
+    case = report(govflow, principals)
+    stale = govflow.cases._load(case.case_id)
+    with govflow.db.begin() as conn:  # e.g. a rating lands between a command's read and its write
+        event = govflow.cases.append_event(conn, case.case_id, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5})
+    assert event["seq"] == stale.event_seq + 1
+    monkeypatch.setattr(govflow.cases, "_load", lambda case_id: stale)
+    task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
+    with pytest.raises(ConcurrentUpdate):
+        govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})
+    kinds = [e["kind"] for e in govflow.queries.events(principals["cc.supervisor"], str(case.case_id))]
+    assert kinds[-1] == "rating.given" and "task.completed" not in kinds
