@@ -70,7 +70,7 @@ def spiff_only(n: int) -> float:
         wf.do_engine_steps()
         assert wf.get_tasks(state=TaskState.READY, manual=True)
 
-    return rate(n, one, repeat=repeat)
+    return rate(n, one)
 
 
 def raw_insert(engine, n: int, blob: bytes, repeat: int = 3) -> float:
