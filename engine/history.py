@@ -2,9 +2,11 @@
 
 Past cases are those whose matter was confirmed by the people who worked them:
 closed cases that were not withdrawn and carry a matter. :class:`CaseHistory`
-reads the most recent :attr:`CaseHistory.LIMIT` of them per district and keeps
-them for :attr:`CaseHistory.TTL` seconds (the dispatch plugin builds its
-similarity index once per :class:`PastCases` object, so a refresh rebuilds it).
+reads the most recent :attr:`CaseHistory.LIMIT` of them per district — never the
+whole history — and keeps that snapshot for :attr:`CaseHistory.TTL`. The
+dispatch plugin builds its scorer once per :class:`PastCases` snapshot (and
+pack version), so the cost of a refresh is bounded too: about a second of one
+core for a full snapshot, once per district every TTL.
 Only the description and the matter are read — never personal data.
 """
 
@@ -42,7 +44,9 @@ class PastCases:
 class CaseHistory:
     """Past cases per district, read from the case table and cached."""
 
-    LIMIT = 20_000
+    #: the most recent closed cases read per district (bounds memory and the dispatch scorer's build time)
+    LIMIT = 5_000
+    #: how long a snapshot is used before it is read again
     TTL = dt.timedelta(minutes=10)
 
     def __init__(self, db: Engine, clock: Clock) -> None:

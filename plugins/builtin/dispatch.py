@@ -1,11 +1,24 @@
 """Built-in smart dispatch (智能派遣): classify, locate and route a new case.
 
-* **classify** — the reporter's category when given; otherwise the catalog
-  matter whose keywords best match the description (longest total matched
-  keyword length). When no keyword matches, or two matters tie, the description
-  is matched against the district's past cases (character n-gram TF-IDF,
-  cosine similarity, a vote of the nearest neighbours); only a clear, similar
-  enough majority decides. Anything else is *unsure* and left to a person: the
+* **classify** — the reporter's category when given; otherwise every matter of
+  the catalog is scored against the description and the best one wins only
+  when it is clearly ahead (see :class:`MatterScorer`). Three kinds of evidence
+  add up, all over character 1- to 3-grams (no word segmentation needed for
+  Chinese; a single character such as 梯, 坡 or 栏 often carries the meaning):
+
+  - *keyword profile*: TF-IDF cosine between the description and the matter's
+    profile, the centroid of its catalog keywords — a paraphrase that shares
+    part of a keyword still counts (下水道的盖子 / 井盖, 升降梯 / 电梯);
+  - *exact keywords*: the matched keyword length of the matter relative to the
+    best matter's (the longest-match rule of the catalog);
+  - *past cases*: the district's nearest past cases (cosine), each lending its
+    similarity to the matter it turned out to be.
+
+  The best matter decides only when it is clearly ahead of the runner-up
+  (:data:`MARGIN`, :data:`RATIO`) and backed by real evidence: an exact
+  keyword, at least two characters of the description in its keyword profile,
+  or a similar enough past case. Anything else — no evidence, a runner-up too
+  close, a single shared character — is *unsure* and left to a person: the
   case goes to the command centre rather than to a wrong owner.
 * **locate** — the street whose boundary contains the coordinates (shapely).
 * **route** — where the pack provides a DMN decision for the owner
@@ -14,18 +27,28 @@
   street"), its answer; otherwise the located street owns the case (属地兜底).
   Without a street or a matter the command centre dispatches by hand.
 
-Thresholds of the past-case matching (:data:`SIMILAR_MIN`, :data:`VOTE_SHARE`,
-:data:`NEIGHBOURS`) were chosen on the development split of
-``tests/data/dispatch_labelled.yaml`` only (see ``bench/bench_dispatch.py``).
+The weights and thresholds below were chosen on the development split of
+``tests/data/dispatch_labelled.yaml`` only (leave-one-out inside it, with the
+catalog both as it is and as it was before keywords were added from that
+split's misses); the held-out split is only ever reported
+(``bench/bench_dispatch.py``).
+
+Cost: a scorer is built once per pack version and past-case snapshot
+(:class:`~govflow.engine.history.CaseHistory` caps and refreshes the snapshot)
+and kept while that snapshot lives; scoring a report walks inverted indexes —
+the keyword profiles, and the past cases cut to a few champions per n-gram —
+so it stays under a millisecond with thousands of past cases.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-import re
+import threading
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from govflow.engine.dispatch import Report
@@ -33,20 +56,53 @@ from govflow.engine.history import PastCases
 from govflow.engine.packs import LoadedPack
 from govflow.plugins import hookimpl
 
-#: nearest past cases that vote on a matter
+#: n-gram lengths and their weight (on top of IDF)
+GRAM_WEIGHTS: Mapping[int, float] = {1: 2.0, 2: 1.0, 3: 1.0}
+#: weight of the exact-keyword evidence (0..1 per matter)
+KEYWORD_WEIGHT = 0.25
+#: weight of the past-case evidence (mean similarity of the nearest past cases, per matter)
+PAST_WEIGHT = 0.5
+#: nearest past cases that lend their similarity
 NEIGHBOURS = 5
-#: the nearest past case must be at least this similar (cosine, 0..1)
+#: the neighbour search keeps, per n-gram, only the past cases where it weighs
+#: most (champion lists): this bounds the cost of a look-up however long the history
+CHAMPIONS = 16
+#: the neighbour search looks up only the description's most weighty n-grams
+QUERY_GRAMS = 24
+#: the best matter decides when it leads the runner-up by MARGIN, or scores
+#: RATIO times the runner-up's — and scores at least SCORE_MIN
+MARGIN = 0.22
+RATIO = 1.4
+SCORE_MIN = 0.05
+#: without an exact keyword, the winner needs at least SUPPORT_MIN distinct
+#: characters of the description backing its keyword profile, or a past case
+#: at least SIMILAR_MIN similar (one shared character such as 好 is no evidence)
+SUPPORT_MIN = 2
 SIMILAR_MIN = 0.30
-#: the winning matter's share of the (similarity-weighted) votes
-VOTE_SHARE = 0.60
+#: with fewer past cases than COLD_START (a new district, offline use), IDF rests
+#: on the keywords alone and overrates common characters (路, 灯, 了): single
+#: characters then weigh COLD_UNIGRAM and the winner needs a lead of COLD_RATIO
+COLD_START = 50
+COLD_UNIGRAM = 1.0
+COLD_RATIO = 1.5
 
-_INDEX: dict[str, tuple[re.Pattern[str] | None, dict[str, list[str]]]] = {}
-_SIMILAR: weakref.WeakKeyDictionary[PastCases, SimilarCases] = weakref.WeakKeyDictionary()
+_INDEX: dict[str, _Keywords] = {}
+_SCORERS: weakref.WeakKeyDictionary[PastCases, dict[str, MatterScorer]] = weakref.WeakKeyDictionary()
+_NO_HISTORY: dict[str, MatterScorer] = {}
+_LOCK = threading.Lock()
 
 
 # -- keyword rules from the catalog ---------------------------------------------------------
-def _keyword_index(pack: LoadedPack) -> tuple[re.Pattern[str] | None, dict[str, list[str]]]:
-    """One alternation of every keyword (longest first) and keyword -> matters, per pack version."""
+@dataclass(frozen=True)
+class _Keywords:
+    """Every keyword of a catalog -> the matters listing it, and the keyword lengths (longest first)."""
+
+    owners: dict[str, list[str]]
+    lengths: tuple[int, ...]
+
+
+def _keyword_index(pack: LoadedPack) -> _Keywords:
+    """The keyword index of a pack version (cached by content hash)."""
     hit = _INDEX.get(pack.content_hash)
     if hit is None:
         if len(_INDEX) > 64:
@@ -55,105 +111,208 @@ def _keyword_index(pack: LoadedPack) -> tuple[re.Pattern[str] | None, dict[str, 
     return hit
 
 
-def _build_index(pack: LoadedPack) -> tuple[re.Pattern[str] | None, dict[str, list[str]]]:
+def _build_index(pack: LoadedPack) -> _Keywords:
     owners: dict[str, list[str]] = {}
     for matter in pack.catalog.matters.values():
         for keyword in matter.keywords:
             if keyword:
                 owners.setdefault(keyword, []).append(matter.code)
-    if not owners:
-        return None, owners
-    alternation = "|".join(re.escape(k) for k in sorted(owners, key=len, reverse=True))
-    return re.compile(f"(?=({alternation}))"), owners
+    return _Keywords(owners, tuple(sorted({len(k) for k in owners}, reverse=True)))
 
 
 def keyword_scores(pack: LoadedPack, text: str) -> list[tuple[str, int, list[str]]]:
-    """Matters whose keywords occur in ``text``: (code, total matched length, keywords), best first."""
-    pattern, owners = _keyword_index(pack)
-    if pattern is None:
-        return []
+    """Matters whose keywords occur in ``text``: (code, total matched length, keywords), best first.
+
+    At each position of the text only the longest keyword starting there counts
+    (井盖没了, not also 井盖); each keyword counts once.
+    """
+    index = _keyword_index(pack)
+    found: set[str] = set()
+    for i in range(len(text)):
+        for n in index.lengths:
+            if text[i:i + n] in index.owners:
+                found.add(text[i:i + n])
+                break
     scores: dict[str, tuple[int, list[str]]] = {}
-    for keyword in {m.group(1) for m in pattern.finditer(text)}:
-        for code in owners[keyword]:
+    for keyword in found:
+        for code in index.owners[keyword]:
             score, hits = scores.get(code, (0, []))
             scores[code] = (score + len(keyword), hits + [keyword])
     return sorted(((c, s, sorted(h)) for c, (s, h) in scores.items()), key=lambda item: (-item[1], item[0]))
 
 
-# -- matching against past cases ----------------------------------------------------------
+# -- n-gram vectors -----------------------------------------------------------------------
 def _grams(text: str) -> Counter[str]:
     chars = "".join(ch for ch in text.lower() if ch.isalnum())
-    return Counter([chars[i:i + 2] for i in range(len(chars) - 1)] + [chars[i:i + 3] for i in range(len(chars) - 2)])
+    return Counter(chars[i:i + n] for n in GRAM_WEIGHTS for i in range(len(chars) - n + 1))
 
 
-class SimilarCases:
-    """A TF-IDF index (character 2- and 3-grams, no word segmentation needed for Chinese)."""
+def _unit(vec: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+    return {g: w / norm for g, w in vec.items()}
 
-    def __init__(self, cases: Iterable[tuple[str, str]]) -> None:
-        docs = [(_grams(text), matter) for text, matter in cases]
-        df: Counter[str] = Counter(g for grams, _ in docs for g in grams)
-        n = len(docs)
-        self.idf = {g: math.log((1 + n) / (1 + c)) + 1.0 for g, c in df.items()}
-        self.matters = [matter for _, matter in docs]
-        self.postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for i, (grams, _) in enumerate(docs):
+
+@dataclass(frozen=True)
+class Scored:
+    """The outcome of scoring a description: matters best first, and the parts of the best one's score."""
+
+    ranked: list[tuple[str, float]]
+    profile: dict[str, float]
+    keywords: dict[str, list[str]]
+    past: dict[str, float]
+    #: how many distinct characters of the description back the best matter's keyword profile
+    support: int
+    #: per matter: the similarity of its nearest past case among the neighbours
+    nearest: dict[str, float]
+    #: the lead (best / runner-up) that is enough to decide
+    ratio: float = RATIO
+
+    def decided(self) -> str | None:
+        """The best matter when it is clearly ahead of the runner-up and backed by enough evidence, else None."""
+        if not self.ranked:
+            return None
+        best, s1 = self.ranked[0]
+        s2 = self.ranked[1][1] if len(self.ranked) > 1 else 0.0
+        if s1 < SCORE_MIN or not (s1 - s2 >= MARGIN or s1 >= self.ratio * s2):
+            return None
+        backed = best in self.keywords or self.support >= SUPPORT_MIN or self.nearest.get(best, 0.0) >= SIMILAR_MIN
+        return best if backed else None
+
+
+class MatterScorer:
+    """Scores every matter of a catalog against a description (keyword profiles, exact keywords, past cases).
+
+    Built from the pack's catalog and one snapshot of past cases; immutable
+    afterwards (safe to share between threads). IDF is computed over the
+    keywords and the past cases together, so words every report uses
+    (反映, 麻烦, 门口…) weigh little.
+    """
+
+    def __init__(self, pack: LoadedPack, cases: Iterable[tuple[str, str]] = ()) -> None:
+        self._pack = pack
+        matters = pack.catalog.matters
+        keyword_docs = [(_grams(k), m.code) for m in matters.values() for k in m.keywords if k]
+        case_docs = [(_grams(text), matter) for text, matter in cases if matter in matters and text]
+        df: Counter[str] = Counter()
+        for grams, _ in keyword_docs + case_docs:
+            df.update(grams.keys())
+        n = len(keyword_docs) + len(case_docs)
+        cold = len(case_docs) < COLD_START
+        self._gram_weights = {**GRAM_WEIGHTS, 1: COLD_UNIGRAM} if cold else dict(GRAM_WEIGHTS)
+        self.ratio = COLD_RATIO if cold else RATIO
+        self._weight = {g: (math.log((1 + n) / (1 + c)) + 1.0) * self._gram_weights[len(g)] for g, c in df.items()}
+        self._unseen = math.log(1 + n) + 1.0
+        # keyword profiles: per matter, the normalised sum of its keywords' vectors; inverted by n-gram
+        sums: dict[str, Counter[str]] = defaultdict(Counter)
+        for grams, code in keyword_docs:
+            sums[code].update(self._vector(grams))
+        self._profiles: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        self._profile_grams = {code: frozenset(vec) for code, vec in sums.items()}
+        for code, vec in sums.items():
+            for g, w in _unit(dict(vec)).items():
+                self._profiles[g].append((code, w))
+        # past cases: one vector each, inverted by n-gram, each posting list cut to its champions
+        self._case_matter = [matter for _, matter in case_docs]
+        self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, (grams, _) in enumerate(case_docs):
             for g, w in self._vector(grams).items():
-                self.postings[g].append((i, w))
+                self._postings[g].append((i, w))
+        for g, posting in self._postings.items():
+            if len(posting) > CHAMPIONS:
+                self._postings[g] = heapq.nlargest(CHAMPIONS, posting, key=lambda item: item[1])
+        self.size = len(case_docs)
 
     def _vector(self, grams: Counter[str]) -> dict[str, float]:
-        vec = {g: (1.0 + math.log(c)) * self.idf[g] for g, c in grams.items() if g in self.idf}
-        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-        return {g: w / norm for g, w in vec.items()}
+        """Unit TF-IDF vector; an n-gram never seen has the highest IDF (it still dilutes the others)."""
+        weight, unseen, by_length = self._weight, self._unseen, self._gram_weights
+        return _unit({g: (1.0 + math.log(c)) * weight.get(g, unseen * by_length[len(g)]) for g, c in grams.items()})
 
-    def nearest(self, text: str, k: int | None = None) -> list[tuple[float, str]]:
-        """The ``k`` most similar past cases as (cosine similarity, matter)."""
-        scores: dict[int, float] = defaultdict(float)
-        for g, w in self._vector(_grams(text)).items():
-            for i, dw in self.postings.get(g, ()):
-                scores[i] += w * dw
-        best = sorted(scores.items(), key=lambda item: -item[1])[:k or NEIGHBOURS]
-        return [(s, self.matters[i]) for i, s in best]
+    def score(self, text: str) -> Scored:
+        query = self._vector(_grams(text))
+        profile: dict[str, float] = defaultdict(float)
+        for g, w in query.items():
+            for code, pw in self._profiles.get(g, ()):
+                profile[code] += w * pw
+        hits = keyword_scores(self._pack, text)
+        keywords = {code: words for code, _, words in hits}
+        top = hits[0][1] if hits else 0
+        past: dict[str, float] = defaultdict(float)
+        nearest: dict[str, float] = {}
+        if self._postings:
+            sims: dict[int, float] = defaultdict(float)
+            heaviest = heapq.nlargest(QUERY_GRAMS, query.items(), key=lambda item: item[1]) if len(query) > QUERY_GRAMS else query.items()
+            for g, w in heaviest:
+                for i, cw in self._postings.get(g, ()):
+                    sims[i] += w * cw
+            for i, s in heapq.nlargest(NEIGHBOURS, sims.items(), key=lambda item: item[1]):
+                matter = self._case_matter[i]
+                past[matter] += s / NEIGHBOURS
+                nearest.setdefault(matter, s)
+        total: dict[str, float] = defaultdict(float)
+        for code, s in profile.items():
+            total[code] += s
+        for code, length, _ in hits:
+            total[code] += KEYWORD_WEIGHT * length / top
+        for code, s in past.items():
+            total[code] += PAST_WEIGHT * s
+        ranked = sorted(total.items(), key=lambda item: (-item[1], item[0]))
+        backing = self._profile_grams.get(ranked[0][0], frozenset()) if ranked else frozenset()
+        support = len({ch for g in query if g in backing for ch in g})
+        return Scored(ranked, dict(profile), keywords, dict(past), support, nearest, self.ratio)
 
-    def vote(self, text: str, among: set[str] | None = None) -> tuple[str, float, float] | None:
-        """(matter, vote share, top similarity) of the nearest past cases, or None without any."""
-        near = [(s, m) for s, m in self.nearest(text) if among is None or m in among]
-        if not near:
-            return None
-        votes: dict[str, float] = defaultdict(float)
-        for s, m in near:
-            votes[m] += s
-        matter, weight = max(votes.items(), key=lambda item: (item[1], item[0]))
-        total = sum(votes.values()) or 1.0
-        return matter, weight / total, near[0][0]
 
+def scorer(pack: LoadedPack, past: PastCases | None) -> MatterScorer:
+    """The scorer of a pack version and a past-case snapshot.
 
-def similar_cases(past: PastCases) -> SimilarCases:
-    index = _SIMILAR.get(past)
-    if index is None:
-        index = _SIMILAR[past] = SimilarCases((c.description, c.matter) for c in past.cases)
-    return index
+    Built once and kept while the snapshot lives (a refreshed snapshot from
+    :class:`~govflow.engine.history.CaseHistory` gets a new one; the old one goes
+    with its snapshot). Builds are serialised, so a refresh under load builds once.
+    """
+    if past is None or not past.cases:
+        hit = _NO_HISTORY.get(pack.content_hash)
+        if hit is None:
+            with _LOCK:
+                hit = _NO_HISTORY.get(pack.content_hash)
+                if hit is None:
+                    if len(_NO_HISTORY) > 64:
+                        _NO_HISTORY.clear()
+                    hit = _NO_HISTORY[pack.content_hash] = MatterScorer(pack)
+        return hit
+    per_pack = _SCORERS.get(past)
+    hit = per_pack.get(pack.content_hash) if per_pack is not None else None
+    if hit is None:
+        with _LOCK:
+            per_pack = _SCORERS.setdefault(past, {})
+            hit = per_pack.get(pack.content_hash)
+            if hit is None:
+                if len(per_pack) > 8:
+                    per_pack.clear()
+                hit = per_pack[pack.content_hash] = MatterScorer(pack, ((c.description, c.matter) for c in past.cases))
+    return hit
 
 
 def classify(pack: LoadedPack, report: Report, history: Any = None) -> tuple[str, str] | None:
     """The matter of a report and how it was decided, or None when unsure (see the module docstring)."""
     if report.category:
         return report.category, "given by the reporter"
-    ranked = keyword_scores(pack, report.description)
-    if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
-        return ranked[0][0], "keywords: " + ", ".join(ranked[0][2])
-    if history is None:
+    past = history.past_cases(pack.catalog.district) if history is not None else None
+    scored = scorer(pack, past).score(report.description)
+    matter = scored.decided()
+    if matter is None:
         return None
-    past = history.past_cases(pack.catalog.district)
-    if not past.cases:
-        return None
-    tied = {code for code, score, _ in ranked if score == ranked[0][1]} if ranked else None
-    vote = similar_cases(past).vote(report.description, tied)
-    if vote is None:
-        return None
-    matter, share, top = vote
-    if matter not in pack.catalog.matters or top < SIMILAR_MIN or share < VOTE_SHARE:
-        return None
-    return matter, f"similar past cases: {matter} (similarity {top:.2f}, {share:.0%} of the vote)"
+    return matter, _how(scored, matter)
+
+
+def _how(scored: Scored, matter: str) -> str:
+    """On the record: which evidence decided, and how far ahead the matter was."""
+    lead = f"score {scored.ranked[0][1]:.2f}"
+    if len(scored.ranked) > 1:
+        lead += f", next {scored.ranked[1][0]} {scored.ranked[1][1]:.2f}"
+    if matter in scored.keywords:
+        return "keywords: " + ", ".join(scored.keywords[matter]) + f" ({lead})"
+    if PAST_WEIGHT * scored.past.get(matter, 0.0) > scored.profile.get(matter, 0.0):
+        return f"similar past cases: nearest {scored.nearest.get(matter, 0.0):.2f} ({lead})"
+    return f"keyword profile: {lead}"
 
 
 @hookimpl

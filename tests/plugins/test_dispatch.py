@@ -3,6 +3,8 @@ a district plugin acting for its own pack only, a failing plugin recorded instea
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -22,9 +24,30 @@ def rep(text, category=None, lat=None, lng=None):
 
 
 def test_keywords_decide_and_a_tie_is_left_to_a_person(reference_pack):
-    assert dispatch.classify(reference_pack, rep("东街口有个井盖没了")) == ("road.manhole_cover", "keywords: 井盖没了")
-    assert dispatch.classify(reference_pack, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: unsure
+    matter, how = dispatch.classify(reference_pack, rep("东街口有个井盖没了"))
+    assert matter == "road.manhole_cover" and how.startswith("keywords: 井盖没了 (score ")
+    assert dispatch.classify(reference_pack, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: too close to call
     assert dispatch.classify(reference_pack, rep("随便说点什么")) is None
+
+
+def test_a_paraphrase_of_a_keyword_counts(reference_pack):
+    matter, how = dispatch.classify(reference_pack, rep("大树被台风吹歪了"))  # keywords: 大树歪, 树被风吹倒
+    assert matter == "green.tree_fallen" and how.startswith("keyword profile: score ")
+
+
+def test_without_enough_past_cases_the_scorer_is_more_cautious(reference_pack):
+    few = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * (dispatch.COLD_START - 1))
+    enough = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * dispatch.COLD_START)
+    assert dispatch.scorer(reference_pack, None).ratio == dispatch.COLD_RATIO
+    assert dispatch.scorer(reference_pack, few.past_cases("gulou")).ratio == dispatch.COLD_RATIO
+    assert dispatch.scorer(reference_pack, enough.past_cases("gulou")).ratio == dispatch.RATIO
+
+
+def test_one_shared_character_is_no_evidence(reference_pack):
+    past = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out"), PastCase("小区门口垃圾桶满了", "env.garbage_overflow")] * 20)
+    for text in ("你好", "我要投诉", "谢谢"):
+        assert dispatch.classify(reference_pack, rep(text)) is None
+        assert dispatch.classify(reference_pack, rep(text), past) is None
 
 
 def test_past_cases_decide_when_keywords_do_not(reference_pack):
@@ -32,8 +55,26 @@ def test_past_cases_decide_when_keywords_do_not(reference_pack):
     past = StaticHistory("gulou", [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
                          + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
     matter, how = dispatch.classify(reference_pack, rep(text), past)
-    assert matter == "health.pests" and how.startswith("similar past cases")
+    assert matter == "health.pests" and how.startswith("similar past cases: nearest ")
     assert dispatch.classify(reference_pack, rep(text), StaticHistory("gulou", [])) is None
+
+
+def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_pack):
+    history = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
+    snapshot = history.past_cases("gulou")
+    first = dispatch.scorer(reference_pack, snapshot)
+    assert dispatch.scorer(reference_pack, history.past_cases("gulou")) is first
+    assert dispatch.scorer(reference_pack, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first  # a refresh
+    assert dispatch.scorer(reference_pack, None) is dispatch.scorer(reference_pack, StaticHistory("gulou", []).past_cases("gulou"))
+
+
+def test_the_neighbour_search_stays_bounded_however_long_the_history(reference_pack):
+    cases = [(f"巷子口的蜂窝越来越大了，怕蜇到小孩（{i}）", "health.pests") for i in range(300)]
+    cases += [(f"楼下的路灯全黑（{i}）", "lighting.streetlight_out") for i in range(300)]
+    scorer = dispatch.MatterScorer(reference_pack, cases)
+    assert scorer.size == 600
+    assert max(len(posting) for posting in scorer._postings.values()) <= dispatch.CHAMPIONS
+    assert scorer.score("巷子口的蜂窝越来越大").decided() == "health.pests"
 
 
 def test_case_history_reads_closed_cases_of_the_district_only(govflow, principals):
@@ -45,6 +86,19 @@ def test_case_history_reads_closed_cases_of_the_district_only(govflow, principal
     history.forget()
     assert history.past_cases("gulou").cases == (PastCase("东街口有个井盖没了", "road.manhole_cover"),)
     assert history.past_cases("cangshan").cases == ()
+
+
+def test_case_history_reads_only_the_most_recent_cases(govflow, principals):
+    texts = ["东街口有个井盖没了", "楼下的路灯全黑了", "小区门口垃圾桶满了"]
+    ids = [govflow.cases.report(principals["citizen.zhang"], NewCase("app", t, lat=26.0865, lng=119.3025)).case_id for t in texts]
+    now = govflow.clock.now()
+    with govflow.db.begin() as conn:
+        for minutes, case_id in enumerate(ids):
+            conn.execute(CaseRow.__table__.update().where(CaseRow.id == case_id)
+                         .values(closed_at=now + dt.timedelta(minutes=minutes), status="evaluated"))
+    history = CaseHistory(govflow.db, govflow.clock)
+    history.LIMIT = 2
+    assert [c.description for c in history.past_cases("gulou").cases] == ["小区门口垃圾桶满了", "楼下的路灯全黑了"]
 
 
 def test_a_dmn_owner_decision_routes_where_the_pack_provides_one(reference_files):
