@@ -47,7 +47,7 @@ class BodyLimit:
 
 
 class _TooLarge(Exception):
-    pass
+    """Raised inside the body stream once more than the limit has arrived."""
 
 
 def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
