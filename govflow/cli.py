@@ -69,6 +69,7 @@ def serve(
     from govflow.engine.timers import TimerLoop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spiff").setLevel(logging.WARNING)  # per-task state changes are on the case record already
     settings = _settings(database_url)
     govflow_app = _build(settings)
     upgrade(govflow_app.db)
