@@ -286,22 +286,6 @@ class CaseService:
         conn.execute(insert(CaseEvent), row)
         return row
 
-    # -- internals    def append_event(self, conn: Connection, case_id: uuid.UUID, principal: Principal, power: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Append one event that changes no workflow state (a rating, a contribution).
-
-        The case's version moves too, so a command that read the case before
-        this event is refused with ConcurrentUpdate instead of colliding on the
-        event sequence.
-        """
-        seq = conn.execute(
-            update(CaseRow).where(CaseRow.id == case_id)
-            .values(event_seq=CaseRow.event_seq + 1, version=CaseRow.version + 1).returning(CaseRow.event_seq)
-        ).scalar_one()
-        row = {"case_id": case_id, "seq": seq, "at": self.clock.now(), "kind": kind, "actor": principal.id,
-               "actor_unit": principal.unit, "power": power, "data": data}
-        conn.execute(insert(CaseEvent), row)
-        return row
-
     # -- internals -------------------------------------------------------------------
     def _load(self, case_id: uuid.UUID) -> Any:
         with self.db.connect() as conn:
