@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from govflow.api.app import create_app
 from govflow.bootstrap import App, build
-from govflow.engine.clock import ManualClock
-from govflow.engine.db import Base, make_engine
-from govflow.engine.identity import parse_principals, store_principals
-from govflow.engine.migrate import upgrade
-from govflow.engine.packs import LoadedPack, load_pack, read_folder
+from govflow.engine.model.clock import ManualClock
+from govflow.engine.store.db import Base, make_engine
+from govflow.engine.access.identity import parse_principals, store_principals
+from govflow.engine.store.migrate import upgrade
+from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.plugins import hookimpl, plugin_manager
 from govflow.settings import REFERENCE_PACK
 

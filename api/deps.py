@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from govflow.bootstrap import App
-from govflow.engine.identity import Principal
+from govflow.engine.access.identity import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A govflow bearer token")
 

@@ -1,6 +1,6 @@
 """Errors to RFC 9457 problem details, in exactly one place.
 
-The engine's error tree (``govflow.engine.errors``) is mapped by base class;
+The engine's error tree (``govflow.engine.model.errors``) is mapped by base class;
 request validation errors and HTTP errors from the framework get the same shape.
 Nothing else in ``govflow.api`` turns exceptions into responses.
 """
@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from govflow.engine import errors as e
+from govflow.engine.model import errors as e
 
 log = logging.getLogger("govflow.api")
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from govflow.engine.cases import CHANNELS
+from govflow.engine.cases.service import CHANNELS
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 

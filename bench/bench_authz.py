@@ -32,11 +32,11 @@ import yaml  # noqa: E402
 from casbin.util import key_match  # noqa: E402
 
 from common import fresh_database, ready_app, reference_pack  # noqa: E402
-from govflow.engine.authz import Authorizer, Grant, parse_policy_rows  # noqa: E402
-from govflow.engine.callouts import CallOut  # noqa: E402
-from govflow.engine.cases import NewCase  # noqa: E402
-from govflow.engine.catalog import Catalog, Matter, Unit  # noqa: E402
-from govflow.engine.responsibility import ResponsibilityEntry, ResponsibilityList, parse_responsibility  # noqa: E402
+from govflow.engine.access.authz import Authorizer, Grant, parse_policy_rows  # noqa: E402
+from govflow.engine.cases.callouts import CallOut  # noqa: E402
+from govflow.engine.cases.service import NewCase  # noqa: E402
+from govflow.engine.model.catalog import Catalog, Matter, Unit  # noqa: E402
+from govflow.engine.model.responsibility import ResponsibilityEntry, ResponsibilityList, parse_responsibility  # noqa: E402
 from govflow.settings import REFERENCE_PACK  # noqa: E402
 
 NOW = "2026-11-23T02:00:00.000000Z"

@@ -41,8 +41,8 @@ from SpiffWorkflow.spiff.parser import SpiffBpmnParser  # noqa: E402
 from SpiffWorkflow.util.task import TaskState  # noqa: E402
 
 from common import fresh_database, rate, ready_app, reference_pack  # noqa: E402
-from govflow.engine.cases import NewCase  # noqa: E402
-from govflow.engine.db import CaseEvent, CaseRow, CaseTask  # noqa: E402
+from govflow.engine.cases.service import NewCase  # noqa: E402
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask  # noqa: E402
 
 STREET_POINTS = [(26.0865, 119.3025), (26.0780, 119.2950), (26.1040, 119.2840), (26.0990, 119.3040), (26.0950, 119.3190)]
 TEXTS = ["东街口有个井盖没了，晚上很危险", "路灯不亮好几天了", "小区门口垃圾桶满了没人清", "半夜施工太吵了", "路面塌陷一个大坑"]
@@ -94,7 +94,7 @@ def raw_insert(engine, n: int, blob: bytes, repeat: int = 3) -> float:
 
 
 def _engine_worker(url: str, n: int, offset: int, barrier, results) -> None:
-    from govflow.engine.db import make_engine
+    from govflow.engine.store.db import make_engine
 
     engine = make_engine(url)
     app = ready_app(engine, reference_pack(), load_principals=False)
@@ -109,7 +109,7 @@ def _engine_worker(url: str, n: int, offset: int, barrier, results) -> None:
 
 
 def _raw_worker(url: str, n: int, blob: bytes, barrier, results) -> None:
-    from govflow.engine.db import make_engine
+    from govflow.engine.store.db import make_engine
 
     engine = make_engine(url)
     raw_insert(engine, 20, blob, repeat=1)

@@ -40,9 +40,9 @@ from typing import Any
 import yaml
 
 from govflow.bootstrap import BUILTIN, PackPlugins, PluginDispatcher
-from govflow.engine.dispatch import Report
-from govflow.engine.history import PastCase, StaticHistory
-from govflow.engine.packs import LoadedPack, load_pack, read_folder
+from govflow.engine.model.dispatch import Report
+from govflow.engine.cases.history import PastCase, StaticHistory
+from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.plugins import plugin_manager
 from govflow.plugins.builtin import dispatch as builtin_dispatch
 from govflow.settings import REFERENCE_PACK

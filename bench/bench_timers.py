@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sqlalchemy import func, insert, select, update  # noqa: E402
 
 from common import fresh_database, ready_app, reference_pack  # noqa: E402
-from govflow.engine.cases import NewCase  # noqa: E402
-from govflow.engine.clock import ManualClock  # noqa: E402
-from govflow.engine.db import CaseEvent, CaseRow, CaseTask, make_engine  # noqa: E402
-from govflow.engine.timers import fire_due  # noqa: E402
+from govflow.engine.cases.service import NewCase  # noqa: E402
+from govflow.engine.model.clock import ManualClock  # noqa: E402
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, make_engine  # noqa: E402
+from govflow.engine.cases.timers import fire_due  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Fuzhou
 

@@ -14,10 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from govflow.bootstrap import App, build
-from govflow.engine.db import make_engine
-from govflow.engine.identity import parse_principals, store_principals
-from govflow.engine.migrate import upgrade
-from govflow.engine.packs import LoadedPack, load_pack, read_folder
+from govflow.engine.store.db import make_engine
+from govflow.engine.access.identity import parse_principals, store_principals
+from govflow.engine.store.migrate import upgrade
+from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.plugins import plugin_manager
 from govflow.settings import REFERENCE_PACK
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pytest_bdd import given, parsers, then, when
 
-from govflow.engine.timers import fire_due
+from govflow.engine.cases.timers import fire_due
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 

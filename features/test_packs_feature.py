@@ -8,7 +8,7 @@ from pytest_bdd import given, parsers, scenarios, then, when
 from typer.testing import CliRunner
 
 from govflow.cli import app as cli
-from govflow.engine.packs import files_to_zip
+from govflow.engine.packs.loader import files_to_zip
 from tests.pack_helpers import ROOT, store_demo_principals
 
 scenarios("packs.feature")

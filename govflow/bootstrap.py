@@ -17,15 +17,16 @@ import pluggy
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from govflow.engine.callouts import CallOuts
-from govflow.engine.cases import CaseService
-from govflow.engine.clock import Clock, SystemClock, install_spiff_clock
-from govflow.engine.db import CaseRow, make_engine
-from govflow.engine.history import CaseHistory
-from govflow.engine.dispatch import Report, Routing
-from govflow.engine.packs import LoadedPack, Manifest, read_folder
-from govflow.engine.queries import CaseQueries
-from govflow.engine.registry import PackRegistry
+from govflow.engine.cases.callouts import CallOuts
+from govflow.engine.cases.service import CaseService
+from govflow.engine.model.clock import Clock, SystemClock
+from govflow.engine.workflow.spiff_clock import install_spiff_clock
+from govflow.engine.store.db import CaseRow, make_engine
+from govflow.engine.cases.history import CaseHistory
+from govflow.engine.model.dispatch import Report, Routing
+from govflow.engine.packs.loader import LoadedPack, Manifest, read_folder
+from govflow.engine.cases.queries import CaseQueries
+from govflow.engine.packs.registry import PackRegistry
 from govflow.plugins import BUILTIN, plugin_manager
 
 log = logging.getLogger("govflow")

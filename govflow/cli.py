@@ -42,7 +42,7 @@ def _build(settings: Settings):
 
 
 def _load_principals(govflow_app, path: Path) -> int:
-    from govflow.engine.identity import parse_principals, store_principals
+    from govflow.engine.access.identity import parse_principals, store_principals
 
     catalogs = [govflow_app.packs.active(d).catalog for d in govflow_app.packs.districts()]
     entries = parse_principals(path.read_text(encoding="utf-8"), catalogs, filename=str(path.name))
@@ -65,8 +65,8 @@ def serve(
 
     from govflow.api.app import create_app
     from govflow.bootstrap import deploy_folder
-    from govflow.engine.migrate import upgrade
-    from govflow.engine.timers import TimerLoop
+    from govflow.engine.store.migrate import upgrade
+    from govflow.engine.cases.timers import TimerLoop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("spiff").setLevel(logging.WARNING)  # per-task state changes are on the case record already
@@ -96,7 +96,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="run one tick and exit")] = False,
 ) -> None:
     """Fire due timers from the database (several workers may run at once)."""
-    from govflow.engine.timers import fire_due
+    from govflow.engine.cases.timers import fire_due
 
     govflow_app = _build(_settings(database_url))
     while True:
@@ -113,14 +113,14 @@ BaseOption = Annotated[list[Path], typer.Option("--base", help="a base pack fold
 
 
 def _read_pack_files(path: Path) -> dict[str, bytes]:
-    from govflow.engine.packs import read_folder, read_zip
+    from govflow.engine.packs.loader import read_folder, read_zip
 
     return read_zip(path.read_bytes()) if path.suffix == ".zip" else read_folder(path)
 
 
 def _offline_resolver(bases: list[Path]):
     """Resolve `extends` from folders (the reference pack and --base folders), without a database."""
-    from govflow.engine.packs import load_pack, read_folder
+    from govflow.engine.packs.loader import load_pack, read_folder
 
     def resolve(name: str, version: str | None):
         for folder in [*bases, _settings().pack_path]:
@@ -146,8 +146,8 @@ def _refused(exc) -> None:
 def pack_validate(path: Path, base: BaseOption = []) -> None:  # noqa: B006 - typer reads the default
     """Validate a pack folder (or .zip): XML safety, schema, scripts, Spiff parse, catalog, policies,
     responsibility list, decisions, plugins — and its base when it `extends` one."""
-    from govflow.engine.errors import PackError
-    from govflow.engine.packs import load_pack
+    from govflow.engine.model.errors import PackError
+    from govflow.engine.packs.loader import load_pack
     from govflow.plugins import plugin_manager
 
     pm = plugin_manager()
@@ -172,9 +172,9 @@ def pack_show(
     """Print the effective pack (after `extends`): manifest, merged settings, every file and its origin."""
     import json
 
-    from govflow.engine.errors import GovflowError
-    from govflow.engine.pack_admin import describe
-    from govflow.engine.packs import load_pack
+    from govflow.engine.model.errors import GovflowError
+    from govflow.engine.packs.admin import describe
+    from govflow.engine.packs.loader import load_pack
 
     try:
         if Path(target).exists():
@@ -200,7 +200,7 @@ def pack_deploy(
     database_url: DbOption = None,
 ) -> None:
     """Validate a pack folder (or .zip) and store it as a version (and activate it)."""
-    from govflow.engine.errors import GovflowError
+    from govflow.engine.model.errors import GovflowError
 
     govflow_app = _build(_settings(database_url))
     try:
@@ -224,7 +224,7 @@ def pack_list(district: Annotated[Optional[str], typer.Option()] = None, databas
 @pack_app.command("activate")
 def pack_activate(name: str, version: str, database_url: DbOption = None) -> None:
     """Make a deployed version the active one of its district (new cases start on it)."""
-    from govflow.engine.errors import GovflowError
+    from govflow.engine.model.errors import GovflowError
 
     govflow_app = _build(_settings(database_url))
     try:
@@ -237,7 +237,7 @@ def pack_activate(name: str, version: str, database_url: DbOption = None) -> Non
 @pack_app.command("rollback")
 def pack_rollback(district: str, database_url: DbOption = None) -> None:
     """Re-activate the version deployed before the active one (running cases are not touched)."""
-    from govflow.engine.errors import GovflowError
+    from govflow.engine.model.errors import GovflowError
 
     govflow_app = _build(_settings(database_url))
     try:
@@ -257,8 +257,8 @@ def pack_migrate(
     database_url: DbOption = None,
 ) -> None:
     """Move running cases to another version when safe; list those refused and why."""
-    from govflow.engine.errors import GovflowError
-    from govflow.engine.pack_migration import migrate
+    from govflow.engine.model.errors import GovflowError
+    from govflow.engine.packs.migration import migrate
 
     govflow_app = _build(_settings(database_url))
     try:
@@ -278,7 +278,7 @@ def pack_migrate(
 @pack_app.command("export")
 def pack_export(name: str, version: str, output: Annotated[Path, typer.Option("-o", "--output")], database_url: DbOption = None) -> None:
     """Write a deployed version's zip (the effective pack) to a file."""
-    from govflow.engine.errors import GovflowError
+    from govflow.engine.model.errors import GovflowError
 
     govflow_app = _build(_settings(database_url))
     try:
@@ -291,8 +291,8 @@ def pack_export(name: str, version: str, output: Annotated[Path, typer.Option("-
 @db_app.command("upgrade")
 def db_upgrade(database_url: DbOption = None) -> None:
     """Create or migrate the schema to the latest version."""
-    from govflow.engine.db import make_engine
-    from govflow.engine.migrate import upgrade
+    from govflow.engine.store.db import make_engine
+    from govflow.engine.store.migrate import upgrade
 
     settings = _settings(database_url)
     upgrade(make_engine(settings.database_url))
@@ -302,7 +302,7 @@ def db_upgrade(database_url: DbOption = None) -> None:
 @principals_app.command("load")
 def principals_load(path: Path, database_url: DbOption = None) -> None:
     """Create or update principals from a YAML file (see policies/demo-principals.yaml)."""
-    from govflow.engine.errors import GovflowError
+    from govflow.engine.model.errors import GovflowError
 
     govflow_app = _build(_settings(database_url))
     try:

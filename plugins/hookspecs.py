@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from govflow.engine.dispatch import Report
-    from govflow.engine.history import CaseHistory
-    from govflow.engine.packs import LoadedPack
+    from govflow.engine.model.dispatch import Report
+    from govflow.engine.cases.history import CaseHistory
+    from govflow.engine.packs.loader import LoadedPack
 
 PROJECT = "govflow"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -86,7 +86,7 @@ def govflow_calendar(district: str, settings: dict[str, Any]) -> Any | None:
 
     Called once when a pack version is compiled, with the pack's district code
     and its manifest ``settings``. Return an object with
-    ``is_workday(day: datetime.date) -> bool`` (``govflow.engine.calendar.WorkCalendar``),
+    ``is_workday(day: datetime.date) -> bool`` (``govflow.engine.model.calendar.WorkCalendar``),
     or ``None`` to defer. The built-in ``calendar`` plugin answers with China's
     statutory holidays and adjusted working days (chinese-calendar) plus the
     pack's ``settings.closures`` (local non-working dates) and

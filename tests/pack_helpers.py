@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from sqlalchemy.orm import Session
 
-from govflow.engine.identity import parse_principals, store_principals
-from govflow.engine.packs import read_folder
+from govflow.engine.access.identity import parse_principals, store_principals
+from govflow.engine.packs.loader import read_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 CANGSHAN = ROOT / "examples" / "cangshan"

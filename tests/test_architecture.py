@@ -59,7 +59,7 @@ def sources(folder: str) -> list[Path]:
 
 def test_the_walk_sees_the_code():
     engine = sources("engine")
-    assert {"bpmn.py", "sandbox.py", "runtime.py", "packs.py", "catalog.py"} <= {p.name for p in engine}
+    assert {"bpmn.py", "sandbox.py", "runtime.py", "loader.py", "catalog.py"} <= {p.name for p in engine}
     assert sources("plugins")
 
 
@@ -70,7 +70,7 @@ def test_the_walk_sees_the_code():
         ("from starlette.responses import JSONResponse", "govflow.engine", {"starlette.responses", "starlette.responses.JSONResponse"}),
         ("from ..api import app", "govflow.engine", {"govflow.api", "govflow.api.app"}),
         ("from .. import cli", "govflow.engine", {"govflow", "govflow.cli"}),
-        ("from . import errors", "govflow.engine", {"govflow.engine", "govflow.engine.errors"}),
+        ("from . import errors", "govflow.engine.model", {"govflow.engine.model", "govflow.engine.model.errors"}),
         ("from ...api.routes import cases", "govflow.plugins.builtin", {"govflow.api.routes", "govflow.api.routes.cases"}),
         ("def f():\n    import uvicorn", "govflow.engine", {"uvicorn"}),
         ("import importlib\nimportlib.import_module('govflow.bootstrap')", "govflow.engine", {"importlib", "govflow.bootstrap"}),

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from govflow.engine.callouts import CallOut
-from govflow.engine.errors import InvalidInput, NotFound
+from govflow.engine.cases.callouts import CallOut
+from govflow.engine.model.errors import InvalidInput, NotFound
 
 from ..deps import AppDep, CurrentPrincipal
 from ..schemas import TaskCompleted

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
-from govflow.engine.cases import NewCase
+from govflow.engine.cases.service import NewCase
 
 from ..deps import AppDep, CurrentPrincipal
 from ..schemas import CaseCreate, CaseCreated, CaseOut, EventOut, TaskCompleted, Withdraw

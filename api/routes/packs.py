@@ -2,8 +2,8 @@
 
 Deploying takes the pack as a zip in the request body (``Content-Type:
 application/zip``), bounded by the server's request limit and by the archive
-rules of :func:`govflow.engine.packs.read_zip` (size, file count, no path that
-escapes the pack folder). Authorization: :mod:`govflow.engine.pack_admin`.
+rules of :func:`govflow.engine.packs.loader.read_zip` (size, file count, no path that
+escapes the pack folder). Authorization: :mod:`govflow.engine.packs.admin`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
-from govflow.engine import pack_admin
-from govflow.engine.errors import InvalidInput, NotFound
+from govflow.engine.packs import admin as pack_admin
+from govflow.engine.model.errors import InvalidInput, NotFound
 
 from ..deps import AppDep, CurrentPrincipal
 

@@ -34,7 +34,7 @@ split's misses); the held-out split is only ever reported
 (``bench/bench_dispatch.py``).
 
 Cost: a scorer is built once per pack version and past-case snapshot
-(:class:`~govflow.engine.history.CaseHistory` caps and refreshes the snapshot)
+(:class:`~govflow.engine.cases.history.CaseHistory` caps and refreshes the snapshot)
 and kept while that snapshot lives; scoring a report walks inverted indexes —
 the keyword profiles, and the past cases cut to a few champions per n-gram —
 so it stays under a millisecond with thousands of past cases.
@@ -51,9 +51,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from govflow.engine.dispatch import Report
-from govflow.engine.history import PastCases
-from govflow.engine.packs import LoadedPack
+from govflow.engine.model.dispatch import Report
+from govflow.engine.cases.history import PastCases
+from govflow.engine.packs.loader import LoadedPack
 from govflow.plugins import hookimpl
 
 #: n-gram lengths and their weight (on top of IDF)
@@ -265,7 +265,7 @@ def scorer(pack: LoadedPack, past: PastCases | None) -> MatterScorer:
     """The scorer of a pack version and a past-case snapshot.
 
     Built once and kept while the snapshot lives (a refreshed snapshot from
-    :class:`~govflow.engine.history.CaseHistory` gets a new one; the old one goes
+    :class:`~govflow.engine.cases.history.CaseHistory` gets a new one; the old one goes
     with its snapshot). Builds are serialised, so a refresh under load builds once.
     """
     if past is None or not past.cases:

@@ -8,8 +8,8 @@ import zipfile
 
 import yaml
 
-from govflow.engine.bpmn import ASSIGNEES
-from govflow.engine.packs import files_to_zip
+from govflow.engine.workflow.bpmn import ASSIGNEES
+from govflow.engine.packs.loader import files_to_zip
 
 V11 = {"pack.yaml": yaml.safe_dump({"name": "reference", "version": "1.1.0", "extends": "reference@1.0.0",
                                     "settings": {"deadlines": {"simple": {"sign_for": {"amount": 15, "unit": "minutes"}}}}}).encode()}

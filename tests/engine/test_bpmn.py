@@ -8,11 +8,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from govflow.engine import bpmn
-from govflow.engine.bpmn import PackIssueError, compile_diagrams, parse_xml_safely
-from govflow.engine.errors import PackError
-from govflow.engine.lifecycle import Stage
-from govflow.engine.packs import load_pack
+from govflow.engine.workflow import bpmn
+from govflow.engine.workflow.bpmn import PackIssueError, compile_diagrams, parse_xml_safely
+from govflow.engine.model.errors import PackError
+from govflow.engine.model.lifecycle import Stage
+from govflow.engine.packs.loader import load_pack
 from govflow.settings import REFERENCE_PACK
 
 REF_NAME = "processes/frontline_disposal.bpmn"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from govflow.engine.calendar import Limit, WeekdayCalendar, WorkingTime, parse_deadline_settings
+from govflow.engine.model.calendar import Limit, WeekdayCalendar, WorkingTime, parse_deadline_settings
 from govflow.plugins.builtin.calendar import ChineseWorkCalendar
 
 BJ = ZoneInfo("Asia/Shanghai")

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from govflow.engine.cases import NewCase
-from govflow.engine.db import CaseEvent, CaseRow, PersonalDataAccess
-from govflow.engine.errors import (
+from govflow.engine.cases.service import NewCase
+from govflow.engine.store.db import CaseEvent, CaseRow, PersonalDataAccess
+from govflow.engine.model.errors import (
     ConcurrentUpdate,
     FormValidationError,
     IdempotencyMismatch,

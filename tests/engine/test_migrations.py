@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from govflow.engine.db import Base
-from govflow.engine.migrate import downgrade, upgrade
+from govflow.engine.store.db import Base
+from govflow.engine.store.migrate import downgrade, upgrade
 
 
 def test_migrations_match_the_models(database):

@@ -8,9 +8,9 @@ import io
 import pytest
 import yaml
 
-from govflow.engine.errors import PackError
-from govflow.engine.pack_compose import BaseRef, deep_merge, parse_extends
-from govflow.engine.packs import load_pack, read_folder
+from govflow.engine.model.errors import PackError
+from govflow.engine.packs.compose import BaseRef, deep_merge, parse_extends
+from govflow.engine.packs.loader import load_pack, read_folder
 from tests.pack_helpers import CANGSHAN, TAIJIANG, gulou_version, manifest
 
 

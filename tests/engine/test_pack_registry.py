@@ -9,11 +9,11 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from govflow.engine.cases import NewCase
-from govflow.engine.db import CaseEvent, CaseRow, CaseTask
-from govflow.engine.errors import Conflict, InvalidInput, NotFound, PackError
-from govflow.engine.pack_migration import migrate
-from govflow.engine.packs import read_zip
+from govflow.engine.cases.service import NewCase
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
+from govflow.engine.model.errors import Conflict, InvalidInput, NotFound, PackError
+from govflow.engine.packs.migration import migrate
+from govflow.engine.packs.loader import read_zip
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example, gulou_version
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from govflow.engine.errors import PackError
-from govflow.engine.packs import load_pack
-from govflow.engine.responsibility import parse_responsibility
+from govflow.engine.model.errors import PackError
+from govflow.engine.packs.loader import load_pack
+from govflow.engine.model.responsibility import parse_responsibility
 
 RESP = "policies/responsibility.yaml"
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from shapely.geometry import shape
 
-from govflow.engine import packs
-from govflow.engine.errors import PackError
-from govflow.engine.packs import files_to_zip, load_pack, read_folder, read_zip
+from govflow.engine.packs import loader as packs
+from govflow.engine.model.errors import PackError
+from govflow.engine.packs.loader import files_to_zip, load_pack, read_folder, read_zip
 
 
 def make_zip(entries: dict[str, bytes], *, dirs: tuple[str, ...] = ()) -> bytes:

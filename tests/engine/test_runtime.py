@@ -12,11 +12,12 @@ import pytest
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from govflow.engine.bpmn import CompiledDiagrams
-from govflow.engine.clock import ManualClock, bound, install_spiff_clock
-from govflow.engine.errors import InvalidTransition, NotFound
-from govflow.engine.runtime import Runtime
-from govflow.engine.sandbox import SandboxedScriptEngine
+from govflow.engine.workflow.bpmn import CompiledDiagrams
+from govflow.engine.model.clock import ManualClock, bound
+from govflow.engine.workflow.spiff_clock import install_spiff_clock
+from govflow.engine.model.errors import InvalidTransition, NotFound
+from govflow.engine.workflow.runtime import Runtime
+from govflow.engine.workflow.sandbox import SandboxedScriptEngine
 
 PID = "frontline_disposal"
 UTC = dt.timezone.utc

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 
-from govflow.engine.bpmn import CompiledDiagrams
-from govflow.engine.clock import ManualClock
-from govflow.engine.errors import EngineFault
-from govflow.engine.runtime import Runtime
-from govflow.engine.sandbox import RestrictedEnvironment, SandboxedScriptEngine, ScriptRejected
+from govflow.engine.workflow.bpmn import CompiledDiagrams
+from govflow.engine.model.clock import ManualClock
+from govflow.engine.model.errors import EngineFault
+from govflow.engine.workflow.runtime import Runtime
+from govflow.engine.workflow.sandbox import RestrictedEnvironment, SandboxedScriptEngine, ScriptRejected
 
 ESCAPES = [
     "__import__('os')",
@@ -222,7 +222,7 @@ def script_process(script: str) -> str:
 
 
 def test_open_in_a_validated_script_fails_at_run_time(tmp_path, clock, reference_pack):
-    from govflow.engine.bpmn import compile_diagrams
+    from govflow.engine.workflow.bpmn import compile_diagrams
 
     target = tmp_path / "written"
     diagrams, issues = compile_diagrams({"processes/s.bpmn": script_process(f"f = open('{target}', 'w')").encode()},

@@ -12,9 +12,9 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from govflow.engine.cases import NewCase
-from govflow.engine.db import CaseEvent, CaseRow, CaseTask
-from govflow.engine.timers import fire_due
+from govflow.engine.cases.service import NewCase
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
+from govflow.engine.cases.timers import fire_due
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)
 

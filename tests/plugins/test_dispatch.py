@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from govflow.bootstrap import PackPlugins, PluginDispatcher
-from govflow.engine.cases import NewCase
-from govflow.engine.db import CaseEvent, CaseRow
-from govflow.engine.dispatch import Report
-from govflow.engine.history import CaseHistory, PastCase, StaticHistory
-from govflow.engine.packs import load_pack, read_folder
+from govflow.engine.cases.service import NewCase
+from govflow.engine.store.db import CaseEvent, CaseRow
+from govflow.engine.model.dispatch import Report
+from govflow.engine.cases.history import CaseHistory, PastCase, StaticHistory
+from govflow.engine.packs.loader import load_pack, read_folder
 from govflow.plugins import hookimpl, plugin_manager
 from govflow.plugins.builtin import dispatch
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example
@@ -138,7 +138,7 @@ def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(d
     from sqlalchemy.orm import Session
 
     from govflow.bootstrap import build
-    from govflow.engine.identity import store_principals
+    from govflow.engine.access.identity import store_principals
 
     app = build("", db=database, clock=clock, extra_plugins=[Exploding()])
     app.packs.deploy(reference_pack, actor="tests", now=clock.now())

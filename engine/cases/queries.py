@@ -1,0 +1,139 @@
+"""Reads: a case as a caller may see it, its timeline, a caller's inbox.
+
+Who may read a case: its reporter, or anyone Casbin allows ``read_case`` in the
+case's domain. A reporter's name and phone are masked unless Casbin allows
+``read_pii`` there (the reporter sees their own); every unmasked view is written
+to ``personal_data_access`` (DOMAIN.md: every access to personal data is recorded).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.engine import Engine
+
+from govflow.engine.cases.service import CaseService, parse_uuid
+from govflow.engine.store.db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
+from govflow.engine.model.errors import PermissionDenied
+from govflow.engine.access.identity import Principal
+from govflow.engine.model.lifecycle import CHINESE
+
+
+def mask_name(name: str | None) -> str | None:
+    if not name:
+        return name
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    return digits[:3] + "*" * max(0, len(digits) - 7) + digits[-4:] if len(digits) >= 8 else "*" * (len(digits) - 2) + digits[-2:]
+
+
+class CaseQueries:
+    def __init__(self, service: CaseService) -> None:
+        self.service = service
+        self.db: Engine = service.db
+
+    def _case_for_reader(self, principal: Principal, case_id: str) -> tuple[Any, bool]:
+        cid = parse_uuid(case_id, "case")
+        case = self.service._load(cid)
+        pack = self.service.packs.get(case.pack_name, case.pack_version)
+        if case.reported_by == principal.id:
+            return case, True
+        authz = self.service.packs.authorizer(pack, principal)
+        domain = pack.catalog.domain_of(case.owner_unit)
+        if principal.unit and principal.unit != case.owner_unit:
+            with self.db.connect() as conn:
+                party = conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)).first()
+            if party is not None:  # a called department reads the case in its own domain
+                domain = pack.catalog.domain_of(principal.unit)
+        if not authz.allowed(principal.id, domain, "read_case"):
+            raise PermissionDenied(f"{principal.id} may not read cases in {domain}", case=case_id, principal=principal.id)
+        return case, authz.allowed(principal.id, domain, "read_pii")
+
+    def case(self, principal: Principal, case_id: str) -> dict[str, Any]:
+        case, see_pii = self._case_for_reader(principal, case_id)
+        with self.db.connect() as conn:
+            tasks = conn.execute(select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)).all()
+        pii_present = [f for f in ("reporter_name", "reporter_phone") if getattr(case, f)]
+        if see_pii and pii_present and case.reported_by != principal.id:
+            with self.db.begin() as conn:
+                conn.execute(insert(PersonalDataAccess), {"case_id": case.id, "principal_id": principal.id, "at": self.service.clock.now(), "fields": pii_present})
+        reporter = {
+            "name": case.reporter_name if see_pii else mask_name(case.reporter_name),
+            "phone": case.reporter_phone if see_pii else mask_phone(case.reporter_phone),
+            "masked": not see_pii,
+        }
+        deadlines = [t.due_at for t in tasks if t.due_at is not None]
+        return {
+            "id": str(case.id),
+            "status": case.status,
+            "status_name": CHINESE.get(case.status, case.status),
+            "district": case.district,
+            "owner_unit": case.owner_unit,
+            "category": case.matter,
+            "channel": case.channel,
+            "description": case.description,
+            "location": {"lat": case.lat, "lng": case.lng, "address": case.address},
+            "reporter": reporter,
+            "reported_by": case.reported_by,
+            "pack": {"name": case.pack_name, "version": case.pack_version},
+            "open_tasks": [task_view(t) for t in tasks],
+            "next_deadline": min(deadlines) if deadlines else None,
+            "overdue_since": case.overdue_since,
+            "escalated_to": case.escalated_to,
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+            "closed_at": case.closed_at,
+            "version": case.version,
+        }
+
+    def events(self, principal: Principal, case_id: str) -> list[dict[str, Any]]:
+        case, _ = self._case_for_reader(principal, case_id)
+        with self.db.connect() as conn:
+            rows = conn.execute(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
+        return [
+            {"seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor, "actor_unit": r.actor_unit, "power": r.power, "data": r.data}
+            for r in rows
+        ]
+
+    def inbox(self, principal: Principal, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """Open tasks for the caller: their unit's tasks for their roles, and tasks assigned to them."""
+        conditions = [CaseTask.assignee_user == principal.id]
+        if principal.unit and principal.roles:
+            conditions.append(and_(CaseTask.unit_code == principal.unit, CaseTask.role.in_(principal.roles)))
+        query = (
+            select(CaseTask.__table__, CaseRow.status.label("case_status"), CaseRow.matter, CaseRow.owner_unit)
+            .join(CaseRow, CaseRow.id == CaseTask.case_id)
+            .where(or_(*conditions))
+            .order_by(CaseTask.due_at.is_(None), CaseTask.due_at, CaseTask.created_at)
+            .limit(limit).offset(offset)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+        return [{**task_view(r), "case_status": r.case_status, "category": r.matter, "owner_unit": r.owner_unit} for r in rows]
+
+
+def task_view(task: Any) -> dict[str, Any]:
+    return {
+        "id": str(task.id),
+        "case_id": str(task.case_id),
+        "name": task.name,
+        "title": task.title,
+        "stage": task.stage,
+        "action": task.action,
+        "unit": task.unit_code,
+        "role": task.role,
+        "assignee": task.assignee_user,
+        "due_at": task.due_at,
+        "created_at": task.created_at,
+    }
+
+
+__all__ = ["CaseQueries", "mask_name", "mask_phone", "task_view"]

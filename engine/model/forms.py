@@ -1,0 +1,161 @@
+"""Task forms: what data a user task expects, validated with pydantic.
+
+``processes/forms.yaml`` names one form per task action::
+
+    review:
+      approved: {type: boolean, required: true, variable: review_approved}
+      opinion:  {type: text, max_length: 2000}
+
+Field types: ``text`` (``max_length``), ``integer`` (``min``/``max``),
+``boolean``, ``choice`` (one of ``options``), ``unit`` (a unit code of the
+catalog, optionally of ``kind``), ``matter`` (a matter code of the catalog),
+``datetime`` (ISO-8601 with a zone), ``assignments`` (a list of
+``{unit, duty, due}``: who does what by when, as a joint consultation decides).
+``variable`` renames the field in the workflow data (default: the field name);
+``required_when: {other_field: value}`` makes a field conditionally required;
+``among: <variable>`` restricts unit values (also inside assignments) to the
+keys of a dict in the task's data (e.g. the departments called out).
+Unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, create_model
+
+from govflow.engine.model.catalog import Catalog
+from govflow.engine.model.errors import FormValidationError, PackIssue
+
+FIELD_TYPES = ("text", "integer", "boolean", "choice", "unit", "matter", "datetime", "assignments")
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    type: str
+    required: bool = False
+    variable: str = ""
+    max_length: int = 2000
+    min: int | None = None
+    max: int | None = None
+    kind: str | None = None
+    options: tuple[str, ...] = ()
+    required_when: tuple[tuple[str, Any], ...] = ()
+    among: str | None = None
+
+
+class Assignment(BaseModel):
+    """One line of a consultation opinion (会商意见): which unit does what by when."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit: str = Field(min_length=1, max_length=64)
+    duty: str = Field(min_length=1, max_length=1000)
+    due: AwareDatetime
+
+
+@dataclass
+class Form:
+    name: str
+    fields: dict[str, FormField]
+    model: type[BaseModel]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            name: {k: v for k, v in f.__dict__.items() if v not in (None, "") and k != "name"}
+            for name, f in self.fields.items()
+        }
+
+    def validate(self, data: Any, catalog: Catalog, *, task: str | None = None, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return workflow variables from form ``data`` or raise :class:`FormValidationError`.
+
+        ``context`` is the task's workflow data (for ``among`` constraints).
+        """
+        context = context or {}
+        if data is None:
+            data = {}
+        try:
+            parsed = self.model.model_validate(data)
+        except ValidationError as exc:
+            errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False, include_input=False)]
+            raise FormValidationError(f"form {self.name!r} rejected the data", errors=errors, task=task) from None
+        values = parsed.model_dump(exclude_unset=True, mode="json")
+        errors = []
+        for name, spec in self.fields.items():
+            for other, expected in spec.required_when:
+                if values.get(other) == expected and values.get(name) in (None, ""):
+                    errors.append({"loc": [name], "msg": f"required when {other} is {expected!r}"})
+        for name, value in values.items():
+            spec = self.fields[name]
+            units = [value] if spec.type == "unit" else [a["unit"] for a in value or []] if spec.type == "assignments" else []
+            for index, code in enumerate(units):
+                loc: list[str | int] = [name] if spec.type == "unit" else [name, index, "unit"]
+                if code is None:
+                    continue
+                unit = catalog.unit(code)
+                if unit is None or (spec.kind and unit.kind != spec.kind):
+                    errors.append({"loc": loc, "msg": f"{code!r} is not a {spec.kind or 'unit'} of {catalog.district}"})
+                elif spec.among is not None and code not in (context.get(spec.among) or {}):
+                    errors.append({"loc": loc, "msg": f"{code!r} is not one of {spec.among}: {', '.join(sorted(context.get(spec.among) or {}))}"})
+            if spec.type == "matter" and value is not None and value not in catalog.matters:
+                errors.append({"loc": [name], "msg": f"{value!r} is not a matter of the catalog"})
+        if errors:
+            raise FormValidationError(f"form {self.name!r} rejected the data", errors=errors, task=task)
+        return {self.fields[name].variable or name: value for name, value in values.items()}
+
+
+def _annotation(spec: FormField) -> Any:
+    if spec.type == "integer":
+        return Annotated[StrictInt, Field(ge=spec.min, le=spec.max)]
+    if spec.type == "boolean":
+        return StrictBool
+    if spec.type == "choice":
+        return Literal[spec.options]  # type: ignore[valid-type]
+    if spec.type == "datetime":
+        return AwareDatetime
+    if spec.type == "assignments":
+        return Annotated[list[Assignment], Field(min_length=1 if spec.required else 0, max_length=50)]
+    return Annotated[str, Field(min_length=1 if spec.required else 0, max_length=spec.max_length)]
+
+
+def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict[str, Form], list[PackIssue]]:
+    issues: list[PackIssue] = []
+    forms: dict[str, Form] = {}
+    if not isinstance(data, dict):
+        return {}, [PackIssue(filename, "must map form names to their fields")]
+    for form_name, raw_fields in data.items():
+        raw_fields = raw_fields or {}
+        if not isinstance(raw_fields, dict):
+            issues.append(PackIssue(filename, f"form {form_name!r}: fields must be a mapping"))
+            continue
+        fields: dict[str, FormField] = {}
+        for field_name, raw in raw_fields.items():
+            raw = raw or {}
+            ftype = raw.get("type")
+            if ftype not in FIELD_TYPES:
+                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: type must be one of {', '.join(FIELD_TYPES)}"))
+                continue
+            unknown = set(raw) - {"type", "required", "variable", "max_length", "min", "max", "kind", "options", "required_when", "among"}
+            if unknown:
+                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: unknown keys {sorted(unknown)}"))
+                continue
+            options = tuple(str(o) for o in raw.get("options") or ())
+            if ftype == "choice" and not options:
+                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: a choice needs options"))
+                continue
+            required_when = raw.get("required_when") or {}
+            if not isinstance(required_when, dict):
+                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: required_when must map a field to a value"))
+                continue
+            fields[field_name] = FormField(field_name, ftype, bool(raw.get("required", False)), str(raw.get("variable") or ""),
+                                           int(raw.get("max_length", 2000)), raw.get("min"), raw.get("max"), raw.get("kind"),
+                                           options, tuple(required_when.items()), raw.get("among"))
+        definitions = {
+            name: (_annotation(spec), ...) if spec.required else (_annotation(spec) | None, None)
+            for name, spec in fields.items()
+        }
+        model = create_model(f"Form_{form_name}", __config__=ConfigDict(extra="forbid"), **definitions)  # type: ignore[call-overload]
+        forms[str(form_name)] = Form(str(form_name), fields, model)
+    return forms, issues

@@ -1,0 +1,384 @@
+"""Process packs: read, validate and compile a district's pack.
+
+A pack is a set of files (a folder or a zip of one)::
+
+    pack.yaml            name, version, district, process, plugins, disabled_plugins,
+                         settings, extends (a base pack: see govflow.engine.packs.compose)
+    catalog.yaml         district, units, matters           (govflow.engine.model.catalog)
+    boundaries.geojson   street territories
+    processes/*.bpmn     diagrams; processes/*.dmn decisions; processes/forms.yaml
+    policies/model.conf  the Casbin model; policies/policy.csv its p rows
+    policies/responsibility.yaml  the responsibility list (govflow.engine.model.responsibility)
+    policies/*.yaml      demo principals
+
+:func:`load_pack` validates *everything* and either returns an immutable
+:class:`LoadedPack` or raises :class:`~govflow.engine.model.errors.PackError` listing
+every issue (file, line, element, what is wrong). A loaded pack is keyed by its
+content hash; the spec objects inside are shared by every case of that version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from govflow.engine.access.authz import Authorizer, parse_policy_rows
+from govflow.engine.workflow.bpmn import CompiledDiagrams, compile_diagrams
+from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
+from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
+from govflow.engine.workflow.decisions import Decisions, compile_decisions
+from govflow.engine.model.errors import PackError, PackIssue
+from govflow.engine.model.forms import Form, parse_forms
+from govflow.engine.model.lifecycle import Stage
+from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
+from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
+from govflow.engine.workflow.runtime import Runtime
+from govflow.engine.workflow.sandbox import SandboxedScriptEngine
+
+MAX_FILES = 200
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
+_PACK_GLOBS = ("pack.yaml", "catalog.yaml", "boundaries.geojson", "processes/**/*", "policies/**/*")
+_ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojson", ".json"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``pack.yaml``: what the pack is, for which district, and which plugins it enables.
+
+    ``plugins`` names the plugins the pack enables (district plugins act only for
+    packs that list them); built-in plugins act for every pack unless listed in
+    ``disabled_plugins``. ``composition`` records the base of an extended pack.
+    """
+
+    name: str
+    version: str
+    district: str
+    process: str
+    description: str = ""
+    plugins: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    disabled_plugins: tuple[str, ...] = ()
+    composition: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedPack:
+    """A validated, compiled pack version (immutable once built)."""
+
+    manifest: Manifest
+    catalog: Catalog
+    territory: Territory
+    forms: dict[str, Form]
+    diagrams: CompiledDiagrams
+    runtime: Runtime
+    policy_model: str
+    policy_rows: list[list[str]]
+    files: dict[str, bytes]
+    content_hash: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    responsibility: ResponsibilityList | None = None
+    decisions: Decisions | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.manifest.name, self.manifest.version)
+
+    def new_authorizer(self, grants: Iterable[Any] = ()) -> Authorizer:
+        return Authorizer(self.policy_model, self.policy_rows, grants, responsible=self._responsible)
+
+    def _responsible(self, matter: str, domain: str, unit: str) -> bool:
+        """For Casbin's call-out matcher: does the responsibility list name ``unit`` for ``matter``?"""
+        found = self.responsibility.lookup(matter) if self.responsibility is not None and matter else None
+        return found is not None and (unit == found.main or unit in found.cooperating)
+
+    def archive(self) -> bytes:
+        return files_to_zip(self.files)
+
+
+def content_hash(files: Mapping[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def read_folder(root: Path) -> dict[str, bytes]:
+    """The pack files under ``root`` (only the pack's own entries, never the whole tree)."""
+    root = Path(root)
+    if not (root / "pack.yaml").is_file():
+        raise PackError("not a process pack: pack.yaml is missing", issues=[PackIssue("pack.yaml", "file not found")], path=str(root))
+    files: dict[str, bytes] = {}
+    for pattern in _PACK_GLOBS:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and path.suffix in _ALLOWED_SUFFIXES and not path.name.startswith("."):
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    _check_bounds(files)
+    return files
+
+
+def read_zip(content: bytes) -> dict[str, bytes]:
+    """Pack files from a zip upload: bounded in size and count, no path escapes."""
+    if len(content) > MAX_TOTAL_BYTES:
+        raise PackError(f"archive larger than {MAX_TOTAL_BYTES} bytes", issues=[PackIssue("(archive)", "too large")])
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+    except zipfile.BadZipFile:
+        raise PackError("not a zip archive", issues=[PackIssue("(archive)", "not a zip archive")]) from None
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    if len(infos) > MAX_FILES:
+        raise PackError(f"archive holds {len(infos)} files; at most {MAX_FILES}", issues=[PackIssue("(archive)", "too many files")])
+    issues: list[PackIssue] = []
+    files: dict[str, bytes] = {}
+    total = 0
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or ".." in pure.parts or name.startswith("/") or ":" in pure.parts[0]:
+            issues.append(PackIssue(name, "path escapes the pack folder"))
+            continue
+        if info.file_size > MAX_FILE_BYTES:
+            issues.append(PackIssue(name, f"file larger than {MAX_FILE_BYTES} bytes"))
+            continue
+        total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            issues.append(PackIssue(name, f"archive expands beyond {MAX_TOTAL_BYTES} bytes"))
+            break
+        with archive.open(info) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            issues.append(PackIssue(name, f"file larger than {MAX_FILE_BYTES} bytes"))
+            continue
+        files[str(pure)] = data
+    if issues:
+        raise PackError("the archive was refused", issues=issues)
+    # a zip of the folder itself ("district-pack/pack.yaml") is accepted too
+    if "pack.yaml" not in files:
+        tops = {PurePosixPath(n).parts[0] for n in files}
+        if len(tops) == 1 and f"{next(iter(tops))}/pack.yaml" in files:
+            prefix = next(iter(tops)) + "/"
+            files = {n[len(prefix):]: b for n, b in files.items()}
+    _check_bounds(files)
+    return files
+
+
+def files_to_zip(files: Mapping[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def _check_bounds(files: Mapping[str, bytes]) -> None:
+    issues = [PackIssue(n, f"file larger than {MAX_FILE_BYTES} bytes") for n, b in files.items() if len(b) > MAX_FILE_BYTES]
+    if len(files) > MAX_FILES:
+        issues.append(PackIssue("(pack)", f"{len(files)} files; at most {MAX_FILES}"))
+    if issues:
+        raise PackError("the pack is too large", issues=issues)
+
+
+def _yaml(files: Mapping[str, bytes], name: str, issues: list[PackIssue], *, required: bool = True) -> Any:
+    if name not in files:
+        if required:
+            issues.append(PackIssue(name, "file not found"))
+        return None
+    try:
+        return load_yaml(files[name].decode("utf-8"))
+    except UnicodeDecodeError:
+        issues.append(PackIssue(name, "not UTF-8 text"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        issues.append(PackIssue(name, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None))
+    return None
+
+
+def _manifest(data: Any, issues: list[PackIssue]) -> Manifest | None:
+    if not isinstance(data, dict):
+        if data is not None:
+            issues.append(PackIssue("pack.yaml", "must be a mapping"))
+        return None
+    problems = []
+    name, version = str(data.get("name", "")), str(data.get("version", ""))
+    if not _NAME.match(name):
+        problems.append("name must be lower-case ascii (letters, digits, - and _)")
+    if not _VERSION.match(version):
+        problems.append("version must be a short version string such as 1.2.0")
+    for key in ("district", "process"):
+        if not data.get(key):
+            problems.append(f"{key} is required")
+    plugins = data.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        problems.append("plugins must be a list of plugin names")
+    disabled = data.get("disabled_plugins") or []
+    if not isinstance(disabled, list) or not all(isinstance(p, str) for p in disabled):
+        problems.append("disabled_plugins must be a list of plugin names")
+    elif isinstance(plugins, list) and set(plugins) & set(disabled):
+        problems.append(f"plugins {sorted(set(plugins) & set(disabled))} are both enabled and disabled")
+    composition = data.get("composition") or {}
+    if not isinstance(composition, dict):
+        problems.append("composition must be a mapping (it is written by govflow when a pack extends another)")
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        problems.append("settings must be a mapping")
+    unknown = set(data) - {"name", "version", "district", "process", "description", "plugins", "disabled_plugins", "settings", "extends", "composition"}
+    if unknown:
+        problems.append(f"unknown keys {sorted(unknown)}")
+    issues += [PackIssue("pack.yaml", p) for p in problems]
+    if problems:
+        return None
+    return Manifest(
+        name, version, str(data["district"]), str(data["process"]), str(data.get("description", "")),
+        tuple(plugins), settings, tuple(disabled), composition,
+    )
+
+
+def _line_of_key(content: bytes, key: str) -> int | None:
+    for lineno, line in enumerate(content.decode("utf-8", "replace").splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return lineno
+    return None
+
+
+def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | None) -> dict[str, bytes]:
+    """The effective files of a pack: composed over its base when ``pack.yaml`` says ``extends``.
+
+    Raises :class:`PackError` when the base cannot be found or the files do not merge.
+    """
+    files = dict(files)
+    if "pack.yaml" not in files:
+        return files
+    issues: list[PackIssue] = []
+    raw = _yaml(files, "pack.yaml", issues)
+    if not isinstance(raw, dict) or raw.get("extends") is None:
+        return files
+    line = _line_of_key(files["pack.yaml"], "extends")
+    ref = parse_extends(raw["extends"])
+    if ref is None:
+        raise PackError("pack.yaml: extends is malformed", issues=[PackIssue("pack.yaml", "extends must be a pack name, name@version, or {pack: name, version: x}", line=line)])
+    if resolve_base is None:
+        raise PackError(f"pack.yaml extends {ref}, but no deployed packs are at hand to resolve it", issues=[PackIssue("pack.yaml", f"extends {ref}: no base pack can be resolved here", line=line)])
+    try:
+        base = resolve_base(ref.name, ref.version)
+    except PackError as exc:
+        raise PackError(f"the base pack {ref} is invalid", issues=[PackIssue("pack.yaml", f"extends {ref}: the base does not load: {exc.message}", line=line), *exc.issues]) from None
+    except LookupError as exc:
+        raise PackError(f"the base pack {ref} is not available", issues=[PackIssue("pack.yaml", f"extends {ref}: {exc.args[0] if exc.args else 'not found'}", line=line)]) from None
+    effective, issues = compose(files, base, ref, content_hash(base))
+    if issues:
+        raise PackError(f"the pack does not merge with its base {ref}: {len(issues)} issue(s)", issues=issues)
+    return effective
+
+
+def load_pack(
+    files: Mapping[str, bytes],
+    *,
+    services: Mapping[str, Callable[..., Any]] | Callable[[Manifest], Mapping[str, Callable[..., Any]]] | None = None,
+    available_plugins: Iterable[str] | None = None,
+    resolve_base: BaseResolver | None = None,
+    calendar_factory: Callable[[str, Mapping[str, Any]], WorkCalendar | None] | None = None,
+) -> LoadedPack:
+    """Validate and compile a pack; raise :class:`PackError` listing every issue.
+
+    ``services`` are the functions BPMN service tasks may call by name, or a
+    callable giving them for the pack's manifest (the functions of the plugins
+    the pack enables). ``resolve_base`` finds the base of a pack that
+    ``extends`` another (see :mod:`govflow.engine.packs.compose`).
+
+    ``calendar_factory(district, settings)`` supplies the district's working-day
+    calendar (the ``govflow_calendar`` plugin hook); Monday–Friday without one.
+    """
+    files = resolve_extends(files, resolve_base)
+    issues: list[PackIssue] = []
+    manifest = _manifest(_yaml(files, "pack.yaml", issues), issues)
+    catalog, cat_issues = (None, [])
+    raw_catalog = _yaml(files, "catalog.yaml", issues)
+    if raw_catalog is not None:
+        catalog, cat_issues = parse_catalog(raw_catalog)
+        issues += cat_issues
+    territory = None
+    if catalog is not None:
+        if "boundaries.geojson" in files:
+            territory, geo_issues = parse_boundaries(files["boundaries.geojson"], catalog)
+            issues += geo_issues
+        else:
+            issues.append(PackIssue("boundaries.geojson", "file not found"))
+    if manifest and catalog and manifest.district != catalog.district:
+        issues.append(PackIssue("pack.yaml", f"district {manifest.district!r} differs from catalog.yaml's {catalog.district!r}"))
+    if manifest and available_plugins is not None:
+        known = set(available_plugins)
+        line = _line_of_key(files["pack.yaml"], "plugins")
+        for plugin in manifest.plugins + manifest.disabled_plugins:
+            if plugin not in known:
+                issues.append(PackIssue("pack.yaml", f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})", line=line))
+    responsibility = None
+    if catalog is not None:
+        if "policies/responsibility.yaml" in files:
+            responsibility, resp_issues = parse_responsibility(files["policies/responsibility.yaml"], catalog)
+            issues += resp_issues
+        else:
+            issues.append(PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)"))
+
+    forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
+    issues += form_issues
+
+    model_text = files.get("policies/model.conf", b"").decode("utf-8", "replace")
+    if not model_text:
+        issues.append(PackIssue("policies/model.conf", "file not found"))
+    rows, row_issues = parse_policy_rows(files.get("policies/policy.csv", b"").decode("utf-8", "replace"))
+    issues += row_issues
+    if model_text and not row_issues:
+        issues += Authorizer.check_model(model_text, rows)
+
+    diagram_files = {n: b for n, b in files.items() if n.startswith("processes/") and n.endswith((".bpmn", ".dmn"))}
+    if not any(n.endswith(".bpmn") for n in diagram_files):
+        issues.append(PackIssue("processes/", "no .bpmn diagram found"))
+    diagrams, diagram_issues = compile_diagrams(diagram_files, forms=forms, stages=[s.value for s in Stage])
+    issues += diagram_issues
+    if diagrams is not None and manifest is not None and manifest.process not in diagrams.specs:
+        issues.append(PackIssue("pack.yaml", f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})"))
+
+    if callable(services):
+        services = services(manifest) if manifest is not None else {}
+    decisions = None
+    if diagrams is not None:
+        decisions, decision_issues = compile_decisions(diagram_files, SandboxedScriptEngine(services))
+        issues += decision_issues
+    owner_decision = ((manifest.settings.get("dispatch") or {}).get("owner_decision") if manifest else None)
+    if owner_decision and decisions is not None and owner_decision not in decisions:
+        issues.append(PackIssue("pack.yaml", f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})", element=str(owner_decision)))
+
+    deadlines = None
+    if manifest is not None:
+        calendar = (calendar_factory(manifest.district, manifest.settings) if calendar_factory else None) or WeekdayCalendar()
+        deadlines, deadline_issues = parse_deadline_settings(manifest.settings, calendar)
+        issues += deadline_issues
+
+    if issues or manifest is None or catalog is None or territory is None or diagrams is None:
+        raise PackError(f"pack {manifest.name + ' ' + manifest.version if manifest else ''} is invalid: {len(issues)} issue(s)".replace("  ", " "), issues=issues)
+    return LoadedPack(
+        manifest=manifest,
+        catalog=catalog,
+        territory=territory,
+        forms=forms,
+        diagrams=diagrams,
+        runtime=Runtime(diagrams, services, deadlines),
+        policy_model=model_text,
+        policy_rows=rows,
+        files=files,
+        content_hash=content_hash(files),
+        responsibility=responsibility,
+        decisions=decisions,
+    )

@@ -1,0 +1,257 @@
+"""The workflow runtime over SpiffWorkflow: start, advance, complete, persist.
+
+A case's workflow state is stored **without its spec**: specs are immutable,
+parsed once per pack version and shared (:mod:`govflow.engine.packs.loader`); the
+state references them by the pack version the case runs on. The stored blob is
+``zlib(json)`` of Spiff's own dictionary form minus ``spec`` and
+``subprocess_specs``, plus ``format`` (this module's state-format version) so a
+future change of layout is one small migration function in ``_MIGRATIONS``.
+
+The sandboxed script engine is not persisted by Spiff; :meth:`Runtime.load`
+re-attaches it every time, so a restored workflow never falls back to Spiff's
+unrestricted engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.specs.event_definitions import SignalEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from govflow.engine.model import clock as clock_mod
+from govflow.engine.workflow.bpmn import CompiledDiagrams
+from govflow.engine.model.calendar import DeadlinePolicy
+from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
+from govflow.engine.workflow.sandbox import SandboxedScriptEngine
+from govflow.engine.workflow.spiff_clock import install_spiff_clock
+
+STATE_FORMAT = 1
+
+#: Spiff reports pending timers under their concrete class names.
+_TIMER_EVENT_TYPES = frozenset({"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
+
+#: state-format migrations: from-version -> function(dict) that upgrades in place.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
+
+
+class _StateOnlyConverter(BpmnWorkflowConverter):
+    """Spiff's workflow converter without the embedded spec (specs come from the cache)."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["spec_name"] = workflow.spec.name
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None) -> BpmnWorkflow:
+        if spec is None:
+            raise ValueError("workflow state restored without its spec")
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+@dataclass(frozen=True)
+class Record:
+    """A fact a diagram element asks to put on the case's record when it completes.
+
+    Elements declare it with spiffworkflow properties: ``record`` (the event
+    kind, e.g. ``deadline.overdue``) and any other properties (``step``,
+    ``escalate_to``), which travel as the event's data.
+    """
+
+    kind: str
+    element: str
+    data: dict[str, str]
+
+
+def _recorder(records: list[Record] | None) -> Callable[[Any], None] | None:
+    if records is None:
+        return None
+
+    def did_complete(task: Any) -> None:
+        props = (getattr(task.task_spec, "extensions", None) or {}).get("properties") or {}
+        kind = props.get("record")
+        if kind:
+            data = {k: v for k, v in props.items() if k != "record"}
+            records.append(Record(kind, task.task_spec.name, data))
+
+    return did_complete
+
+
+class Runtime:
+    """Runs diagrams of one compiled pack version with the sandbox and an injected clock."""
+
+    def __init__(
+        self,
+        diagrams: CompiledDiagrams,
+        services: Mapping[str, Callable[..., Any]] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+    ) -> None:
+        install_spiff_clock()  # Spiff's timers read the injected clock, whoever builds a runtime
+        self.diagrams = diagrams
+        self.deadlines = deadlines
+        self.script_engine = SandboxedScriptEngine(services, self._deadline_functions() if deadlines else None)
+        registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+        _StateOnlyConverter(BpmnWorkflow, registry)
+        self._serializer = BpmnWorkflowSerializer(registry)
+
+    def _deadline_functions(self) -> dict[str, Callable[..., str]]:
+        """``due(step, tier)`` and ``remind(step, tier)`` for timer expressions (ISO-8601 UTC)."""
+        policy = self.deadlines
+        assert policy is not None
+
+        def due(step: str, tier: str | None = None) -> str:
+            return policy.due(step, tier, clock_mod.current().now()).isoformat()
+
+        def remind(step: str, tier: str | None = None) -> str:
+            return policy.remind(step, tier, clock_mod.current().now()).isoformat()
+
+        return {"due": due, "remind": remind}
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> BpmnWorkflow:
+        try:
+            spec = self.diagrams.specs[process_id]
+        except KeyError:
+            raise NotFound(f"the pack has no process {process_id!r}") from None
+        workflow = BpmnWorkflow(spec, self.diagrams.subprocess_specs[process_id], script_engine=self.script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        self.advance(workflow, clock, records)
+        return workflow
+
+    def advance(self, workflow: BpmnWorkflow, clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
+        """Fire due timers and run engine steps until human input is needed.
+
+        Elements with a ``record`` property that complete are appended to ``records``.
+        """
+        with clock_mod.bound(clock):
+            try:
+                # do_engine_steps refreshes waiting tasks only at its end, so a timer that
+                # became due must be refreshed first to run its path in this same step.
+                workflow.refresh_timers()
+                workflow.do_engine_steps(did_complete_task=_recorder(records))
+            except SpiffWorkflowException as exc:
+                raise EngineFault(f"the diagram failed while running: {exc}") from exc
+            except Exception as exc:  # a script/expression error inside the sandbox
+                raise EngineFault(f"the diagram failed while running: {type(exc).__name__}: {exc}") from exc
+
+    def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
+        return [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+
+    def complete(self, workflow: BpmnWorkflow, task_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> Any:
+        task = self.find_task(workflow, task_id)
+        if not (task.state == TaskState.READY and task.task_spec.manual):
+            raise InvalidTransition("the task is not open", task=task_id)
+        task.set_data(**data)
+        with clock_mod.bound(clock):
+            try:
+                task.run()
+            except Exception as exc:
+                raise EngineFault(f"completing the task failed: {exc}", task=task_id) from exc
+        self.advance(workflow, clock, records)
+        return task
+
+    def find_task(self, workflow: BpmnWorkflow, task_id: str) -> Any:
+        try:
+            task = workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, KeyError, SpiffWorkflowException):
+            task = None
+        if task is None:
+            raise NotFound("no such task on this case", task=task_id)
+        return task
+
+    def send_signal(self, workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
+        event = BpmnEvent(SignalEventDefinition(name), payload=dict(payload))
+        with clock_mod.bound(clock):
+            try:
+                workflow.send_event(event)
+            except SpiffWorkflowException:
+                raise InvalidTransition(f"nothing in the case waits for {name!r} now") from None
+        self.advance(workflow, clock, records)
+
+    # -- timers -------------------------------------------------------------
+    @staticmethod
+    def task_deadline(task: Any) -> dt.datetime | None:
+        """The due time of an open user task: its earliest pending overdue/escalation timer.
+
+        Boundary timers hang beside the task, or beside its multi-instance parent.
+        """
+        due: list[dt.datetime] = []
+        holder, candidates = task, []
+        for _ in range(2):
+            if holder.parent is None:
+                break
+            candidates += [s for s in holder.parent.children if s is not holder]
+            holder = holder.parent
+        for sibling in candidates:
+            spec = sibling.task_spec
+            props = (getattr(spec, "extensions", None) or {}).get("properties") or {}
+            if props.get("record") not in ("deadline.overdue", "deadline.escalated", "callout.no_response"):
+                continue
+            value = sibling._get_internal_data("event_value") if sibling.state == TaskState.WAITING else None
+            if isinstance(value, str):
+                try:
+                    due.append(clock_mod.to_utc(dt.datetime.fromisoformat(value)))
+                except ValueError:
+                    continue
+        return min(due) if due else None
+
+    @staticmethod
+    def next_due(workflow: BpmnWorkflow) -> dt.datetime | None:
+        """The earliest pending timer of the workflow (aware UTC), or None."""
+        due: list[dt.datetime] = []
+        for event in workflow.waiting_events():
+            if event.event_type in _TIMER_EVENT_TYPES and isinstance(event.value, str):
+                try:
+                    due.append(clock_mod.to_utc(dt.datetime.fromisoformat(event.value)))
+                except ValueError:
+                    continue
+        return min(due) if due else None
+
+    # -- persistence --------------------------------------------------------
+    def dump(self, workflow: BpmnWorkflow) -> bytes:
+        registry = self._serializer.registry
+        registry._encoder_mode = True  # Spiff's own switch for JSON-safe conversion
+        try:
+            dct = self._serializer.to_dict(workflow)
+        finally:
+            registry._encoder_mode = False
+        dct["format"] = STATE_FORMAT
+        dct[self._serializer.VERSION_KEY] = self._serializer.VERSION
+        raw = json.dumps(dct, separators=(",", ":"), cls=self._serializer._encoder_cls).encode()
+        return zlib.compress(raw, 1)
+
+    def load(self, blob: bytes, process_id: str) -> BpmnWorkflow:
+        try:
+            dct = json.loads(zlib.decompress(blob))
+        except (zlib.error, ValueError) as exc:
+            raise EngineFault(f"the stored workflow state is unreadable: {exc}") from exc
+        fmt = dct.pop("format", STATE_FORMAT)
+        while fmt < STATE_FORMAT:
+            _MIGRATIONS[fmt](dct)
+            fmt += 1
+        self._serializer.migrate(dct)
+        spec = self.diagrams.specs[process_id]
+        workflow = self._serializer.from_dict(dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id])
+        workflow.script_engine = self.script_engine  # never the stock, unrestricted engine
+        return workflow
