@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from govflow.api.app import create_app
 from govflow.bootstrap import App, build
-from govflow.engine.model.clock import ManualClock
-from govflow.engine.store.db import Base, make_engine
 from govflow.engine.access.identity import parse_principals, store_principals
-from govflow.engine.store.migrate import upgrade
+from govflow.engine.model.clock import ManualClock
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
+from govflow.engine.store.db import Base, make_engine
+from govflow.engine.store.migrate import upgrade
 from govflow.plugins import hookimpl, plugin_manager
 from govflow.settings import REFERENCE_PACK
 
@@ -29,7 +29,7 @@ PG_URL = os.environ.get("GOVFLOW_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 DEMO_PRINCIPALS = REFERENCE_PACK / "policies" / "demo-principals.yaml"
 #: Monday 28 September 2026, 09:00 Beijing time: the eve of the National Day holiday.
-START = dt.datetime(2026, 9, 28, 1, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 9, 28, 1, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,9 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problems.problem(413, "too-large", "Request too large", f"the request body exceeds {self.limit} bytes", scope.get("path", ""))
+        response = problems.problem(
+            413, "too-large", "Request too large", f"the request body exceeds {self.limit} bytes", scope.get("path", "")
+        )
         await response(scope, receive, send)
 
 

@@ -17,7 +17,9 @@ def get_app(request: Request) -> App:
     return request.app.state.govflow
 
 
-def current_principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     app = get_app(request)
     return app.packs.authenticate(credentials.credentials if credentials else None)
 

@@ -48,7 +48,7 @@ def problem(status: int, slug: str, title: str, detail: str, instance: str, **ex
 
 def _govflow_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.GovflowError)
-    for base, status, slug in STATUS_BY_ERROR:
+    for base, status, slug in STATUS_BY_ERROR:  # noqa: B007 (the match is used after the loop)
         if isinstance(exc, base):
             break
     if status >= 500:
@@ -64,7 +64,14 @@ def _govflow_error(request: Request, exc: Exception) -> JSONResponse:
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(err.get("loc", ())), "msg": err.get("msg", "")} for err in exc.errors()]
-    return problem(422, "invalid-request", "Invalid request", "the request body or parameters are invalid", request.url.path, errors=errors)
+    return problem(
+        422,
+        "invalid-request",
+        "Invalid request",
+        "the request body or parameters are invalid",
+        request.url.path,
+        errors=errors,
+    )
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:

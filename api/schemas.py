@@ -28,11 +28,19 @@ class Reporter(BaseModel):
 
 
 class CaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "channel": "app", "description": "东街口有个井盖没了，晚上很危险",
-        "location": {"lat": 26.0865, "lng": 119.3025, "address": "东街口"},
-        "reporter": {"name": "张伟", "phone": "13812345678"},
-    }]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "app",
+                    "description": "东街口有个井盖没了，晚上很危险",
+                    "location": {"lat": 26.0865, "lng": 119.3025, "address": "东街口"},
+                    "reporter": {"name": "张伟", "phone": "13812345678"},
+                }
+            ]
+        },
+    )
     channel: Channel
     description: str = Field(min_length=1, max_length=4000)
     category: str | None = Field(None, max_length=64, description="a matter code, e.g. road.pothole")

@@ -27,17 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import casbin  # noqa: E402
-import yaml  # noqa: E402
-from casbin.util import key_match  # noqa: E402
+import casbin
+import yaml
+from casbin.util import key_match
+from common import fresh_database, ready_app, reference_pack
 
-from common import fresh_database, ready_app, reference_pack  # noqa: E402
-from govflow.engine.access.authz import Authorizer, Grant, parse_policy_rows  # noqa: E402
-from govflow.engine.cases.callouts import CallOut  # noqa: E402
-from govflow.engine.cases.service import NewCase  # noqa: E402
-from govflow.engine.model.catalog import Catalog, Matter, Unit  # noqa: E402
-from govflow.engine.model.responsibility import ResponsibilityEntry, ResponsibilityList, parse_responsibility  # noqa: E402
-from govflow.settings import REFERENCE_PACK  # noqa: E402
+from govflow.engine.access.authz import Authorizer, Grant, parse_policy_rows
+from govflow.engine.cases.callouts import CallOut
+from govflow.engine.cases.service import NewCase
+from govflow.engine.model.catalog import Catalog, Matter, Unit
+from govflow.engine.model.responsibility import ResponsibilityEntry, ResponsibilityList, parse_responsibility
+from govflow.settings import REFERENCE_PACK
 
 NOW = "2026-11-23T02:00:00.000000Z"
 STREETS = [f"synth.street{i:02d}" for i in range(10)]
@@ -72,10 +72,13 @@ def responsible_fn(resp: ResponsibilityList):
     def responsible(matter: str, domain: str, unit: str) -> bool:
         found = resp.lookup(matter)
         return found is not None and (unit == found.main or unit in found.cooperating)
+
     return responsible
 
 
-def plain_pycasbin(model_text: str, rows: list[list[str]], grants: list[Grant], p2: list[list[str]], responsible) -> casbin.Enforcer:
+def plain_pycasbin(
+    model_text: str, rows: list[list[str]], grants: list[Grant], p2: list[list[str]], responsible
+) -> casbin.Enforcer:
     """pycasbin as it comes: no decision cache, matcher re-parsed on every enforce()."""
     enforcer = casbin.Enforcer(casbin.Enforcer.new_model(text=model_text))
     enforcer.add_named_domain_matching_func("g", key_match)
@@ -107,13 +110,27 @@ def main() -> None:
     rows, _ = parse_policy_rows((REFERENCE_PACK / "policies" / "policy.csv").read_text(encoding="utf-8"))
     rows = [[r[0], r[1].replace("gulou/", "synth/"), r[2]] for r in rows]
     grants = [Grant(f"user{i}", "street_dispatcher", f"synth/{s}") for i, s in enumerate(STREETS)]
-    grants += [Grant(f"dept{i}", "department_handler", f"synth/{d}") for i, d in enumerate(DEPARTMENTS[:20])] + [Grant("cc", "cc_supervisor", "synth/*")]
+    grants += [Grant(f"dept{i}", "department_handler", f"synth/{d}") for i, d in enumerate(DEPARTMENTS[:20])] + [
+        Grant("cc", "cc_supervisor", "synth/*")
+    ]
     responsible = responsible_fn(resp)
-    print(f"district: {len(matters)} matters, {len(STREETS)} streets, {len(DEPARTMENTS)} departments, "
-          f"{len(resp)} list entries, {len(p2)} delegations, {len(rows)} role rows, {len(grants)} grants")
+    print(
+        f"district: {len(matters)} matters, {len(STREETS)} streets, {len(DEPARTMENTS)} departments, "
+        f"{len(resp)} list entries, {len(p2)} delegations, {len(rows)} role rows, {len(grants)} grants"
+    )
 
-    call_requests = [(f"synth/{rng.choice(STREETS)}", rng.choice(matters), rng.choice(DEPARTMENTS), NOW) for _ in range(2000)]
-    role_requests = [(g.subject, f"synth/{rng.choice(STREETS)}" if g.role != "department_handler" else g.domain, rng.choice(["sign_for", "call_out", "dispose", "read_case"])) for g in grants for _ in range(20)]
+    call_requests = [
+        (f"synth/{rng.choice(STREETS)}", rng.choice(matters), rng.choice(DEPARTMENTS), NOW) for _ in range(2000)
+    ]
+    role_requests = [
+        (
+            g.subject,
+            f"synth/{rng.choice(STREETS)}" if g.role != "department_handler" else g.domain,
+            rng.choice(["sign_for", "call_out", "dispose", "read_case"]),
+        )
+        for g in grants
+        for _ in range(20)
+    ]
 
     ours = Authorizer(model_text, rows, grants, responsible=responsible)
     ours.set_delegations(p2)
@@ -131,7 +148,9 @@ def main() -> None:
         plain.enforce(context, f"synth/{street}", matters[0], DEPARTMENTS[0], NOW)
         plain_firsts.append((time.perf_counter() - start) * 1000)
     allowed = sum(ours.may_call_out(*r)[0] for r in call_requests)
-    assert all(ours.may_call_out(*r)[0] == plain.enforce(context, *r) for r in call_requests[:300]), "decisions differ from plain pycasbin"
+    assert all(ours.may_call_out(*r)[0] == plain.enforce(context, *r) for r in call_requests[:300]), (
+        "decisions differ from plain pycasbin"
+    )
 
     warm = per_second(ours.may_call_out, call_requests)
     plain_rate = per_second(lambda *r: plain.enforce(context, *r), call_requests[:300])
@@ -141,13 +160,19 @@ def main() -> None:
         return ours.may_call_out(*r)
 
     cold_rate = per_second(cold, call_requests[:300])
-    print(f"call-out power decisions ({allowed / len(call_requests):.0%} allowed): govflow warm {warm:10.0f}/s, "
-          f"uncached {cold_rate:8.0f}/s; plain pycasbin {plain_rate:8.0f}/s → ×{warm / plain_rate:.0f} warm")
-    print(f"first decision per street: govflow max {max(firsts):.2f} ms (median {statistics.median(firsts):.2f}); "
-          f"plain pycasbin max {max(plain_firsts):.2f} ms")
+    print(
+        f"call-out power decisions ({allowed / len(call_requests):.0%} allowed): govflow warm {warm:10.0f}/s, "
+        f"uncached {cold_rate:8.0f}/s; plain pycasbin {plain_rate:8.0f}/s → ×{warm / plain_rate:.0f} warm"
+    )
+    print(
+        f"first decision per street: govflow max {max(firsts):.2f} ms (median {statistics.median(firsts):.2f}); "
+        f"plain pycasbin max {max(plain_firsts):.2f} ms"
+    )
     role_warm = per_second(ours.allowed, role_requests)
     role_plain = per_second(plain.enforce, role_requests[:300])
-    print(f"role decisions (RBAC with domains): govflow warm {role_warm:10.0f}/s; plain pycasbin {role_plain:8.0f}/s → ×{role_warm / role_plain:.0f}")
+    print(
+        f"role decisions (RBAC with domains): govflow warm {role_warm:10.0f}/s; plain pycasbin {role_plain:8.0f}/s → ×{role_warm / role_plain:.0f}"
+    )
 
     lookups = [(m,) for m in matters] * 4
     lookup_rate = per_second(resp.lookup, lookups)
@@ -156,17 +181,40 @@ def main() -> None:
     for _ in range(20):
         ResponsibilityList("synth", list(resp))
     print(f"building the list index from {len(resp)} entries: {(time.perf_counter() - start) / 20 * 1000:.2f} ms")
-    catalog = Catalog("synth", "synthetic", {**{u: Unit(u, u, "street") for u in STREETS}, **{u: Unit(u, u, "department") for u in DEPARTMENTS},
-                                             "synth.cc": Unit("synth.cc", "cc", "command_centre")},
-                      {m: Matter(m, m, "simple") for m in matters}, "synth.cc", tuple(STREETS))
-    text = yaml.safe_dump({"district": "synth", "entries": [
-        {"matter": e.matter, "main": e.main, "cooperating": list(e.cooperating), "time_limit": {"amount": 1, "unit": "working_days"}} for e in resp
-    ]}, allow_unicode=True).encode()
+    catalog = Catalog(
+        "synth",
+        "synthetic",
+        {
+            **{u: Unit(u, u, "street") for u in STREETS},
+            **{u: Unit(u, u, "department") for u in DEPARTMENTS},
+            "synth.cc": Unit("synth.cc", "cc", "command_centre"),
+        },
+        {m: Matter(m, m, "simple") for m in matters},
+        "synth.cc",
+        tuple(STREETS),
+    )
+    text = yaml.safe_dump(
+        {
+            "district": "synth",
+            "entries": [
+                {
+                    "matter": e.matter,
+                    "main": e.main,
+                    "cooperating": list(e.cooperating),
+                    "time_limit": {"amount": 1, "unit": "working_days"},
+                }
+                for e in resp
+            ],
+        },
+        allow_unicode=True,
+    ).encode()
     start = time.perf_counter()
     loaded, issues = parse_responsibility(text, catalog, "policies/responsibility.yaml")
     assert loaded is not None and not issues, issues
-    print(f"loading and validating policies/responsibility.yaml ({len(resp)} entries, {len(text) // 1024} KB): "
-          f"{(time.perf_counter() - start) * 1000:.1f} ms")
+    print(
+        f"loading and validating policies/responsibility.yaml ({len(resp)} entries, {len(text) // 1024} KB): "
+        f"{(time.perf_counter() - start) * 1000:.1f} ms"
+    )
 
     pack = reference_pack()
     for backend in args.backends.split(","):
@@ -175,17 +223,29 @@ def main() -> None:
         hotline, street = app.packs.authenticate("demo-hotline"), app.packs.authenticate("demo-dongjie")
         latencies = []
         for i in range(args.callouts + 10):
-            case = app.cases.report(hotline, NewCase(channel="hotline_12345", description="东街口有个井盖没了", lat=26.0865, lng=119.3025))
+            case = app.cases.report(
+                hotline, NewCase(channel="hotline_12345", description="东街口有个井盖没了", lat=26.0865, lng=119.3025)
+            )
             task = next(t for t in app.queries.inbox(street) if t["case_id"] == str(case.case_id))
             app.cases.complete_task(street, task["id"], {})
             start = time.perf_counter()
-            app.callouts.call_out(street, str(case.case_id), CallOut(["gulou.cgj", "gulou.zjj"], "联合处置",
-                                                                       dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2), "东街口"))
+            app.callouts.call_out(
+                street,
+                str(case.case_id),
+                CallOut(
+                    ["gulou.cgj", "gulou.zjj"],
+                    "联合处置",
+                    dt.datetime.now(dt.UTC) + dt.timedelta(hours=2),
+                    "东街口",
+                ),
+            )
             if i >= 10:
                 latencies.append((time.perf_counter() - start) * 1000)
         latencies.sort()
-        print(f"[{backend}] call-out command (2 departments, powers checked, report-in tasks opened, persisted): "
-              f"median {statistics.median(latencies):.2f} ms, p95 {latencies[int(len(latencies) * 0.95)]:.2f} ms over {len(latencies)}")
+        print(
+            f"[{backend}] call-out command (2 departments, powers checked, report-in tasks opened, persisted): "
+            f"median {statistics.median(latencies):.2f} ms, p95 {latencies[int(len(latencies) * 0.95)]:.2f} ms over {len(latencies)}"
+        )
         engine.dispose()
 
 

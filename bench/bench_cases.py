@@ -33,25 +33,43 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment  # noqa: E402
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
-from SpiffWorkflow.spiff.parser import SpiffBpmnParser  # noqa: E402
-from SpiffWorkflow.util.task import TaskState  # noqa: E402
+import httpx
+from common import fresh_database, rate, ready_app, reference_pack
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.spiff.parser import SpiffBpmnParser
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import func, insert, select
 
-from common import fresh_database, rate, ready_app, reference_pack  # noqa: E402
-from govflow.engine.cases.service import NewCase  # noqa: E402
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask  # noqa: E402
+from govflow.engine.cases.service import NewCase
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 
-STREET_POINTS = [(26.0865, 119.3025), (26.0780, 119.2950), (26.1040, 119.2840), (26.0990, 119.3040), (26.0950, 119.3190)]
-TEXTS = ["东街口有个井盖没了，晚上很危险", "路灯不亮好几天了", "小区门口垃圾桶满了没人清", "半夜施工太吵了", "路面塌陷一个大坑"]
+STREET_POINTS = [
+    (26.0865, 119.3025),
+    (26.0780, 119.2950),
+    (26.1040, 119.2840),
+    (26.0990, 119.3040),
+    (26.0950, 119.3190),
+]
+TEXTS = [
+    "东街口有个井盖没了，晚上很危险",
+    "路灯不亮好几天了",
+    "小区门口垃圾桶满了没人清",
+    "半夜施工太吵了",
+    "路面塌陷一个大坑",
+]
 
 
 def new_case(i: int) -> NewCase:
     lat, lng = STREET_POINTS[i % len(STREET_POINTS)]
-    return NewCase(channel="hotline_12345", description=TEXTS[i % len(TEXTS)], lat=lat, lng=lng,
-                   reporter_name="张伟", reporter_phone="13812345678")
+    return NewCase(
+        channel="hotline_12345",
+        description=TEXTS[i % len(TEXTS)],
+        lat=lat,
+        lng=lng,
+        reporter_name="张伟",
+        reporter_phone="13812345678",
+    )
 
 
 def spiff_only(n: int) -> float:
@@ -61,12 +79,16 @@ def spiff_only(n: int) -> float:
 
     # Spiff's own (unsandboxed) engine; deadline functions answer a constant
     far = "2030-01-01T00:00:00+00:00"
-    engine = PythonScriptEngine(environment=TaskDataEnvironment({"due": lambda step, tier: far, "remind": lambda step, tier: far}))
+    engine = PythonScriptEngine(
+        environment=TaskDataEnvironment({"due": lambda step, tier: far, "remind": lambda step, tier: far})
+    )
 
     def one(i: int) -> None:
         wf = BpmnWorkflow(spec, subs, script_engine=engine)
         for task in wf.get_tasks(state=TaskState.READY):
-            task.data.update({"owner_unit": "gulou.dongjie", "matter": "road.pothole", "tier": "simple", "review_approved": None})
+            task.data.update(
+                {"owner_unit": "gulou.dongjie", "matter": "road.pothole", "tier": "simple", "review_approved": None}
+            )
         wf.do_engine_steps()
         assert wf.get_tasks(state=TaskState.READY, manual=True)
 
@@ -77,19 +99,70 @@ def raw_insert(engine, n: int, blob: bytes, repeat: int = 3) -> float:
     def one(i: int) -> None:
         case_id, now = uuid.uuid4(), time.time()
         import datetime as dt
-        at = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
         with engine.begin() as conn:
-            conn.execute(insert(CaseRow), {
-                "id": case_id, "district": "gulou", "pack_name": "reference", "pack_version": "1.0.0", "process_id": "frontline_disposal",
-                "status": "dispatched", "owner_unit": "gulou.dongjie", "matter": "road.pothole", "channel": "app", "description": TEXTS[0],
-                "lat": 26.0, "lng": 119.3, "address": None, "reporter_name": "张伟", "reporter_phone": "13812345678", "reported_by": "bench",
-                "state": blob, "next_due": None, "event_seq": 4, "version": 1, "created_at": at, "updated_at": at, "closed_at": None,
-            })
-            conn.execute(insert(CaseTask), {"id": uuid.uuid4(), "case_id": case_id, "name": "sign_for", "title": "Sign for", "stage": "dispatched",
-                                            "action": "sign_for", "unit_code": "gulou.dongjie", "role": "street_dispatcher", "assignee_user": None,
-                                            "due_at": None, "created_at": at})
-            conn.execute(insert(CaseEvent), [{"case_id": case_id, "seq": s, "at": at, "kind": "k", "actor": "bench", "actor_unit": None,
-                                              "power": "p", "data": {"x": 1}} for s in range(1, 5)])
+            conn.execute(
+                insert(CaseRow),
+                {
+                    "id": case_id,
+                    "district": "gulou",
+                    "pack_name": "reference",
+                    "pack_version": "1.0.0",
+                    "process_id": "frontline_disposal",
+                    "status": "dispatched",
+                    "owner_unit": "gulou.dongjie",
+                    "matter": "road.pothole",
+                    "channel": "app",
+                    "description": TEXTS[0],
+                    "lat": 26.0,
+                    "lng": 119.3,
+                    "address": None,
+                    "reporter_name": "张伟",
+                    "reporter_phone": "13812345678",
+                    "reported_by": "bench",
+                    "state": blob,
+                    "next_due": None,
+                    "event_seq": 4,
+                    "version": 1,
+                    "created_at": at,
+                    "updated_at": at,
+                    "closed_at": None,
+                },
+            )
+            conn.execute(
+                insert(CaseTask),
+                {
+                    "id": uuid.uuid4(),
+                    "case_id": case_id,
+                    "name": "sign_for",
+                    "title": "Sign for",
+                    "stage": "dispatched",
+                    "action": "sign_for",
+                    "unit_code": "gulou.dongjie",
+                    "role": "street_dispatcher",
+                    "assignee_user": None,
+                    "due_at": None,
+                    "created_at": at,
+                },
+            )
+            conn.execute(
+                insert(CaseEvent),
+                [
+                    {
+                        "case_id": case_id,
+                        "seq": s,
+                        "at": at,
+                        "kind": "k",
+                        "actor": "bench",
+                        "actor_unit": None,
+                        "power": "p",
+                        "data": {"x": 1},
+                    }
+                    for s in range(1, 5)
+                ],
+            )
+
     return rate(n, one, repeat=repeat)
 
 
@@ -126,7 +199,13 @@ def parallel_rate(target, procs: int, n: int, *args) -> float:
     """
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=target, args=(args[0], n, *((p * 100_000,) if target is _engine_worker else args[1:]), barrier, results)) for p in range(procs)]
+    workers = [
+        ctx.Process(
+            target=target,
+            args=(args[0], n, *((p * 100_000,) if target is _engine_worker else args[1:]), barrier, results),
+        )
+        for p in range(procs)
+    ]
     for w in workers:
         w.start()
     spans = [results.get() for _ in workers]
@@ -144,8 +223,12 @@ def free_port() -> int:
 def http_level(url: str, n: int, threads: int) -> float:
     port = free_port()
     env = dict(os.environ, GOVFLOW_DATABASE_URL=url)
-    server = subprocess.Popen([sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -162,8 +245,14 @@ def http_level(url: str, n: int, threads: int) -> float:
             with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
                 for i in range(per_thread):
                     lat, lng = STREET_POINTS[(offset + i) % 5]
-                    r = client.post("/api/v1/cases", json={"channel": "hotline_12345", "description": TEXTS[i % 5],
-                                                           "location": {"lat": lat, "lng": lng}})
+                    r = client.post(
+                        "/api/v1/cases",
+                        json={
+                            "channel": "hotline_12345",
+                            "description": TEXTS[i % 5],
+                            "location": {"lat": lat, "lng": lng},
+                        },
+                    )
                     if r.status_code != 201:
                         errors.append(r.text)
 
@@ -207,18 +296,22 @@ def main() -> None:
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
-        engine_rate = rate(args.n, lambda i: app.cases.report(principal, new_case(i)))
+        engine_rate = rate(args.n, lambda i, app=app, principal=principal: app.cases.report(principal, new_case(i)))
         if args.profile:
             prof.disable()
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
             print(out.getvalue())
         with engine.connect() as conn:
-            sizes = conn.execute(select(func.avg(func.length(CaseRow.state)), func.max(func.length(CaseRow.state)))).one()
+            sizes = conn.execute(
+                select(func.avg(func.length(CaseRow.state)), func.max(func.length(CaseRow.state)))
+            ).one()
             blob = conn.execute(select(CaseRow.state).limit(1)).scalar_one()
         raw = raw_insert(engine, args.n, blob)
-        print(f"[{backend}] engine-level report→first task persisted: {engine_rate:8.0f} cases/s "
-              f"({engine_rate / raw:.2f}× raw-insert, {engine_rate / spiff:.2f}× spiff-only)")
+        print(
+            f"[{backend}] engine-level report→first task persisted: {engine_rate:8.0f} cases/s "
+            f"({engine_rate / raw:.2f}× raw-insert, {engine_rate / spiff:.2f}× spiff-only)"
+        )
         print(f"[{backend}] baseline raw-insert (same rows, one transaction per case): {raw:8.0f} cases/s")
         print(f"[{backend}] stored workflow state per open case: avg {float(sizes[0]):.0f} B, max {sizes[1]} B")
         if args.procs > 1:
@@ -226,14 +319,18 @@ def main() -> None:
             per = max(args.n // args.procs, 100)
             par_engine = parallel_rate(_engine_worker, args.procs, per, url)
             par_raw = parallel_rate(_raw_worker, args.procs, per, url, blob)
-            print(f"[{backend}] engine-level, {args.procs} processes: {par_engine:8.0f} cases/s "
-                  f"({par_engine / par_raw:.2f}× raw-insert with {args.procs} processes: {par_raw:.0f} cases/s)")
+            print(
+                f"[{backend}] engine-level, {args.procs} processes: {par_engine:8.0f} cases/s "
+                f"({par_engine / par_raw:.2f}× raw-insert with {args.procs} processes: {par_raw:.0f} cases/s)"
+            )
         if not args.no_http:
             engine.dispose()
             for threads in (1, 4):
                 http = http_level(url, min(args.n, 1000), threads)
-                print(f"[{backend}] HTTP-level POST /api/v1/cases ({threads} client thread{'s' if threads > 1 else ''}): {http:8.0f} cases/s "
-                      f"({http / raw:.2f}× raw-insert)")
+                print(
+                    f"[{backend}] HTTP-level POST /api/v1/cases ({threads} client thread{'s' if threads > 1 else ''}): {http:8.0f} cases/s "
+                    f"({http / raw:.2f}× raw-insert)"
+                )
         engine.dispose()
 
 

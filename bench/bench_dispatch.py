@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from govflow.bootstrap import BUILTIN, PackPlugins, PluginDispatcher
-from govflow.engine.model.dispatch import Report
 from govflow.engine.cases.history import PastCase, StaticHistory
+from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.plugins import plugin_manager
 from govflow.plugins.builtin import dispatch as builtin_dispatch
@@ -57,7 +57,11 @@ def splits(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 
 def dispatcher(pack: LoadedPack, past: list[dict[str, Any]] | None) -> PluginDispatcher:
     plugins = PackPlugins(plugin_manager(load_entry_points=False), {n.rsplit(".", 1)[-1] for n in BUILTIN})
-    history = StaticHistory(pack.catalog.district, [PastCase(r["description"], r["matter"]) for r in past]) if past is not None else None
+    history = (
+        StaticHistory(pack.catalog.district, [PastCase(r["description"], r["matter"]) for r in past])
+        if past is not None
+        else None
+    )
     return PluginDispatcher(plugins, history)
 
 
@@ -74,7 +78,11 @@ def evaluate(pack: LoadedPack, test: list[dict[str, Any]], past: list[dict[str, 
     for r in test:
         routing = disp.dispatch(pack, Report(r["description"], None, r["lat"], r["lng"], None, "app"))
         expected = oracle.dispatch(pack, Report(r["description"], r["matter"], r["lat"], r["lng"], None, "app")).owner
-        for what, got, want in (("matter", routing.matter, r["matter"]), ("street", routing.street, r["street"]), ("owner", routing.owner, expected)):
+        for what, got, want in (
+            ("matter", routing.matter, r["matter"]),
+            ("street", routing.street, r["street"]),
+            ("owner", routing.owner, expected),
+        ):
             counts[what]["command centre" if got is None else ("right" if got == want else "wrong")] += 1
         how[routing.how.split(":", 1)[0] if routing.matter else "unsure"] += 1
         if routing.matter not in (None, r["matter"]):
@@ -82,16 +90,28 @@ def evaluate(pack: LoadedPack, test: list[dict[str, Any]], past: list[dict[str, 
         elif routing.matter is None:
             errors.append(f"CC    {r['matter']}: {r['description']}")
     elapsed = time.perf_counter() - started
-    return {"n": len(test), "counts": counts, "how": how, "errors": errors, "per_second": len(test) / elapsed if elapsed else 0.0}
+    return {
+        "n": len(test),
+        "counts": counts,
+        "how": how,
+        "errors": errors,
+        "per_second": len(test) / elapsed if elapsed else 0.0,
+    }
 
 
-def classify_cost(pack: LoadedPack, reports: list[dict[str, Any]], past: list[dict[str, Any]], copies: int, passes: int = 5) -> dict[str, float]:
+def classify_cost(
+    pack: LoadedPack, reports: list[dict[str, Any]], past: list[dict[str, Any]], copies: int, passes: int = 5
+) -> dict[str, float]:
     """Milliseconds per report of the classify hook alone, with ``copies`` × the past cases; and the scorer's build time.
 
     ``mean_ms`` is the median over ``passes`` passes of the mean per report (the
     machine's noise shows in ``p99_ms``, over every sample).
     """
-    cases = [PastCase(f"{r['description']}（{k}）" if copies > 1 else r["description"], r["matter"]) for k in range(copies) for r in past]
+    cases = [
+        PastCase(f"{r['description']}（{k}）" if copies > 1 else r["description"], r["matter"])
+        for k in range(copies)
+        for r in past
+    ]
     history = StaticHistory(pack.catalog.district, cases)
     started = time.perf_counter()
     builtin_dispatch.scorer(pack, history.past_cases(pack.catalog.district))
@@ -108,14 +128,21 @@ def classify_cost(pack: LoadedPack, reports: list[dict[str, Any]], past: list[di
         means.append(statistics.fmean(spent))
         samples += spent
     samples.sort()
-    return {"past": len(cases), "copies": copies, "build_ms": build * 1000, "mean_ms": statistics.median(means) * 1000,
-            "p99_ms": samples[int(0.99 * (len(samples) - 1))] * 1000}
+    return {
+        "past": len(cases),
+        "copies": copies,
+        "build_ms": build * 1000,
+        "mean_ms": statistics.median(means) * 1000,
+        "p99_ms": samples[int(0.99 * (len(samples) - 1))] * 1000,
+    }
 
 
 def _print_cost(cost: dict[str, float]) -> None:
     copies = f" (the dev split x{cost['copies']:.0f})" if cost["copies"] > 1 else ""
-    print(f"classify cost, {cost['past']:5.0f} past cases{copies}: {cost['mean_ms']:.3f} ms/report mean, {cost['p99_ms']:.3f} ms p99;"
-          f" scorer built once per snapshot in {cost['build_ms']:.0f} ms")
+    print(
+        f"classify cost, {cost['past']:5.0f} past cases{copies}: {cost['mean_ms']:.3f} ms/report mean, {cost['p99_ms']:.3f} ms p99;"
+        f" scorer built once per snapshot in {cost['build_ms']:.0f} ms"
+    )
 
 
 def _print(title: str, result: dict[str, Any]) -> None:

@@ -30,15 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sqlalchemy import func, insert, select, update  # noqa: E402
+from common import fresh_database, ready_app, reference_pack
+from sqlalchemy import func, insert, select, update
 
-from common import fresh_database, ready_app, reference_pack  # noqa: E402
-from govflow.engine.cases.service import NewCase  # noqa: E402
-from govflow.engine.model.clock import ManualClock  # noqa: E402
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, make_engine  # noqa: E402
-from govflow.engine.cases.timers import fire_due  # noqa: E402
+from govflow.engine.cases.service import NewCase
+from govflow.engine.cases.timers import fire_due
+from govflow.engine.model.clock import ManualClock
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, make_engine
 
-NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.timezone.utc)  # Monday 10:00 in Fuzhou
+NOW = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)  # Monday 10:00 in Fuzhou
 
 
 def _clone_state(blob: bytes, ids: list[str]) -> tuple[bytes, dict[str, str]]:
@@ -54,7 +54,9 @@ def populate(engine, pack, cases: int, due: int) -> None:
     app = ready_app(engine, pack)
     app.cases.clock = clock
     principal = app.packs.authenticate("demo-hotline")
-    outcome = app.cases.report(principal, NewCase(channel="hotline_12345", description="东街口有个井盖没了", lat=26.0865, lng=119.3025))
+    outcome = app.cases.report(
+        principal, NewCase(channel="hotline_12345", description="东街口有个井盖没了", lat=26.0865, lng=119.3025)
+    )
     with engine.connect() as conn:
         row = dict(conn.execute(select(CaseRow).where(CaseRow.id == outcome.case_id)).one()._mapping)
         task = dict(conn.execute(select(CaseTask).where(CaseTask.case_id == outcome.case_id)).one()._mapping)
@@ -133,8 +135,12 @@ def plain_updates(engine, n: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(ids), 100):
         with engine.begin() as conn:
-            for case_id in ids[i:i + 100]:
-                conn.execute(update(CaseRow).where(CaseRow.id == case_id).values(next_due=NOW + dt.timedelta(hours=9), version=CaseRow.version + 1))
+            for case_id in ids[i : i + 100]:
+                conn.execute(
+                    update(CaseRow)
+                    .where(CaseRow.id == case_id)
+                    .values(next_due=NOW + dt.timedelta(hours=9), version=CaseRow.version + 1)
+                )
     return len(ids) / (time.perf_counter() - start)
 
 
@@ -156,18 +162,28 @@ def main() -> None:
             populate(engine, pack, args.cases, args.due)
             with engine.connect() as conn:
                 total = conn.execute(select(func.count()).select_from(CaseRow)).scalar_one()
-                due_now = conn.execute(select(func.count()).select_from(CaseRow).where(CaseRow.next_due <= NOW)).scalar_one()
+                due_now = conn.execute(
+                    select(func.count()).select_from(CaseRow).where(CaseRow.next_due <= NOW)
+                ).scalar_one()
             if procs == 1:
-                print(f"[{backend}] {total} open cases with timers, {due_now} due (set-up {time.perf_counter() - start:.0f} s)")
-                print(f"[{backend}] worker tick finds the due cases among {total}: {find_due_ms(engine):.2f} ms (median of 20)")
+                print(
+                    f"[{backend}] {total} open cases with timers, {due_now} due (set-up {time.perf_counter() - start:.0f} s)"
+                )
+                print(
+                    f"[{backend}] worker tick finds the due cases among {total}: {find_due_ms(engine):.2f} ms (median of 20)"
+                )
             engine.dispose()
             results[procs] = fire_with(url, procs)
             rate, fired, conflicts = results[procs]
-            print(f"[{backend}] {procs} worker process{'es' if procs > 1 else ''}: {rate:7.0f} timers fired/s ({fired} fired, {conflicts} conflicts)")
+            print(
+                f"[{backend}] {procs} worker process{'es' if procs > 1 else ''}: {rate:7.0f} timers fired/s ({fired} fired, {conflicts} conflicts)"
+            )
             if procs == 1:
                 baseline = plain_updates(make_engine(url), args.due)
-                print(f"[{backend}] baseline plain row updates (same count, 100 per transaction): {baseline:7.0f} rows/s "
-                      f"→ firing is {rate / baseline:.2f}× plain updates")
+                print(
+                    f"[{backend}] baseline plain row updates (same count, 100 per transaction): {baseline:7.0f} rows/s "
+                    f"→ firing is {rate / baseline:.2f}× plain updates"
+                )
         if results.get(2):
             print(f"[{backend}] second worker: ×{results[2][0] / results[1][0]:.2f} throughput")
 

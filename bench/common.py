@@ -14,14 +14,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from govflow.bootstrap import App, build
-from govflow.engine.store.db import make_engine
 from govflow.engine.access.identity import parse_principals, store_principals
-from govflow.engine.store.migrate import upgrade
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
+from govflow.engine.store.db import make_engine
+from govflow.engine.store.migrate import upgrade
 from govflow.plugins import plugin_manager
 from govflow.settings import REFERENCE_PACK
 
-PG_URL = os.environ.get("GOVFLOW_BENCH_DATABASE_URL") or os.environ.get("GOVFLOW_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = (
+    os.environ.get("GOVFLOW_BENCH_DATABASE_URL")
+    or os.environ.get("GOVFLOW_TEST_DATABASE_URL")
+    or "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def fresh_database(kind: str) -> tuple[str, Engine]:
@@ -41,7 +45,10 @@ def fresh_database(kind: str) -> tuple[str, Engine]:
 
 def reference_pack() -> LoadedPack:
     pm = plugin_manager()
-    return load_pack(read_folder(REFERENCE_PACK), calendar_factory=lambda d, s: pm.hook.govflow_calendar(district=d, settings=dict(s)))
+    return load_pack(
+        read_folder(REFERENCE_PACK),
+        calendar_factory=lambda d, s: pm.hook.govflow_calendar(district=d, settings=dict(s)),
+    )
 
 
 def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True) -> App:
@@ -49,7 +56,9 @@ def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True)
     app.packs.deploy(pack, actor="bench", now=app.clock.now())
     if not load_principals:
         return app
-    entries = parse_principals((REFERENCE_PACK / "policies" / "demo-principals.yaml").read_text(encoding="utf-8"), [pack.catalog])
+    entries = parse_principals(
+        (REFERENCE_PACK / "policies" / "demo-principals.yaml").read_text(encoding="utf-8"), [pack.catalog]
+    )
     with Session(engine) as session, session.begin():
         store_principals(session, entries, app.clock.now())
     return app

@@ -42,8 +42,12 @@ def _active(api):
 @given(parsers.parse('{who} has reported "{text}" at {lat:g}, {lng:g}'), target_fixture="ctx")
 @when(parsers.parse('{who} reports "{text}" at {lat:g}, {lng:g}'), target_fixture="ctx")
 def _report(api, who, text, lat, lng):
-    response = api.report(who, description=text, location={"lat": lat, "lng": lng, "address": "测试地址"},
-                          reporter={"name": "张伟", "phone": "13812345678"})
+    response = api.report(
+        who,
+        description=text,
+        location={"lat": lat, "lng": lng, "address": "测试地址"},
+        reporter={"name": "张伟", "phone": "13812345678"},
+    )
     assert response.status_code == 201, response.text
     return {"case": response.json()["id"]}
 
@@ -176,8 +180,6 @@ def _cannot_read(api, ctx, who):
     assert api.get(who, f"/api/v1/cases/{ctx['case']}").status_code == 403
 
 
-
-
 # -- time -------------------------------------------------------------------------------------
 _WHEN = "{hour:d}:{minute:d} on {weekday} {day:d} {month} {year:d}"
 
@@ -255,7 +257,7 @@ def _report_categorised(api, who, text, category, lat, lng):
     return {"case": response.json()["id"]}
 
 
-@given(parsers.parse('{who} has signed for it'))
+@given(parsers.parse("{who} has signed for it"))
 def _signed(api, ctx, who):
     _complete(api, ctx, who, "sign_for")
 

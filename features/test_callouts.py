@@ -25,8 +25,12 @@ def _at(clock, hour, minute=0):
 
 @when(parsers.parse('{who} calls out "{units}" to meet at "{place}" at {hour:d}:{minute:d}'))
 def _call_out(api, ctx, clock, who, units, place, hour, minute):
-    body = {"departments": units.split(", "), "reason": "街道无法单独解决，需部门联合处置", "meeting_place": place,
-            "meeting_at": _at(clock, hour, minute)}
+    body = {
+        "departments": units.split(", "),
+        "reason": "街道无法单独解决，需部门联合处置",
+        "meeting_place": place,
+        "meeting_at": _at(clock, hour, minute),
+    }
     ctx["response"] = api.post(who, f"/api/v1/cases/{ctx['case']}/call-outs", json=body)
 
 
@@ -37,7 +41,9 @@ def _accepted(ctx):
 
 @then(parsers.parse('the call of "{unit}" was allowed by "{power}"'))
 def _power(api, ctx, unit, power):
-    made = [e for e in api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json() if e["kind"] == "callout.made"]
+    made = [
+        e for e in api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json() if e["kind"] == "callout.made"
+    ]
     departments = {d["unit"]: d["power"] for d in made[-1]["data"]["departments"]}
     assert departments[unit].startswith(power), departments
 
@@ -49,21 +55,21 @@ def _refusal(ctx, text):
 
 @when(parsers.parse("{who} reports in"))
 def _report_in(api, ctx, who):
-    task = [t for t in api.inbox(who, ctx["case"]) if t["name"] == "report_in"][0]
+    task = next(t for t in api.inbox(who, ctx["case"]) if t["name"] == "report_in")
     response = api.complete(who, task["id"], decision="accept", attendee=who, part="按会商分工处理")
     assert response.status_code == 200, response.text
 
 
 @when(parsers.parse('{who} rejects the call because "{reason}"'))
 def _reject(api, ctx, who, reason):
-    task = [t for t in api.inbox(who, ctx["case"]) if t["name"] == "report_in"][0]
+    task = next(t for t in api.inbox(who, ctx["case"]) if t["name"] == "report_in")
     response = api.complete(who, task["id"], decision="reject", reason=reason)
     assert response.status_code == 200, response.text
 
 
 @when(parsers.parse('{who} records the consultation "{opinion}" assigning "{unit}"'))
 def _consult(api, ctx, clock, who, opinion, unit):
-    task = [t for t in api.inbox(who, ctx["case"]) if t["name"] == "consult"][0]
+    task = next(t for t in api.inbox(who, ctx["case"]) if t["name"] == "consult")
     due = (clock.now() + dt.timedelta(days=1)).isoformat()
     response = api.complete(who, task["id"], opinion=opinion, assignments=[{"unit": unit, "duty": opinion, "due": due}])
     assert response.status_code == 200, response.text
@@ -73,21 +79,32 @@ def _consult(api, ctx, clock, who, opinion, unit):
 def _contribute(api, ctx, who, part):
     response = api.post(who, f"/api/v1/cases/{ctx['case']}/contributions", json={"part": part})
     assert response.status_code == 201, response.text
-    assert api.post("cgj.handler", f"/api/v1/cases/{ctx['case']}/contributions", json={"part": "x"}).status_code == 403  # the main one disposes
+    assert (
+        api.post("cgj.handler", f"/api/v1/cases/{ctx['case']}/contributions", json={"part": "x"}).status_code == 403
+    )  # the main one disposes
 
 
 @when(parsers.parse('{who} completes "dispose" with result "{result}"'))
 def _dispose(api, ctx, who, result):
-    task = [t for t in api.inbox(who, ctx["case"]) if t["name"] == "dispose"][0]
+    task = next(t for t in api.inbox(who, ctx["case"]) if t["name"] == "dispose")
     response = api.complete(who, task["id"], result=result)
     assert response.status_code == 200, response.text
 
 
-@when(parsers.parse('{who} delegates "{department}" to "{street}" for "{pattern}" until {hour:d}:{minute:d} on {weekday} {day:d} {month} {year:d}'))
+@when(
+    parsers.parse(
+        '{who} delegates "{department}" to "{street}" for "{pattern}" until {hour:d}:{minute:d} on {weekday} {day:d} {month} {year:d}'
+    )
+)
 def _delegate(api, ctx, who, department, street, pattern, hour, minute, weekday, day, month, year):
     expires = dt.datetime(year, dt.datetime.strptime(month, "%B").month, day, hour, minute, tzinfo=BEIJING)
-    body = {"street": street, "department": department, "matter_pattern": pattern,
-            "expires_at": expires.isoformat(), "reason": "试点授权：东街可直接呼叫生态环境局"}
+    body = {
+        "street": street,
+        "department": department,
+        "matter_pattern": pattern,
+        "expires_at": expires.isoformat(),
+        "reason": "试点授权：东街可直接呼叫生态环境局",
+    }
     response = api.post(who, "/api/v1/delegations", json=body)
     assert response.status_code == 201, response.text
     ctx["delegation"] = response.json()
@@ -103,7 +120,11 @@ def _delegation_recorded(api, ctx):
 
 @then(parsers.parse('"{unit}" is recorded as not responding and escalated to "{target}"'))
 def _no_response(api, ctx, unit, target):
-    events = [e for e in api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json() if e["kind"] == "callout.no_response"]
+    events = [
+        e
+        for e in api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json()
+        if e["kind"] == "callout.no_response"
+    ]
     assert len(events) == 1
     assert events[0]["data"]["departments"] == [unit] and events[0]["data"]["escalate_to"] == target
     assert api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}").json()["escalated_to"] == target
@@ -118,7 +139,9 @@ def _notified(api, ctx, notifications, kind):
 
 @when(parsers.parse('{who} rates "{target}" {score:d} for "{dimension}"'))
 def _rate(api, ctx, who, target, score, dimension):
-    response = api.post(who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": target, "dimension": dimension, "score": score})
+    response = api.post(
+        who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": target, "dimension": dimension, "score": score}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -131,19 +154,29 @@ def _ratings(api, ctx, expected):
 
 @then(parsers.parse('a second rating of "{target}" for "{dimension}" by {who} is refused with 409'))
 def _twice(api, ctx, target, dimension, who):
-    response = api.post(who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": target, "dimension": dimension, "score": 1})
+    response = api.post(
+        who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": target, "dimension": dimension, "score": 1}
+    )
     assert response.status_code == 409, response.text
 
 
 @then(parsers.parse("a rating of {score:d} by {who} is refused with 422"))
 def _out_of_range(api, ctx, score, who):
-    response = api.post(who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": "gulou.dongjie", "dimension": "accuracy", "score": score})
+    response = api.post(
+        who,
+        f"/api/v1/cases/{ctx['case']}/ratings",
+        json={"target": "gulou.dongjie", "dimension": "accuracy", "score": score},
+    )
     assert response.status_code == 422, response.text
 
 
 @then(parsers.parse("{who} may not rate the case"))
 def _may_not_rate(api, ctx, who):
-    response = api.post(who, f"/api/v1/cases/{ctx['case']}/ratings", json={"target": "gulou.dongjie", "dimension": "accuracy", "score": 3})
+    response = api.post(
+        who,
+        f"/api/v1/cases/{ctx['case']}/ratings",
+        json={"target": "gulou.dongjie", "dimension": "accuracy", "score": 3},
+    )
     assert response.status_code == 403, response.text
 
 

@@ -17,7 +17,10 @@ scenarios("frontline.feature")
 pytestmark = pytest.mark.usefixtures("database")
 
 
-@given(parsers.parse('a copy of the reference pack whose diagram has a script task running "{script}"'), target_fixture="ctx")
+@given(
+    parsers.parse('a copy of the reference pack whose diagram has a script task running "{script}"'),
+    target_fixture="ctx",
+)
 def _hostile_pack(tmp_path, script):
     pack = tmp_path / "pack"
     pack.mkdir()
@@ -33,10 +36,12 @@ def _hostile_pack(tmp_path, script):
         '<bpmn:sequenceFlow id="flow_to_intake" sourceRef="case_reported" targetRef="intake" />',
         '<bpmn:sequenceFlow id="flow_to_intake" sourceRef="case_reported" targetRef="hostile_script" />\n'
         f'    <bpmn:scriptTask id="hostile_script"><bpmn:incoming>flow_to_intake</bpmn:incoming>'
-        f'<bpmn:outgoing>flow_after_script</bpmn:outgoing><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n'
+        f"<bpmn:outgoing>flow_after_script</bpmn:outgoing><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>\n"
         '    <bpmn:sequenceFlow id="flow_after_script" sourceRef="hostile_script" targetRef="intake" />',
-    ).replace('<bpmn:incoming>flow_to_intake</bpmn:incoming>\n      <bpmn:incoming>flow_sent_back</bpmn:incoming>',
-              '<bpmn:incoming>flow_after_script</bpmn:incoming>\n      <bpmn:incoming>flow_sent_back</bpmn:incoming>')
+    ).replace(
+        "<bpmn:incoming>flow_to_intake</bpmn:incoming>\n      <bpmn:incoming>flow_sent_back</bpmn:incoming>",
+        "<bpmn:incoming>flow_after_script</bpmn:incoming>\n      <bpmn:incoming>flow_sent_back</bpmn:incoming>",
+    )
     diagram.write_text(xml, encoding="utf-8")
     return {"pack": pack}
 

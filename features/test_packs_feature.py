@@ -24,7 +24,9 @@ def seen() -> dict:
 
 
 def _upload(api, who, files):
-    return api.client.post("/api/v1/packs", content=files_to_zip(files), headers=api.headers(who, **{"Content-Type": "application/zip"}))
+    return api.client.post(
+        "/api/v1/packs", content=files_to_zip(files), headers=api.headers(who, **{"Content-Type": "application/zip"})
+    )
 
 
 def _principal_tokens(api, folder):
@@ -36,7 +38,9 @@ def _principal_tokens(api, folder):
 @when(parsers.parse('the operator deploys the example pack "{name}" with "govflow pack deploy"'))
 def _cli_deploy(govflow, api, database, name):
     folder = ROOT / "examples" / name
-    result = CliRunner().invoke(cli, ["pack", "deploy", str(folder), "--database-url", database.url.render_as_string(hide_password=False)])
+    result = CliRunner().invoke(
+        cli, ["pack", "deploy", str(folder), "--database-url", database.url.render_as_string(hide_password=False)]
+    )
     assert result.exit_code == 0, result.output
     assert f"deployed: {name} 1.0.0 ({name})" in result.output
     store_demo_principals(govflow, folder)
@@ -61,7 +65,9 @@ def _effective(govflow, name, version, path, base, base_version):
 
 @when(parsers.parse('{who} reports "{text}" in "{district}" at {lat:g}, {lng:g}'), target_fixture="ctx")
 def _report_in(api, who, text, district, lat, lng):
-    response = api.report(who, description=text, district=district, location={"lat": lat, "lng": lng, "address": "测试地址"})
+    response = api.report(
+        who, description=text, district=district, location={"lat": lat, "lng": lng, "address": "测试地址"}
+    )
     assert response.status_code == 201, response.text
     return {"case": response.json()["id"], "district": district}
 
@@ -87,20 +93,38 @@ def _sees_closed(api, ctx, who, status):
     assert (case["status"], case["closed_at"] is not None) == (status, True)
 
 
-@when(parsers.parse('{who} uploads Gulou version "{version}" whose responsibility list removes the entries of "{pattern}"'), target_fixture="seen")
+@when(
+    parsers.parse(
+        '{who} uploads Gulou version "{version}" whose responsibility list removes the entries of "{pattern}"'
+    ),
+    target_fixture="seen",
+)
 def _upload_without(api, reference_files, who, version, pattern):
     base = yaml.safe_load(reference_files["policies/responsibility.yaml"])
     # the list merges with the base's by matter: entries are dropped with `remove: true`
-    data = {"district": "gulou", "entries": [{"matter": e["matter"], "remove": True} for e in base["entries"] if e["matter"].startswith(pattern.rstrip("*"))]}
-    files = {"pack.yaml": yaml.safe_dump({"name": "reference", "version": version, "extends": "reference@1.0.0"}).encode(),
-             "policies/responsibility.yaml": yaml.safe_dump(data, allow_unicode=True).encode()}
+    data = {
+        "district": "gulou",
+        "entries": [
+            {"matter": e["matter"], "remove": True}
+            for e in base["entries"]
+            if e["matter"].startswith(pattern.rstrip("*"))
+        ],
+    }
+    files = {
+        "pack.yaml": yaml.safe_dump({"name": "reference", "version": version, "extends": "reference@1.0.0"}).encode(),
+        "policies/responsibility.yaml": yaml.safe_dump(data, allow_unicode=True).encode(),
+    }
     return {"response": _upload(api, who, files)}
 
 
 @given(parsers.parse('{who} has uploaded Gulou version "{version}" with a sign-for limit of {minutes:d} minutes'))
 @when(parsers.parse('{who} uploads Gulou version "{version}" with a sign-for limit of {minutes:d} minutes'))
 def _upload_version(api, who, version, minutes):
-    settings = {"deadlines": {level: {"sign_for": {"amount": minutes, "unit": "minutes"}} for level in ("simple", "complex", "difficult")}}
+    settings = {
+        "deadlines": {
+            level: {"sign_for": {"amount": minutes, "unit": "minutes"}} for level in ("simple", "complex", "difficult")
+        }
+    }
     manifest = {"name": "reference", "version": version, "extends": "reference@1.0.0", "settings": settings}
     response = _upload(api, who, {"pack.yaml": yaml.safe_dump(manifest).encode()})
     assert response.status_code == 201, response.text

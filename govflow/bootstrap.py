@@ -18,15 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from govflow.engine.cases.callouts import CallOuts
+from govflow.engine.cases.history import CaseHistory
+from govflow.engine.cases.queries import CaseQueries
 from govflow.engine.cases.service import CaseService
 from govflow.engine.model.clock import Clock, SystemClock
-from govflow.engine.workflow.spiff_clock import install_spiff_clock
-from govflow.engine.store.db import CaseRow, make_engine
-from govflow.engine.cases.history import CaseHistory
 from govflow.engine.model.dispatch import Report, Routing
 from govflow.engine.packs.loader import LoadedPack, Manifest, read_folder
-from govflow.engine.cases.queries import CaseQueries
 from govflow.engine.packs.registry import PackRegistry
+from govflow.engine.store.db import CaseRow, make_engine
+from govflow.engine.workflow.spiff_clock import install_spiff_clock
 from govflow.plugins import BUILTIN, plugin_manager
 
 log = logging.getLogger("govflow")
@@ -62,7 +62,8 @@ class PackPlugins:
         """Names of registered plugins that must not act for a pack with this manifest."""
         enabled, disabled = set(manifest.plugins), set(manifest.disabled_plugins)
         return frozenset(
-            name for name, plugin in self.pm.list_name_plugin()
+            name
+            for name, plugin in self.pm.list_name_plugin()
             if plugin is not None and (name in disabled or (name not in self.always_on and name not in enabled))
         )
 
@@ -118,14 +119,18 @@ class PluginDispatcher:
         m = pack.manifest
         matter = street = None
         try:
-            classified, _ = self.plugins.first_result(m, "govflow_classify", pack=pack, report=report, history=self.history)
+            classified, _ = self.plugins.first_result(
+                m, "govflow_classify", pack=pack, report=report, history=self.history
+            )
             matter, how = classified if classified else (None, "no matter recognised")
             if matter is not None and matter not in pack.catalog.matters:
                 matter, how = None, f"plugin answered unknown matter {matter!r}"
             street, _ = self.plugins.first_result(m, "govflow_locate", pack=pack, report=report)
             if street is not None and street not in pack.catalog.streets:
                 street = None
-            owner, router = self.plugins.first_result(m, "govflow_route", pack=pack, report=report, matter=matter, street=street)
+            owner, router = self.plugins.first_result(
+                m, "govflow_route", pack=pack, report=report, matter=matter, street=street
+            )
         except PluginFailed as exc:
             log.warning("dispatch plugin failed for pack %s %s: %s", m.name, m.version, exc)
             return Routing(matter, street, None, f"dispatch failed: {exc}; sent to the command centre")
@@ -154,7 +159,9 @@ class App:
         return CallOuts(self.cases)
 
 
-def build(database_url: str, *, clock: Clock | None = None, extra_plugins: list[Any] | None = None, db: Engine | None = None) -> App:
+def build(
+    database_url: str, *, clock: Clock | None = None, extra_plugins: list[Any] | None = None, db: Engine | None = None
+) -> App:
     install_spiff_clock()
     clock = clock or SystemClock()
     pm = plugin_manager(extra=extra_plugins)
@@ -170,8 +177,12 @@ def build(database_url: str, *, clock: Clock | None = None, extra_plugins: list[
     engine = db or make_engine(database_url)
     plugin_names = [name for name, _ in pm.list_name_plugin()]
     packs = PackRegistry(
-        engine, services=services, available_plugins=plugin_names,
-        calendar_factory=lambda district, settings: pm.hook.govflow_calendar(district=district, settings=dict(settings)),
+        engine,
+        services=services,
+        available_plugins=plugin_names,
+        calendar_factory=lambda district, settings: pm.hook.govflow_calendar(
+            district=district, settings=dict(settings)
+        ),
     )
 
     def notify(events: Any) -> None:
@@ -190,11 +201,15 @@ def build(database_url: str, *, clock: Clock | None = None, extra_plugins: list[
     return App(engine, packs, cases, CaseQueries(cases), pm, clock, plugins)
 
 
-def _events_by_pack(db: Engine, packs: PackRegistry, events: list[dict[str, Any]]) -> list[tuple[Manifest, list[dict[str, Any]]]]:
+def _events_by_pack(
+    db: Engine, packs: PackRegistry, events: list[dict[str, Any]]
+) -> list[tuple[Manifest, list[dict[str, Any]]]]:
     """Group committed events by the pack version of their case (for per-pack notifiers)."""
     case_ids = list(dict.fromkeys(e["case_id"] for e in events))
     with db.connect() as conn:
-        rows = conn.execute(select(CaseRow.id, CaseRow.pack_name, CaseRow.pack_version).where(CaseRow.id.in_(case_ids))).all()
+        rows = conn.execute(
+            select(CaseRow.id, CaseRow.pack_name, CaseRow.pack_version).where(CaseRow.id.in_(case_ids))
+        ).all()
     pack_of = {row.id: (row.pack_name, row.pack_version) for row in rows}
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for event in events:

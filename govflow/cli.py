@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +23,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(principals_app, name="principals")
 console = Console(stderr=True)
 
-DbOption = Annotated[Optional[str], typer.Option("--database-url", help="SQLAlchemy URL (default: GOVFLOW_DATABASE_URL or an SQLite file)")]
+DbOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy URL (default: GOVFLOW_DATABASE_URL or an SQLite file)"),
+]
 
 
 def _settings(database_url: str | None = None) -> Settings:
@@ -54,10 +57,12 @@ def _load_principals(govflow_app, path: Path) -> int:
 
 @app.command()
 def serve(
-    pack: Annotated[Optional[Path], typer.Option(help="pack folder to deploy and activate at start (default: the reference pack)")] = None,
+    pack: Annotated[
+        Path | None, typer.Option(help="pack folder to deploy and activate at start (default: the reference pack)")
+    ] = None,
     demo: Annotated[bool, typer.Option(help="load the pack's demo principals (policies/demo-principals.yaml)")] = False,
-    host: Annotated[Optional[str], typer.Option()] = None,
-    port: Annotated[Optional[int], typer.Option()] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
     database_url: DbOption = None,
 ) -> None:
     """Run the REST API with the in-process timer loop (SQLite file by default)."""
@@ -65,8 +70,8 @@ def serve(
 
     from govflow.api.app import create_app
     from govflow.bootstrap import deploy_folder
-    from govflow.engine.store.migrate import upgrade
     from govflow.engine.cases.timers import TimerLoop
+    from govflow.engine.store.migrate import upgrade
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("spiff").setLevel(logging.WARNING)  # per-task state changes are on the case record already
@@ -75,7 +80,9 @@ def serve(
     upgrade(govflow_app.db)
     pack_path = pack or settings.pack_path
     loaded = deploy_folder(govflow_app, pack_path)
-    console.print(f"[green]pack[/] {loaded.manifest.name} {loaded.manifest.version} active for {loaded.manifest.district}")
+    console.print(
+        f"[green]pack[/] {loaded.manifest.name} {loaded.manifest.version} active for {loaded.manifest.district}"
+    )
     if demo:
         count = _load_principals(govflow_app, pack_path / "policies" / "demo-principals.yaml")
         console.print(f"[green]demo principals[/] {count} loaded (tokens in policies/demo-principals.yaml)")
@@ -83,7 +90,11 @@ def serve(
     loop = TimerLoop(govflow_app.cases, settings.timer_interval_seconds)
     loop.start()
     try:
-        uvicorn.run(create_app(govflow_app, max_request_bytes=settings.max_request_bytes), host=host or settings.host, port=port or settings.port)
+        uvicorn.run(
+            create_app(govflow_app, max_request_bytes=settings.max_request_bytes),
+            host=host or settings.host,
+            port=port or settings.port,
+        )
     finally:
         loop.stop()
 
@@ -102,14 +113,18 @@ def worker(
     while True:
         report = fire_due(govflow_app.cases, batch=batch)
         if report.due:
-            console.print(f"due {report.due} fired {report.fired} idle {report.idle} conflicts {report.conflicts} failed {report.failed}")
+            console.print(
+                f"due {report.due} fired {report.fired} idle {report.idle} conflicts {report.conflicts} failed {report.failed}"
+            )
         if once:
             return
         if report.due < batch:
             time.sleep(interval)
 
 
-BaseOption = Annotated[list[Path], typer.Option("--base", help="a base pack folder for `extends` (the reference pack is always known)")]
+BaseOption = Annotated[
+    list[Path], typer.Option("--base", help="a base pack folder for `extends` (the reference pack is always known)")
+]
 
 
 def _read_pack_files(path: Path) -> dict[str, bytes]:
@@ -128,7 +143,9 @@ def _offline_resolver(bases: list[Path]):
             pack = load_pack(files, resolve_base=resolve)
             if pack.manifest.name == name and version in (None, pack.manifest.version):
                 return pack.files
-        raise LookupError(f"no base pack {name}{'@' + version if version else ''} among {[str(b) for b in bases] + ['the reference pack']}")
+        raise LookupError(
+            f"no base pack {name}{'@' + version if version else ''} among {[str(b) for b in bases] + ['the reference pack']}"
+        )
 
     return resolve
 
@@ -152,15 +169,21 @@ def pack_validate(path: Path, base: BaseOption = []) -> None:  # noqa: B006 - ty
 
     pm = plugin_manager()
     try:
-        pack = load_pack(_read_pack_files(path), available_plugins=[n for n, _ in pm.list_name_plugin()], resolve_base=_offline_resolver(base))
+        pack = load_pack(
+            _read_pack_files(path),
+            available_plugins=[n for n, _ in pm.list_name_plugin()],
+            resolve_base=_offline_resolver(base),
+        )
     except PackError as exc:
         console.print(f"[red]invalid:[/] {exc.message}")
         for issue in exc.issues:
             print(str(issue))
         raise typer.Exit(1) from None
     m = pack.manifest
-    print(f"ok: {m.name} {m.version} ({m.district}): {len(pack.diagrams.specs)} process(es), "
-          f"{len(pack.catalog.units)} units, {len(pack.catalog.matters)} matters, hash {pack.content_hash[:12]}")
+    print(
+        f"ok: {m.name} {m.version} ({m.district}): {len(pack.diagrams.specs)} process(es), "
+        f"{len(pack.catalog.units)} units, {len(pack.catalog.matters)} matters, hash {pack.content_hash[:12]}"
+    )
 
 
 @pack_app.command("show")
@@ -209,16 +232,20 @@ def pack_deploy(
     except GovflowError as exc:
         _refused(exc)
     m = pack.manifest
-    print(f"{'deployed' if created else 'already deployed'}: {m.name} {m.version} ({m.district}) hash {pack.content_hash[:12]}"
-          + (", active" if activate else ""))
+    print(
+        f"{'deployed' if created else 'already deployed'}: {m.name} {m.version} ({m.district}) hash {pack.content_hash[:12]}"
+        + (", active" if activate else "")
+    )
 
 
 @pack_app.command("list")
-def pack_list(district: Annotated[Optional[str], typer.Option()] = None, database_url: DbOption = None) -> None:
+def pack_list(district: Annotated[str | None, typer.Option()] = None, database_url: DbOption = None) -> None:
     """Deployed versions, oldest first; * marks the active version of each district."""
     govflow_app = _build(_settings(database_url))
     for v in govflow_app.packs.versions(district):
-        print(f"{'*' if v.active else ' '} {v.district:12} {v.name:16} {v.version:10} {v.content_hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M} {v.deployed_by}")
+        print(
+            f"{'*' if v.active else ' '} {v.district:12} {v.name:16} {v.version:10} {v.content_hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M} {v.deployed_by}"
+        )
 
 
 @pack_app.command("activate")
@@ -262,13 +289,23 @@ def pack_migrate(
 
     govflow_app = _build(_settings(database_url))
     try:
-        report = migrate(govflow_app.packs, name, source, target, actor="system.cli", now=govflow_app.clock.now(),
-                         case_ids=case or None, dry_run=dry_run)
+        report = migrate(
+            govflow_app.packs,
+            name,
+            source,
+            target,
+            actor="system.cli",
+            now=govflow_app.clock.now(),
+            case_ids=case or None,
+            dry_run=dry_run,
+        )
     except GovflowError as exc:
         _refused(exc)
     verb = "would migrate" if dry_run else "migrated"
-    print(f"{verb} {len(report.migrated)} case(s) from {report.source} to {report.target}; "
-          f"refused {len(report.refused)}; conflicts {len(report.conflicts)}")
+    print(
+        f"{verb} {len(report.migrated)} case(s) from {report.source} to {report.target}; "
+        f"refused {len(report.refused)}; conflicts {len(report.conflicts)}"
+    )
     for case_id, reasons in report.refused.items():
         print(f"refused {case_id}: " + "; ".join(reasons))
     if report.refused or report.conflicts:
@@ -276,7 +313,9 @@ def pack_migrate(
 
 
 @pack_app.command("export")
-def pack_export(name: str, version: str, output: Annotated[Path, typer.Option("-o", "--output")], database_url: DbOption = None) -> None:
+def pack_export(
+    name: str, version: str, output: Annotated[Path, typer.Option("-o", "--output")], database_url: DbOption = None
+) -> None:
     """Write a deployed version's zip (the effective pack) to a file."""
     from govflow.engine.model.errors import GovflowError
 

@@ -28,7 +28,9 @@ BUILTIN = ("govflow.plugins.builtin.dispatch", "govflow.plugins.builtin.calendar
 log = logging.getLogger(__name__)
 
 
-def plugin_manager(*, extra: list[ModuleType | object] | None = None, load_entry_points: bool = True) -> pluggy.PluginManager:
+def plugin_manager(
+    *, extra: list[ModuleType | object] | None = None, load_entry_points: bool = True
+) -> pluggy.PluginManager:
     """A plugin manager with the built-ins, installed entry points and ``extra`` plugins."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -45,4 +47,4 @@ def plugin_manager(*, extra: list[ModuleType | object] | None = None, load_entry
     return pm
 
 
-__all__ = ["hookimpl", "hookspecs", "plugin_manager", "BUILTIN"]
+__all__ = ["BUILTIN", "hookimpl", "hookspecs", "plugin_manager"]

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from govflow.engine.model.dispatch import Report
     from govflow.engine.cases.history import CaseHistory
+    from govflow.engine.model.dispatch import Report
     from govflow.engine.packs.loader import LoadedPack
 
 PROJECT = "govflow"

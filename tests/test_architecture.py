@@ -13,7 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> dotted package it is installed as (pyproject's package-dir)
 PACKAGES = {"engine": "govflow.engine", "plugins": "govflow.plugins", "api": "govflow.api", "govflow": "govflow"}
 
-ENGINE_FORBIDDEN = ("fastapi", "starlette", "uvicorn", "govflow.api", "govflow.plugins", "govflow.bootstrap", "govflow.cli")
+ENGINE_FORBIDDEN = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "govflow.api",
+    "govflow.plugins",
+    "govflow.bootstrap",
+    "govflow.cli",
+)
 PLUGINS_FORBIDDEN = ("govflow.api",)
 
 
@@ -49,8 +57,11 @@ def imported_modules(source: str, package: str) -> set[str]:
 
 def violations(path: Path, forbidden: tuple[str, ...]) -> list[str]:
     modules = imported_modules(path.read_text(encoding="utf-8"), module_package(path))
-    return sorted(f"{path.relative_to(ROOT)} imports {m}" for m in modules
-                  if any(m == f or m.startswith(f + ".") for f in forbidden))
+    return sorted(
+        f"{path.relative_to(ROOT)} imports {m}"
+        for m in modules
+        if any(m == f or m.startswith(f + ".") for f in forbidden)
+    )
 
 
 def sources(folder: str) -> list[Path]:
@@ -67,13 +78,25 @@ def test_the_walk_sees_the_code():
     "source, package, expected",
     [
         ("import fastapi", "govflow.engine", {"fastapi"}),
-        ("from starlette.responses import JSONResponse", "govflow.engine", {"starlette.responses", "starlette.responses.JSONResponse"}),
+        (
+            "from starlette.responses import JSONResponse",
+            "govflow.engine",
+            {"starlette.responses", "starlette.responses.JSONResponse"},
+        ),
         ("from ..api import app", "govflow.engine", {"govflow.api", "govflow.api.app"}),
         ("from .. import cli", "govflow.engine", {"govflow", "govflow.cli"}),
         ("from . import errors", "govflow.engine.model", {"govflow.engine.model", "govflow.engine.model.errors"}),
-        ("from ...api.routes import cases", "govflow.plugins.builtin", {"govflow.api.routes", "govflow.api.routes.cases"}),
+        (
+            "from ...api.routes import cases",
+            "govflow.plugins.builtin",
+            {"govflow.api.routes", "govflow.api.routes.cases"},
+        ),
         ("def f():\n    import uvicorn", "govflow.engine", {"uvicorn"}),
-        ("import importlib\nimportlib.import_module('govflow.bootstrap')", "govflow.engine", {"importlib", "govflow.bootstrap"}),
+        (
+            "import importlib\nimportlib.import_module('govflow.bootstrap')",
+            "govflow.engine",
+            {"importlib", "govflow.bootstrap"},
+        ),
     ],
 )
 def test_import_finder(source, package, expected):

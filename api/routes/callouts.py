@@ -18,15 +18,26 @@ router = APIRouter(tags=["call-outs"])
 
 
 class CallOutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "departments": ["gulou.cgj", "gulou.zjj"], "reason": "井盖缺失需城管与住建联合处置",
-        "meeting_at": "2026-09-28T15:00:00+08:00", "meeting_place": "东街口",
-    }]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "departments": ["gulou.cgj", "gulou.zjj"],
+                    "reason": "井盖缺失需城管与住建联合处置",
+                    "meeting_at": "2026-09-28T15:00:00+08:00",
+                    "meeting_place": "东街口",
+                }
+            ]
+        },
+    )
     departments: list[str] = Field(min_length=1, max_length=10)
     reason: str = Field(min_length=1, max_length=1000)
     meeting_at: AwareDatetime | None = None
     meeting_place: str | None = Field(None, max_length=256)
-    main: str | None = Field(None, description="the department with main responsibility (default: the list's main, if called)")
+    main: str | None = Field(
+        None, description="the department with main responsibility (default: the list's main, if called)"
+    )
 
 
 class DelegationIn(BaseModel):
@@ -85,7 +96,9 @@ class Responsibility(BaseModel):
 @router.post("/api/v1/cases/{case_id}/call-outs", response_model=TaskCompleted, status_code=status.HTTP_201_CREATED)
 def call_out(case_id: str, body: CallOutIn, app: AppDep, principal: CurrentPrincipal) -> TaskCompleted:
     """Call out departments (一键呼叫); each gets a report-in (报到) task. Refused with the exact reason when no power allows it."""
-    outcome = app.callouts.call_out(principal, case_id, CallOut(body.departments, body.reason, body.meeting_at, body.meeting_place, body.main))
+    outcome = app.callouts.call_out(
+        principal, case_id, CallOut(body.departments, body.reason, body.meeting_at, body.meeting_place, body.main)
+    )
     return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
 
 
@@ -103,19 +116,30 @@ def contribute(case_id: str, body: ContributionIn, app: AppDep, principal: Curre
 @router.post("/api/v1/delegations", response_model=DelegationOut, status_code=status.HTTP_201_CREATED)
 def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> dict:
     """A district supervisor delegates a call-out power to a street, for a department, until an expiry."""
-    return app.callouts.delegate(principal, district=body.district, street=body.street, department=body.department,
-                                 matter_pattern=body.matter_pattern, expires_at=body.expires_at, reason=body.reason)
+    return app.callouts.delegate(
+        principal,
+        district=body.district,
+        street=body.street,
+        department=body.department,
+        matter_pattern=body.matter_pattern,
+        expires_at=body.expires_at,
+        reason=body.reason,
+    )
 
 
 @router.get("/api/v1/delegations", response_model=list[DelegationOut])
-def delegations(app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=64)] = None) -> list[dict]:
+def delegations(
+    app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=64)] = None
+) -> list[dict]:
     return app.callouts.delegations(principal, district)
 
 
 @router.post("/api/v1/cases/{case_id}/ratings", response_model=RatingOut, status_code=status.HTTP_201_CREATED)
 def rate(case_id: str, body: RatingIn, app: AppDep, principal: CurrentPrincipal) -> dict:
     """The street rates a called department (report_in, disposal); a department rates the call (accuracy)."""
-    return app.callouts.rate(principal, case_id, target=body.target, dimension=body.dimension, score=body.score, comment=body.comment)
+    return app.callouts.rate(
+        principal, case_id, target=body.target, dimension=body.dimension, score=body.score, comment=body.comment
+    )
 
 
 @router.get("/api/v1/cases/{case_id}/ratings", response_model=list[RatingOut])
@@ -135,17 +159,30 @@ def responsibility(
     """Who is main (主体责任) and who cooperates (配合责任) for a matter, and which entry says so."""
     pack = app.packs.active(district or principal.district)
     if matter not in pack.catalog.matters:
-        raise InvalidInput(f"{matter!r} is not a matter of {pack.catalog.district}", errors=[{"loc": ["matter"], "msg": "unknown matter"}])
+        raise InvalidInput(
+            f"{matter!r} is not a matter of {pack.catalog.district}",
+            errors=[{"loc": ["matter"], "msg": "unknown matter"}],
+        )
     if street is not None and (pack.catalog.unit(street) is None or pack.catalog.units[street].kind != "street"):
-        raise InvalidInput(f"{street!r} is not a street of {pack.catalog.district}", errors=[{"loc": ["street"], "msg": "unknown street"}])
+        raise InvalidInput(
+            f"{street!r} is not a street of {pack.catalog.district}",
+            errors=[{"loc": ["street"], "msg": "unknown street"}],
+        )
     found = pack.responsibility.lookup(matter) if pack.responsibility else None
     if found is None:
         raise NotFound(f"no responsibility entry covers {matter}")
     entry = found.entry
     exact = not entry.is_pattern
-    why = (f"exact entry for {matter}" if exact else f"group entry {entry.matter} (no exact entry for {matter})") + (f", line {entry.line}" if entry.line else "")
+    why = (f"exact entry for {matter}" if exact else f"group entry {entry.matter} (no exact entry for {matter})") + (
+        f", line {entry.line}" if entry.line else ""
+    )
     return {
-        "district": pack.catalog.district, "matter": matter, "street": street, "main": found.main,
-        "cooperating": list(found.cooperating), "matched_entry": entry.matter, "why": why,
+        "district": pack.catalog.district,
+        "matter": matter,
+        "street": street,
+        "main": found.main,
+        "cooperating": list(found.cooperating),
+        "matched_entry": entry.matter,
+        "why": why,
         "time_limit": {"amount": entry.time_limit.amount, "unit": entry.time_limit.unit} if entry.time_limit else None,
     }

@@ -25,16 +25,27 @@ def create_case(
     """Report a case (上报). A retry with the same ``Idempotency-Key`` returns the same case."""
     loc = body.location
     reporter = body.reporter
-    outcome = app.cases.report(principal, NewCase(
-        channel=body.channel, description=body.description, category=body.category,
-        lat=loc.lat if loc else None, lng=loc.lng if loc else None, address=loc.address if loc else None,
-        reporter_name=reporter.name if reporter else None, reporter_phone=reporter.phone if reporter else None,
-        district=body.district,
-    ), idempotency_key=idempotency_key)
+    outcome = app.cases.report(
+        principal,
+        NewCase(
+            channel=body.channel,
+            description=body.description,
+            category=body.category,
+            lat=loc.lat if loc else None,
+            lng=loc.lng if loc else None,
+            address=loc.address if loc else None,
+            reporter_name=reporter.name if reporter else None,
+            reporter_phone=reporter.phone if reporter else None,
+            district=body.district,
+        ),
+        idempotency_key=idempotency_key,
+    )
     if outcome.replayed:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/api/v1/cases/{outcome.case_id}"
-    return CaseCreated(id=str(outcome.case_id), status=outcome.status, version=outcome.version, replayed=outcome.replayed)
+    return CaseCreated(
+        id=str(outcome.case_id), status=outcome.status, version=outcome.version, replayed=outcome.replayed
+    )
 
 
 @router.get("/{case_id}", response_model=CaseOut)

@@ -14,15 +14,23 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel
 
-from govflow.engine.packs import admin as pack_admin
 from govflow.engine.model.errors import InvalidInput, NotFound
+from govflow.engine.packs import admin as pack_admin
 
 from ..deps import AppDep, CurrentPrincipal
 
 router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
 
-_TYPES = {".bpmn": "application/xml", ".dmn": "application/xml", ".yaml": "application/yaml", ".yml": "application/yaml",
-          ".geojson": "application/geo+json", ".csv": "text/csv", ".conf": "text/plain", ".json": "application/json"}
+_TYPES = {
+    ".bpmn": "application/xml",
+    ".dmn": "application/xml",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".geojson": "application/geo+json",
+    ".csv": "text/csv",
+    ".conf": "text/plain",
+    ".json": "application/json",
+}
 
 
 class VersionOut(BaseModel):
@@ -49,8 +57,15 @@ class Rollback(BaseModel):
 
 
 def _out(info) -> VersionOut:
-    return VersionOut(name=info.name, version=info.version, district=info.district, content_hash=info.content_hash,
-                      active=info.active, deployed_at=info.deployed_at.isoformat(), deployed_by=info.deployed_by)
+    return VersionOut(
+        name=info.name,
+        version=info.version,
+        district=info.district,
+        content_hash=info.content_hash,
+        active=info.active,
+        deployed_at=info.deployed_at.isoformat(),
+        deployed_by=info.deployed_by,
+    )
 
 
 @router.get("", response_model=list[VersionOut])
@@ -59,27 +74,51 @@ def list_packs(app: AppDep, principal: CurrentPrincipal) -> list[VersionOut]:
     return [_out(v) for v in pack_admin.visible_versions(app.packs, principal)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Deployed,
-             openapi_extra={"requestBody": {"required": True, "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}})
-async def deploy_pack(request: Request, app: AppDep, principal: CurrentPrincipal, response: Response,
-                      activate: Annotated[bool, Query(description="make it the district's active version")] = True) -> Deployed:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Deployed,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def deploy_pack(
+    request: Request,
+    app: AppDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    activate: Annotated[bool, Query(description="make it the district's active version")] = True,
+) -> Deployed:
     """Deploy a pack (a zip of its folder); validated completely before anything is stored.
 
     An invalid pack is refused with 422 and ``issues`` (file, line, element, message).
     Re-deploying the same version with the same content is a no-op (200).
     """
-    if request.headers.get("content-type", "").split(";")[0].strip() not in ("application/zip", "application/octet-stream"):
-        raise InvalidInput("send the pack as a zip with Content-Type: application/zip",
-                           errors=[{"loc": ["header", "content-type"], "msg": "expected application/zip"}])
+    if request.headers.get("content-type", "").split(";")[0].strip() not in (
+        "application/zip",
+        "application/octet-stream",
+    ):
+        raise InvalidInput(
+            "send the pack as a zip with Content-Type: application/zip",
+            errors=[{"loc": ["header", "content-type"], "msg": "expected application/zip"}],
+        )
     body = await request.body()
     pack, created = pack_admin.deploy_archive(app.packs, principal, body, now=app.clock.now(), activate=activate)
     if not created:
         response.status_code = status.HTTP_200_OK
     m = pack.manifest
     response.headers["Location"] = f"/api/v1/packs/{m.name}/{m.version}"
-    return Deployed(name=m.name, version=m.version, district=m.district, content_hash=pack.content_hash,
-                    active=any(v.active for v in app.packs.versions(m.district) if v.name == m.name and v.version == m.version),
-                    created=created)
+    return Deployed(
+        name=m.name,
+        version=m.version,
+        district=m.district,
+        content_hash=pack.content_hash,
+        active=any(v.active for v in app.packs.versions(m.district) if v.name == m.name and v.version == m.version),
+        created=created,
+    )
 
 
 @router.post("/rollback", response_model=VersionOut)
@@ -106,8 +145,11 @@ def activate_pack(name: str, version: str, app: AppDep, principal: CurrentPrinci
 def download_archive(name: str, version: str, app: AppDep, principal: CurrentPrincipal) -> Response:
     """The version's zip (the effective pack, as its cases run it)."""
     pack_admin.read_version(app.packs, principal, name, version)
-    return Response(app.packs.archive(name, version), media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}-{version}.zip"'})
+    return Response(
+        app.packs.archive(name, version),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{version}.zip"'},
+    )
 
 
 @router.get("/{name}/{version}/files/{path:path}", response_class=Response)
@@ -118,4 +160,6 @@ def download_file(name: str, version: str, path: str, app: AppDep, principal: Cu
     if content is None:
         raise NotFound(f"pack {name} {version} has no file {path!r}", pack=name, version=version)
     suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ""
-    return Response(content, media_type=_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream")
+    return Response(
+        content, media_type=_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    )

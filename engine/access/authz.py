@@ -62,7 +62,13 @@ def parse_policy_rows(text: str, filename: str = "policies/policy.csv") -> tuple
         if not cells or not cells[0] or cells[0].startswith("#"):
             continue
         if cells[0] != "p":
-            issues.append(PackIssue(filename, f"only 'p' rows belong in the pack policy (grants come from principals), got {cells[0]!r}", line=lineno))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"only 'p' rows belong in the pack policy (grants come from principals), got {cells[0]!r}",
+                    line=lineno,
+                )
+            )
             continue
         if len(cells) != 4 or not all(cells[1:]):
             issues.append(PackIssue(filename, "a policy row is: p, role, domain pattern, action", line=lineno))
@@ -106,7 +112,9 @@ class Authorizer:
         self.set_grants(grants)
 
     @classmethod
-    def check_model(cls, model_text: str, rows: list[list[str]], filename: str = "policies/model.conf") -> list[PackIssue]:
+    def check_model(
+        cls, model_text: str, rows: list[list[str]], filename: str = "policies/model.conf"
+    ) -> list[PackIssue]:
         """Load the model and rows once; report anything Casbin refuses."""
         try:
             cls(model_text, rows).allowed("nobody", "x/y", "nothing")

@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 
 from govflow.engine.access.authz import Grant
 from govflow.engine.model.catalog import Catalog, load_yaml
-from govflow.engine.store.db import Principal as PrincipalRow
 from govflow.engine.model.errors import InvalidInput
+from govflow.engine.store.db import Principal as PrincipalRow
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-ROLES = frozenset({"citizen", "integrator", "street_dispatcher", "department_handler", "cc_supervisor", "district_supervisor"})
+ROLES = frozenset(
+    {"citizen", "integrator", "street_dispatcher", "department_handler", "cc_supervisor", "district_supervisor"}
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def from_row(row: PrincipalRow) -> Principal:
     return Principal(row.id, row.name, row.kind, row.district, row.unit_code, tuple(row.roles))
 
 
-def parse_principals(text: str, catalogs: Iterable[Catalog], *, filename: str = "principals.yaml") -> list[tuple[Principal, str]]:
+def parse_principals(
+    text: str, catalogs: Iterable[Catalog], *, filename: str = "principals.yaml"
+) -> list[tuple[Principal, str]]:
     """Validate a principals file; return (principal, token) pairs."""
     try:
         data = load_yaml(text)
@@ -96,33 +100,50 @@ def parse_principals(text: str, catalogs: Iterable[Catalog], *, filename: str = 
         roles = raw.get("roles") or []
         unit = raw.get("unit")
         if not _ID.match(pid):
-            errors.append({"loc": loc + ["id"], "msg": "id must be 1-64 ascii letters, digits, . _ -"})
+            errors.append({"loc": [*loc, "id"], "msg": "id must be 1-64 ascii letters, digits, . _ -"})
         if len(token) < 8:
-            errors.append({"loc": loc + ["token"], "msg": "token must be at least 8 characters"})
+            errors.append({"loc": [*loc, "token"], "msg": "token must be at least 8 characters"})
         if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
-            errors.append({"loc": loc + ["roles"], "msg": f"roles must be a non-empty subset of {sorted(ROLES)}"})
+            errors.append({"loc": [*loc, "roles"], "msg": f"roles must be a non-empty subset of {sorted(ROLES)}"})
             continue
         if unit is not None and unit not in units:
-            errors.append({"loc": loc + ["unit"], "msg": f"unknown unit {unit!r}"})
+            errors.append({"loc": [*loc, "unit"], "msg": f"unknown unit {unit!r}"})
         if pid in seen_ids or token in seen_tokens:
             errors.append({"loc": loc, "msg": "duplicate id or token"})
         seen_ids.add(pid)
         seen_tokens.add(token)
-        principal = Principal(pid, str(raw.get("name") or pid), str(raw.get("kind") or "person"), units.get(unit) if unit else None, unit, tuple(roles))
+        principal = Principal(
+            pid,
+            str(raw.get("name") or pid),
+            str(raw.get("kind") or "person"),
+            units.get(unit) if unit else None,
+            unit,
+            tuple(roles),
+        )
         out.append((principal, token))
     if errors:
-        raise InvalidInput(f"{filename}: {len(errors)} invalid principal entr{'y' if len(errors) == 1 else 'ies'}", errors=errors)
+        raise InvalidInput(
+            f"{filename}: {len(errors)} invalid principal entr{'y' if len(errors) == 1 else 'ies'}", errors=errors
+        )
     return out
 
 
 def store_principals(session: Session, entries: list[tuple[Principal, str]], now: dt.datetime) -> int:
     """Insert or update principals (by id) in one transaction; returns how many."""
-    existing = {row.id: row for row in session.scalars(select(PrincipalRow).where(PrincipalRow.id.in_([p.id for p, _ in entries])))}
+    existing = {
+        row.id: row
+        for row in session.scalars(select(PrincipalRow).where(PrincipalRow.id.in_([p.id for p, _ in entries])))
+    }
     for principal, token in entries:
         row = existing.get(principal.id)
         if row is None:
             row = PrincipalRow(id=principal.id, created_at=now)
             session.add(row)
         row.name, row.kind, row.district = principal.name, principal.kind, principal.district
-        row.unit_code, row.roles, row.token_hash, row.active = principal.unit, list(principal.roles), hash_token(token), True
+        row.unit_code, row.roles, row.token_hash, row.active = (
+            principal.unit,
+            list(principal.roles),
+            hash_token(token),
+            True,
+        )
     return len(entries)

@@ -25,20 +25,25 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from govflow.engine.model.calendar import Limit
-from govflow.engine.cases.service import CaseService, Event, Outcome, parse_uuid
-from govflow.engine.model.clock import iso
-from govflow.engine.store.db import CaseParty, Delegation, Rating
-from govflow.engine.model.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied, UnroutableInput
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases.service import CaseService, Event, Outcome, parse_uuid
+from govflow.engine.model.calendar import Limit
+from govflow.engine.model.clock import iso
+from govflow.engine.model.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied, UnroutableInput
 from govflow.engine.packs.loader import LoadedPack
+from govflow.engine.store.db import CaseParty, Delegation, Rating
 from govflow.engine.workflow.runtime import Record
 
 MAX_DEPARTMENTS = 10
 DIMENSIONS = {"street_to_department": ("report_in", "disposal"), "department_to_street": ("accuracy",)}
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
-_LIMIT_UNITS = {"minutes": ("minutes", 1), "hours": ("minutes", 60), "days": ("minutes", 1440),
-                "working_hours": ("working_hours", 1), "working_days": ("working_days", 1)}
+_LIMIT_UNITS = {
+    "minutes": ("minutes", 1),
+    "hours": ("minutes", 60),
+    "days": ("minutes", 1440),
+    "working_hours": ("working_hours", 1),
+    "working_days": ("working_days", 1),
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,6 @@ class CallOut:
     meeting_at: dt.datetime | None = None
     meeting_place: str | None = None
     main: str | None = None
-
-
 
 
 class CallOuts:
@@ -68,25 +71,42 @@ class CallOuts:
         # Casbin first: a street of another district (or street) holds no call_out role in this domain
         role_power = service.authorize(principal, pack, case.owner_unit, "call_out")
         if principal.unit != case.owner_unit:
-            raise PermissionDenied(f"only the sub-centre of {case.owner_unit} may call out for this case", case=case_id, principal=principal.id)
+            raise PermissionDenied(
+                f"only the sub-centre of {case.owner_unit} may call out for this case",
+                case=case_id,
+                principal=principal.id,
+            )
         if not case.matter:
-            raise InvalidTransition("the case has no matter yet: the command centre must classify it before a call-out", case=case_id)
+            raise InvalidTransition(
+                "the case has no matter yet: the command centre must classify it before a call-out", case=case_id
+            )
         for code in departments:
             unit = pack.catalog.unit(code)
             if unit is None or unit.kind != "department":
-                raise UnroutableInput(f"{code!r} is not a department of {pack.catalog.district}",
-                                      errors=[{"loc": ["departments"], "msg": f"unknown department {code!r}"}])
+                raise UnroutableInput(
+                    f"{code!r} is not a department of {pack.catalog.district}",
+                    errors=[{"loc": ["departments"], "msg": f"unknown department {code!r}"}],
+                )
         now = service.clock.now()
         powers = self._powers(pack, case, departments, now)
         found = pack.responsibility.lookup(case.matter) if pack.responsibility else None
         main = call.main or (found.main if found and found.main in departments else departments[0])
         if main not in departments:
-            raise InvalidInput("the main department must be one of those called", errors=[{"loc": ["main"], "msg": "not among departments"}])
+            raise InvalidInput(
+                "the main department must be one of those called",
+                errors=[{"loc": ["main"], "msg": "not among departments"}],
+            )
         dispose_due = self._dispose_due(pack, found, case, now)
         called = {
-            code: {"unit": code, "role": "main" if code == main else "cooperating", "reason": call.reason,
-                   "meeting_at": call.meeting_at.isoformat() if call.meeting_at else None,
-                   "meeting_place": call.meeting_place, "dispose_due": dispose_due.isoformat(), "power": powers[code]}
+            code: {
+                "unit": code,
+                "role": "main" if code == main else "cooperating",
+                "reason": call.reason,
+                "meeting_at": call.meeting_at.isoformat() if call.meeting_at else None,
+                "meeting_place": call.meeting_place,
+                "dispose_due": dispose_due.isoformat(),
+                "power": powers[code],
+            }
             for code in departments
         }
         runtime = pack.runtime
@@ -95,14 +115,34 @@ class CallOuts:
         try:
             runtime.send_signal(workflow, "call_out", called, service.clock, records)
         except InvalidTransition:
-            raise InvalidTransition("a call-out is possible only while the street is handling the case", case=case_id, status=case.status) from None
-        event = Event("callout.made", {
-            "departments": [{"unit": c, "role": called[c]["role"], "power": powers[c]} for c in departments],
-            "reason": call.reason, "meeting_at": called[main]["meeting_at"], "meeting_place": call.meeting_place,
-            "dispose_due": dispose_due.isoformat(),
-        })
-        parties = [{"case_id": case.id, "unit_code": c, "role": called[c]["role"], "power": powers[c], "since": now} for c in departments]
-        outcome = service._save(principal, role_power, pack, case, workflow, [event], {}, records, after_write=lambda conn: _add_parties(conn, parties))
+            raise InvalidTransition(
+                "a call-out is possible only while the street is handling the case", case=case_id, status=case.status
+            ) from None
+        event = Event(
+            "callout.made",
+            {
+                "departments": [{"unit": c, "role": called[c]["role"], "power": powers[c]} for c in departments],
+                "reason": call.reason,
+                "meeting_at": called[main]["meeting_at"],
+                "meeting_place": call.meeting_place,
+                "dispose_due": dispose_due.isoformat(),
+            },
+        )
+        parties = [
+            {"case_id": case.id, "unit_code": c, "role": called[c]["role"], "power": powers[c], "since": now}
+            for c in departments
+        ]
+        outcome = service._save(
+            principal,
+            role_power,
+            pack,
+            case,
+            workflow,
+            [event],
+            {},
+            records,
+            after_write=lambda conn: _add_parties(conn, parties),
+        )
         return outcome
 
     def _powers(self, pack: LoadedPack, case: Any, departments: list[str], now: dt.datetime) -> dict[str, str]:
@@ -124,18 +164,37 @@ class CallOuts:
                 refused.append({"loc": ["departments", code], "msg": self._why_not(pack, case, code, found, now)})
         if refused:
             raise PermissionDenied(
-                f"{case.owner_unit} may not call out {', '.join(r['loc'][1] for r in refused)} for {case.matter}: " + "; ".join(r["msg"] for r in refused),
-                case=str(case.id), matter=case.matter,
+                f"{case.owner_unit} may not call out {', '.join(r['loc'][1] for r in refused)} for {case.matter}: "
+                + "; ".join(r["msg"] for r in refused),
+                case=str(case.id),
+                matter=case.matter,
             )
         return powers
 
     def _why_not(self, pack: LoadedPack, case: Any, code: str, found: Any, now: dt.datetime) -> str:
-        listed = f"the responsibility list ({found.matched}) names {found.main} as main" + (f" and {', '.join(found.cooperating)} as cooperating" if found and found.cooperating else "") if found else "no responsibility entry covers the matter"
+        listed = (
+            f"the responsibility list ({found.matched}) names {found.main} as main"
+            + (f" and {', '.join(found.cooperating)} as cooperating" if found and found.cooperating else "")
+            if found
+            else "no responsibility entry covers the matter"
+        )
         with self.service.db.connect() as conn:
-            expired = conn.execute(select(Delegation.id, Delegation.expires_at).where(
-                Delegation.district == pack.catalog.district, Delegation.street == case.owner_unit, Delegation.department == code,
-                Delegation.expires_at <= now).order_by(Delegation.expires_at.desc()).limit(1)).first()
-        tail = f"; delegation #{expired.id} expired at {iso(expired.expires_at)}" if expired else "; no delegation grants it"
+            expired = conn.execute(
+                select(Delegation.id, Delegation.expires_at)
+                .where(
+                    Delegation.district == pack.catalog.district,
+                    Delegation.street == case.owner_unit,
+                    Delegation.department == code,
+                    Delegation.expires_at <= now,
+                )
+                .order_by(Delegation.expires_at.desc())
+                .limit(1)
+            ).first()
+        tail = (
+            f"; delegation #{expired.id} expired at {iso(expired.expires_at)}"
+            if expired
+            else "; no delegation grants it"
+        )
         return f"{code} is neither main nor cooperating for {case.matter} ({listed}){tail}"
 
     @staticmethod
@@ -159,14 +218,22 @@ class CallOuts:
         case = service._load(parse_uuid(case_id, "case"))
         pack = service.packs.get(case.pack_name, case.pack_version)
         if not part or len(part) > 2000:
-            raise InvalidInput("part must be 1 to 2000 characters", errors=[{"loc": ["part"], "msg": "1 to 2000 characters"}])
+            raise InvalidInput(
+                "part must be 1 to 2000 characters", errors=[{"loc": ["part"], "msg": "1 to 2000 characters"}]
+            )
         with service.db.connect() as conn:
-            party = conn.execute(select(CaseParty).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)).first()
+            party = conn.execute(
+                select(CaseParty).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)
+            ).first()
         if party is None or party.role != "cooperating":
-            raise PermissionDenied(f"{principal.unit} is not a cooperating department of this case", case=case_id, principal=principal.id)
+            raise PermissionDenied(
+                f"{principal.unit} is not a cooperating department of this case", case=case_id, principal=principal.id
+            )
         power = service.authorize(principal, pack, principal.unit, "dispose")
         if case.status not in ("called", "consulting"):
-            raise InvalidTransition("a part can be added while the case is called or in consultation", case=case_id, status=case.status)
+            raise InvalidTransition(
+                "a part can be added while the case is called or in consultation", case=case_id, status=case.status
+            )
         now = service.clock.now()
         data = {"unit": principal.unit, "part": part}
         with service.db.begin() as conn:
@@ -175,8 +242,17 @@ class CallOuts:
         return {**data, "at": now}
 
     # -- delegations ---------------------------------------------------------------
-    def delegate(self, principal: Principal, *, district: str | None, street: str, department: str, matter_pattern: str,
-                 expires_at: dt.datetime, reason: str) -> dict[str, Any]:
+    def delegate(
+        self,
+        principal: Principal,
+        *,
+        district: str | None,
+        street: str,
+        department: str,
+        matter_pattern: str,
+        expires_at: dt.datetime,
+        reason: str,
+    ) -> dict[str, Any]:
         """Grant a street the power to call out a department (for a matter pattern) until an expiry."""
         pack = self.service.packs.active(district or principal.district)
         catalog = pack.catalog
@@ -195,8 +271,16 @@ class CallOuts:
         if errors:
             raise InvalidInput("the delegation is invalid", errors=errors)
         power = self.service.authorize(principal, pack, catalog.command_centre, "delegate")
-        row = {"district": catalog.district, "street": street, "department": department, "matter_pattern": matter_pattern,
-               "reason": reason, "granted_by": principal.id, "granted_at": now, "expires_at": expires_at}
+        row = {
+            "district": catalog.district,
+            "street": street,
+            "department": department,
+            "matter_pattern": matter_pattern,
+            "reason": reason,
+            "granted_by": principal.id,
+            "granted_at": now,
+            "expires_at": expires_at,
+        }
         with self.service.db.begin() as conn:
             row["id"] = conn.execute(insert(Delegation).returning(Delegation.id), row).scalar_one()
         self.service.packs.refresh_delegations(pack)
@@ -206,12 +290,16 @@ class CallOuts:
         pack = self.service.packs.active(district or principal.district)
         self.service.authorize(principal, pack, pack.catalog.command_centre, "read_delegations")
         with self.service.db.connect() as conn:
-            rows = conn.execute(select(Delegation).where(Delegation.district == pack.catalog.district).order_by(Delegation.id)).all()
+            rows = conn.execute(
+                select(Delegation).where(Delegation.district == pack.catalog.district).order_by(Delegation.id)
+            ).all()
         now = self.service.clock.now()
         return [{**r._mapping, "active": r.expires_at > now} for r in rows]
 
     # -- ratings ---------------------------------------------------------------------
-    def rate(self, principal: Principal, case_id: str, *, target: str, dimension: str, score: int, comment: str | None) -> dict[str, Any]:
+    def rate(
+        self, principal: Principal, case_id: str, *, target: str, dimension: str, score: int, comment: str | None
+    ) -> dict[str, Any]:
         """The street rates a department (report_in, disposal); a department rates the call (accuracy)."""
         service = self.service
         case = service._load(parse_uuid(case_id, "case"))
@@ -229,26 +317,51 @@ class CallOuts:
         elif principal.unit in parties:
             direction = "department_to_street"
             if target != case.owner_unit:
-                raise PermissionDenied(f"a called department rates the call of {case.owner_unit}, not {target}", case=case_id)
+                raise PermissionDenied(
+                    f"a called department rates the call of {case.owner_unit}, not {target}", case=case_id
+                )
         else:
             raise PermissionDenied(f"{principal.id} takes no part in this case's call-outs", case=case_id)
         if dimension not in DIMENSIONS[direction]:
-            raise InvalidInput(f"{direction.replace('_', ' ')} rates {', '.join(DIMENSIONS[direction])}",
-                               errors=[{"loc": ["dimension"], "msg": f"one of {', '.join(DIMENSIONS[direction])}"}])
+            raise InvalidInput(
+                f"{direction.replace('_', ' ')} rates {', '.join(DIMENSIONS[direction])}",
+                errors=[{"loc": ["dimension"], "msg": f"one of {', '.join(DIMENSIONS[direction])}"}],
+            )
         if dimension == "disposal" and case.status not in ("completed", "reviewed", "evaluated"):
-            raise InvalidTransition("a disposal can be rated once its result is submitted", case=case_id, status=case.status)
-        power = service.authorize(principal, pack, case.owner_unit if direction == "street_to_department" else principal.unit, "rate")
+            raise InvalidTransition(
+                "a disposal can be rated once its result is submitted", case=case_id, status=case.status
+            )
+        power = service.authorize(
+            principal, pack, case.owner_unit if direction == "street_to_department" else principal.unit, "rate"
+        )
         now = service.clock.now()
-        row = {"case_id": case.id, "direction": direction, "rater_party": principal.unit, "rater": principal.id, "target": target,
-               "dimension": dimension, "score": score, "comment": comment, "at": now}
+        row = {
+            "case_id": case.id,
+            "direction": direction,
+            "rater_party": principal.unit,
+            "rater": principal.id,
+            "target": target,
+            "dimension": dimension,
+            "score": score,
+            "comment": comment,
+            "at": now,
+        }
         try:
             with service.db.begin() as conn:
                 conn.execute(insert(Rating), row)
-                event = service.append_event(conn, case.id, principal, power, "rating.given",
-                                             {k: v for k, v in row.items() if k not in ("case_id", "at")})
+                event = service.append_event(
+                    conn,
+                    case.id,
+                    principal,
+                    power,
+                    "rating.given",
+                    {k: v for k, v in row.items() if k not in ("case_id", "at")},
+                )
             service._notify([event])
         except IntegrityError:
-            raise Conflict(f"{principal.unit} has already rated {target} on {dimension} for this case", case=case_id) from None
+            raise Conflict(
+                f"{principal.unit} has already rated {target} on {dimension} for this case", case=case_id
+            ) from None
         return {k: v for k, v in row.items()}
 
     def ratings(self, principal: Principal, case_id: str) -> list[dict[str, Any]]:
@@ -259,7 +372,9 @@ class CallOuts:
 
 
 def _add_parties(conn: Any, parties: list[dict[str, Any]]) -> None:
-    existing = set(conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == parties[0]["case_id"])).scalars())
+    existing = set(
+        conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == parties[0]["case_id"])).scalars()
+    )
     fresh = [p for p in parties if p["unit_code"] not in existing]
     if fresh:
         conn.execute(insert(CaseParty), fresh)

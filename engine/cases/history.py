@@ -63,7 +63,12 @@ class CaseHistory:
             return hit
         query = (
             select(CaseRow.description, CaseRow.matter)
-            .where(CaseRow.district == district, CaseRow.closed_at.is_not(None), CaseRow.matter.is_not(None), CaseRow.status != "withdrawn")
+            .where(
+                CaseRow.district == district,
+                CaseRow.closed_at.is_not(None),
+                CaseRow.matter.is_not(None),
+                CaseRow.status != "withdrawn",
+            )
             .order_by(CaseRow.closed_at.desc())
             .limit(self.LIMIT)
         )

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.engine import Engine
 
-from govflow.engine.cases.service import CaseService, parse_uuid
-from govflow.engine.store.db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
-from govflow.engine.model.errors import PermissionDenied
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases.service import CaseService, parse_uuid
+from govflow.engine.model.errors import PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE
+from govflow.engine.store.db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
 
 
 def mask_name(name: str | None) -> str | None:
@@ -32,7 +32,11 @@ def mask_phone(phone: str | None) -> str | None:
     digits = phone.strip()
     if len(digits) <= 4:
         return "*" * len(digits)
-    return digits[:3] + "*" * max(0, len(digits) - 7) + digits[-4:] if len(digits) >= 8 else "*" * (len(digits) - 2) + digits[-2:]
+    return (
+        digits[:3] + "*" * max(0, len(digits) - 7) + digits[-4:]
+        if len(digits) >= 8
+        else "*" * (len(digits) - 2) + digits[-2:]
+    )
 
 
 class CaseQueries:
@@ -50,21 +54,37 @@ class CaseQueries:
         domain = pack.catalog.domain_of(case.owner_unit)
         if principal.unit and principal.unit != case.owner_unit:
             with self.db.connect() as conn:
-                party = conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)).first()
+                party = conn.execute(
+                    select(CaseParty.unit_code).where(
+                        CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit
+                    )
+                ).first()
             if party is not None:  # a called department reads the case in its own domain
                 domain = pack.catalog.domain_of(principal.unit)
         if not authz.allowed(principal.id, domain, "read_case"):
-            raise PermissionDenied(f"{principal.id} may not read cases in {domain}", case=case_id, principal=principal.id)
+            raise PermissionDenied(
+                f"{principal.id} may not read cases in {domain}", case=case_id, principal=principal.id
+            )
         return case, authz.allowed(principal.id, domain, "read_pii")
 
     def case(self, principal: Principal, case_id: str) -> dict[str, Any]:
         case, see_pii = self._case_for_reader(principal, case_id)
         with self.db.connect() as conn:
-            tasks = conn.execute(select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)).all()
+            tasks = conn.execute(
+                select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
+            ).all()
         pii_present = [f for f in ("reporter_name", "reporter_phone") if getattr(case, f)]
         if see_pii and pii_present and case.reported_by != principal.id:
             with self.db.begin() as conn:
-                conn.execute(insert(PersonalDataAccess), {"case_id": case.id, "principal_id": principal.id, "at": self.service.clock.now(), "fields": pii_present})
+                conn.execute(
+                    insert(PersonalDataAccess),
+                    {
+                        "case_id": case.id,
+                        "principal_id": principal.id,
+                        "at": self.service.clock.now(),
+                        "fields": pii_present,
+                    },
+                )
         reporter = {
             "name": case.reporter_name if see_pii else mask_name(case.reporter_name),
             "phone": case.reporter_phone if see_pii else mask_phone(case.reporter_phone),
@@ -99,7 +119,15 @@ class CaseQueries:
         with self.db.connect() as conn:
             rows = conn.execute(select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.seq)).all()
         return [
-            {"seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor, "actor_unit": r.actor_unit, "power": r.power, "data": r.data}
+            {
+                "seq": r.seq,
+                "at": r.at,
+                "kind": r.kind,
+                "actor": r.actor,
+                "actor_unit": r.actor_unit,
+                "power": r.power,
+                "data": r.data,
+            }
             for r in rows
         ]
 
@@ -113,11 +141,15 @@ class CaseQueries:
             .join(CaseRow, CaseRow.id == CaseTask.case_id)
             .where(or_(*conditions))
             .order_by(CaseTask.due_at.is_(None), CaseTask.due_at, CaseTask.created_at)
-            .limit(limit).offset(offset)
+            .limit(limit)
+            .offset(offset)
         )
         with self.db.connect() as conn:
             rows = conn.execute(query).all()
-        return [{**task_view(r), "case_status": r.case_status, "category": r.matter, "owner_unit": r.owner_unit} for r in rows]
+        return [
+            {**task_view(r), "case_status": r.case_status, "category": r.matter, "owner_unit": r.owner_unit}
+            for r in rows
+        ]
 
 
 def task_view(task: Any) -> dict[str, Any]:

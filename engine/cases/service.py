@@ -24,20 +24,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from govflow.engine.access.identity import Principal
 from govflow.engine.model.catalog import ROLE_FOR_KIND
 from govflow.engine.model.clock import Clock
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, IdempotencyKey, Rating
 from govflow.engine.model.dispatch import Dispatcher, Report
-from govflow.engine.model.errors import ConcurrentUpdate, IdempotencyMismatch, InvalidInput, InvalidTransition, NotFound, PermissionDenied
-from govflow.engine.access.identity import Principal
+from govflow.engine.model.errors import (
+    ConcurrentUpdate,
+    IdempotencyMismatch,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+)
 from govflow.engine.model.lifecycle import Stage, furthest
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.packs.registry import PackRegistry
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, IdempotencyKey, Rating
 from govflow.engine.workflow.runtime import Record
 
 CHANNELS = ("hotline_12345", "wechat", "app", "weibo", "grid_worker", "sensor", "web", "walk_in")
@@ -91,9 +98,13 @@ class Pending:
     outcome: Outcome
 
     def update_row(self, conn: Connection) -> None:
-        result = conn.execute(update(CaseRow).where(CaseRow.id == self.case_id, CaseRow.version == self.version).values(**self.values))
+        result = conn.execute(
+            update(CaseRow).where(CaseRow.id == self.case_id, CaseRow.version == self.version).values(**self.values)
+        )
         if result.rowcount != 1:
-            raise ConcurrentUpdate("the case changed since it was read; nothing was written, retry on fresh state", case=str(self.case_id))
+            raise ConcurrentUpdate(
+                "the case changed since it was read; nothing was written, retry on fresh state", case=str(self.case_id)
+            )
 
     def write(self, conn: Connection) -> None:
         self.update_row(conn)
@@ -117,7 +128,15 @@ def parse_uuid(value: str, what: str) -> uuid.UUID:
 class CaseService:
     """Commands on cases. One instance per process; safe to share between threads."""
 
-    def __init__(self, *, db: Engine, packs: PackRegistry, dispatcher: Dispatcher, clock: Clock, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        packs: PackRegistry,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
         self.db = db
         self.packs = packs
         self.dispatcher = dispatcher
@@ -133,7 +152,9 @@ class CaseService:
             roles = ", ".join(principal.roles) or "no role"
             raise PermissionDenied(
                 f"{principal.id} ({roles}) may not {action} in {domain}",
-                principal=principal.id, action=action, domain=domain,
+                principal=principal.id,
+                action=action,
+                domain=domain,
             )
         role, dom, act = authz.explain(principal.id, domain, action) or ("?", domain, action)
         return f"{role}@{dom}:{act}"
@@ -148,35 +169,77 @@ class CaseService:
                 return replay
         pack = self.packs.active(new.district or principal.district)
         if new.category is not None and new.category not in pack.catalog.matters:
-            raise InvalidInput(f"unknown category {new.category!r}", errors=[{"loc": ["category"], "msg": "not a matter code of the catalog"}])
-        routing = self.dispatcher.dispatch(pack, Report(new.description, new.category, new.lat, new.lng, new.address, new.channel))
+            raise InvalidInput(
+                f"unknown category {new.category!r}",
+                errors=[{"loc": ["category"], "msg": "not a matter code of the catalog"}],
+            )
+        routing = self.dispatcher.dispatch(
+            pack, Report(new.description, new.category, new.lat, new.lng, new.address, new.channel)
+        )
         owner = routing.owner or pack.catalog.command_centre
         power = self.authorize(principal, pack, owner, "report")
         now = self.clock.now()
         case_id = uuid.uuid4()
         runtime = pack.runtime
         records: list[Record] = []
-        workflow = runtime.start(pack.manifest.process, {
-            "case_id": str(case_id), "district": pack.catalog.district, "owner_unit": routing.owner,
-            "matter": routing.matter, "tier": _tier(pack, routing.matter), "review_approved": None,
-        }, self.clock, records)
+        workflow = runtime.start(
+            pack.manifest.process,
+            {
+                "case_id": str(case_id),
+                "district": pack.catalog.district,
+                "owner_unit": routing.owner,
+                "matter": routing.matter,
+                "tier": _tier(pack, routing.matter),
+                "review_approved": None,
+            },
+            self.clock,
+            records,
+        )
         row = {
-            "id": case_id, "district": pack.catalog.district, "pack_name": pack.manifest.name, "pack_version": pack.manifest.version,
-            "process_id": pack.manifest.process, "owner_unit": owner, "matter": routing.matter, "channel": new.channel,
-            "description": new.description, "lat": new.lat, "lng": new.lng, "address": new.address,
-            "reporter_name": new.reporter_name, "reporter_phone": new.reporter_phone, "reported_by": principal.id,
-            "created_at": now, "updated_at": now, "closed_at": None, "version": 1,
-            "overdue_since": None, "escalated_to": None,
+            "id": case_id,
+            "district": pack.catalog.district,
+            "pack_name": pack.manifest.name,
+            "pack_version": pack.manifest.version,
+            "process_id": pack.manifest.process,
+            "owner_unit": owner,
+            "matter": routing.matter,
+            "channel": new.channel,
+            "description": new.description,
+            "lat": new.lat,
+            "lng": new.lng,
+            "address": new.address,
+            "reporter_name": new.reporter_name,
+            "reporter_phone": new.reporter_phone,
+            "reported_by": principal.id,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+            "version": 1,
+            "overdue_since": None,
+            "escalated_to": None,
         }
         events = [
-            Event("case.reported", {"channel": new.channel, "category": new.category, "has_location": new.lat is not None, "pack": f"{pack.manifest.name} {pack.manifest.version}"}),
-            Event("case.routed" if routing.owner else "case.unroutable", {"matter": routing.matter, "street": routing.street, "owner": owner, "how": routing.how}),
+            Event(
+                "case.reported",
+                {
+                    "channel": new.channel,
+                    "category": new.category,
+                    "has_location": new.lat is not None,
+                    "pack": f"{pack.manifest.name} {pack.manifest.version}",
+                },
+            ),
+            Event(
+                "case.routed" if routing.owner else "case.unroutable",
+                {"matter": routing.matter, "street": routing.street, "owner": owner, "how": routing.how},
+            ),
         ]
         events += self._record_events(pack, records, row, now)
         tasks, status = self._open_tasks(pack, workflow, row, now)
         events += [_opened(t) for t in tasks]
         events.append(Event("case.stage", {"stage": status}))
-        row.update(status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(events))
+        row.update(
+            status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(events)
+        )
         event_rows = self._event_rows(case_id, 0, now, principal, power, events)
         try:
             with self.db.begin() as conn:
@@ -185,7 +248,16 @@ class CaseService:
                     conn.execute(insert(CaseTask), tasks)
                 conn.execute(insert(CaseEvent), event_rows)
                 if idempotency_key is not None:
-                    conn.execute(insert(IdempotencyKey), {"principal_id": principal.id, "key": idempotency_key, "request_hash": new.fingerprint(), "case_id": case_id, "created_at": now})
+                    conn.execute(
+                        insert(IdempotencyKey),
+                        {
+                            "principal_id": principal.id,
+                            "key": idempotency_key,
+                            "request_hash": new.fingerprint(),
+                            "case_id": case_id,
+                            "created_at": now,
+                        },
+                    )
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -198,8 +270,11 @@ class CaseService:
 
     def _replay(self, principal: Principal, key: str, new: NewCase) -> Outcome | None:
         with self.db.connect() as conn:
-            hit = conn.execute(select(IdempotencyKey.request_hash, IdempotencyKey.case_id).where(
-                IdempotencyKey.principal_id == principal.id, IdempotencyKey.key == key)).first()
+            hit = conn.execute(
+                select(IdempotencyKey.request_hash, IdempotencyKey.case_id).where(
+                    IdempotencyKey.principal_id == principal.id, IdempotencyKey.key == key
+                )
+            ).first()
             if hit is None:
                 return None
             if hit.request_hash != new.fingerprint():
@@ -208,7 +283,9 @@ class CaseService:
         return Outcome(hit.case_id, case.status, case.version, [], replayed=True)
 
     # -- tasks ---------------------------------------------------------------------
-    def complete_task(self, principal: Principal, task_id: str, data: Mapping[str, Any] | None, *, expected_version: int | None = None) -> Outcome:
+    def complete_task(
+        self, principal: Principal, task_id: str, data: Mapping[str, Any] | None, *, expected_version: int | None = None
+    ) -> Outcome:
         """Complete an open user task with its form data (签收, 处置, 审核, 评价, 分拨 …)."""
         tid = parse_uuid(task_id, "task")
         with self.db.connect() as conn:
@@ -239,21 +316,38 @@ class CaseService:
         runtime.complete(workflow, task_id, values, self.clock, records)
         events = [Event("task.completed", {"task": task.name, "action": task.action, "form": data or {}})]
         if changes:
-            events.append(Event("case.dispatched", {"owner": changes.get("owner_unit", case.owner_unit), "matter": changes.get("matter", case.matter)}))
+            events.append(
+                Event(
+                    "case.dispatched",
+                    {"owner": changes.get("owner_unit", case.owner_unit), "matter": changes.get("matter", case.matter)},
+                )
+            )
         after_write = None
         if task.action == "evaluate" and "satisfaction" in values:  # the citizen's direction of 评价
-            rating = {"case_id": case.id, "direction": "citizen_to_case", "rater_party": principal.id, "rater": principal.id,
-                      "target": case.owner_unit, "dimension": "satisfaction", "score": values["satisfaction"],
-                      "comment": values.get("comment"), "at": self.clock.now()}
+            rating = {
+                "case_id": case.id,
+                "direction": "citizen_to_case",
+                "rater_party": principal.id,
+                "rater": principal.id,
+                "target": case.owner_unit,
+                "dimension": "satisfaction",
+                "score": values["satisfaction"],
+                "comment": values.get("comment"),
+                "at": self.clock.now(),
+            }
 
             def after_write(conn: Connection) -> None:
                 conn.execute(insert(Rating), rating)
+
         return self._save(principal, power, pack, case, workflow, events, changes, records, after_write=after_write)
 
     def withdraw(self, principal: Principal, case_id: str, reason: str) -> Outcome:
         """The reporter withdraws the case before the result is submitted (撤回)."""
         if not reason or len(reason) > 1000:
-            raise InvalidInput("a reason of 1 to 1000 characters is required", errors=[{"loc": ["reason"], "msg": "required, at most 1000 characters"}])
+            raise InvalidInput(
+                "a reason of 1 to 1000 characters is required",
+                errors=[{"loc": ["reason"], "msg": "required, at most 1000 characters"}],
+            )
         case = self._load(parse_uuid(case_id, "case"))
         pack = self.packs.get(case.pack_name, case.pack_version)
         if case.reported_by != principal.id:
@@ -267,10 +361,16 @@ class CaseService:
         try:
             runtime.send_signal(workflow, "withdrawn", {"reason": reason}, self.clock, records)
         except InvalidTransition:
-            raise InvalidTransition("the case can no longer be withdrawn: its result has been submitted", case=case_id, status=case.status) from None
-        return self._save(principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {}, records)
+            raise InvalidTransition(
+                "the case can no longer be withdrawn: its result has been submitted", case=case_id, status=case.status
+            ) from None
+        return self._save(
+            principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {}, records
+        )
 
-    def append_event(self, conn: Connection, case_id: uuid.UUID, principal: Principal, power: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    def append_event(
+        self, conn: Connection, case_id: uuid.UUID, principal: Principal, power: str, kind: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         """Append one event that changes no workflow state (a rating, a contribution).
 
         The case's version moves too, so a command that read the case before
@@ -278,11 +378,21 @@ class CaseService:
         event sequence.
         """
         seq = conn.execute(
-            update(CaseRow).where(CaseRow.id == case_id)
-            .values(event_seq=CaseRow.event_seq + 1, version=CaseRow.version + 1).returning(CaseRow.event_seq)
+            update(CaseRow)
+            .where(CaseRow.id == case_id)
+            .values(event_seq=CaseRow.event_seq + 1, version=CaseRow.version + 1)
+            .returning(CaseRow.event_seq)
         ).scalar_one()
-        row = {"case_id": case_id, "seq": seq, "at": self.clock.now(), "kind": kind, "actor": principal.id,
-               "actor_unit": principal.unit, "power": power, "data": data}
+        row = {
+            "case_id": case_id,
+            "seq": seq,
+            "at": self.clock.now(),
+            "kind": kind,
+            "actor": principal.id,
+            "actor_unit": principal.unit,
+            "power": power,
+            "data": data,
+        }
         conn.execute(insert(CaseEvent), row)
         return row
 
@@ -298,15 +408,20 @@ class CaseService:
     def _check_assignment(principal: Principal, task: Any) -> None:
         if task.assignee_user is not None:
             if task.assignee_user != principal.id:
-                raise PermissionDenied("this task belongs to the case's reporter", task=str(task.id), principal=principal.id)
+                raise PermissionDenied(
+                    "this task belongs to the case's reporter", task=str(task.id), principal=principal.id
+                )
             return
         if principal.unit != task.unit_code or (task.role and task.role not in principal.roles):
             raise PermissionDenied(
                 f"this task is assigned to {task.role or 'staff'} of {task.unit_code}; {principal.id} is not",
-                task=str(task.id), principal=principal.id,
+                task=str(task.id),
+                principal=principal.id,
             )
 
-    def _open_tasks(self, pack: LoadedPack, workflow: Any, case: Mapping[str, Any], now: dt.datetime) -> tuple[list[dict[str, Any]], str]:
+    def _open_tasks(
+        self, pack: LoadedPack, workflow: Any, case: Mapping[str, Any], now: dt.datetime
+    ) -> tuple[list[dict[str, Any]], str]:
         rows: list[dict[str, Any]] = []
         stages: list[str] = []
         for task in pack.runtime.open_tasks(workflow):
@@ -319,24 +434,52 @@ class CaseService:
             elif info.assignee == "called":
                 unit = (task.data.get("department") or {}).get("unit")
             elif info.assignee == "main_department":
-                unit = next((d["unit"] for d in (task.data.get("called") or {}).values() if d.get("role") == "main"), None)
+                unit = next(
+                    (d["unit"] for d in (task.data.get("called") or {}).values() if d.get("role") == "main"), None
+                )
             else:
                 unit = case["owner_unit"]
-            role = None if user else ROLE_FOR_KIND[pack.catalog.units[unit].kind if unit in pack.catalog.units else "street"]
-            rows.append({
-                "id": task.id, "case_id": case["id"], "name": info.name, "title": info.title, "stage": info.stage,
-                "action": info.action, "unit_code": unit, "role": role, "assignee_user": user,
-                "due_at": pack.runtime.task_deadline(task), "created_at": now,
-            })
+            role = (
+                None
+                if user
+                else ROLE_FOR_KIND[pack.catalog.units[unit].kind if unit in pack.catalog.units else "street"]
+            )
+            rows.append(
+                {
+                    "id": task.id,
+                    "case_id": case["id"],
+                    "name": info.name,
+                    "title": info.title,
+                    "stage": info.stage,
+                    "action": info.action,
+                    "unit_code": unit,
+                    "role": role,
+                    "assignee_user": user,
+                    "due_at": pack.runtime.task_deadline(task),
+                    "created_at": now,
+                }
+            )
             stages.append(info.stage)
         status = furthest(stages)
         if status is None:
-            status = Stage.EVALUATED.value if not workflow.get_tasks(spec_name="case_withdrawn", state=TaskState.COMPLETED) else Stage.WITHDRAWN.value
+            status = (
+                Stage.EVALUATED.value
+                if not workflow.get_tasks(spec_name="case_withdrawn", state=TaskState.COMPLETED)
+                else Stage.WITHDRAWN.value
+            )
         return rows, status
 
     def _save(
-        self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
-        events: list[Event], changes: dict[str, Any], records: list[Record], *,
+        self,
+        principal: Principal,
+        power: str,
+        pack: LoadedPack,
+        case: Any,
+        workflow: Any,
+        events: list[Event],
+        changes: dict[str, Any],
+        records: list[Record],
+        *,
         after_write: Callable[[Connection], None] | None = None,
     ) -> Outcome:
         """Write a command's result in one transaction, then notify listeners.
@@ -345,7 +488,10 @@ class CaseService:
         to the same transaction.
         """
         with self.db.connect() as read:
-            open_before = {r.id: r.name for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))}
+            open_before = {
+                r.id: r.name
+                for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))
+            }
         pending = self._prepare(principal, power, pack, case, workflow, events, changes, records, open_before)
         with self.db.begin() as conn:
             pending.write(conn)
@@ -355,8 +501,16 @@ class CaseService:
         return pending.outcome
 
     def _prepare(
-        self, principal: Principal, power: str, pack: LoadedPack, case: Any, workflow: Any,
-        events: list[Event], changes: dict[str, Any], records: list[Record], open_before: Mapping[uuid.UUID, str],
+        self,
+        principal: Principal,
+        power: str,
+        pack: LoadedPack,
+        case: Any,
+        workflow: Any,
+        events: list[Event],
+        changes: dict[str, Any],
+        records: list[Record],
+        open_before: Mapping[uuid.UUID, str],
     ) -> Pending:
         """Everything a command will write: the case row's new values, task changes, events."""
         now = self.clock.now()
@@ -374,7 +528,9 @@ class CaseService:
         new_tasks = [t for t in tasks if t["id"] not in open_before]
         gone = [tid for tid in open_before if tid not in {t["id"] for t in tasks}]
         completed = {e.data.get("task") for e in events if e.kind == "task.completed"}
-        events += [Event("task.cancelled", {"task": open_before[tid]}) for tid in gone if open_before[tid] not in completed]
+        events += [
+            Event("task.cancelled", {"task": open_before[tid]}) for tid in gone if open_before[tid] not in completed
+        ]
         events += [_opened(t) for t in new_tasks]
         if status != case.status:
             events.append(Event("case.stage", {"stage": status, "from": case.status}))
@@ -383,11 +539,24 @@ class CaseService:
             events.append(Event("case.closed", {"stage": status}))
         event_rows = self._event_rows(case.id, case.event_seq, now, principal, power, events)
         values = {
-            **changes, "status": status, "state": runtime.dump(workflow), "next_due": runtime.next_due(workflow),
-            "event_seq": case.event_seq + len(event_rows), "version": case.version + 1, "updated_at": now,
+            **changes,
+            "status": status,
+            "state": runtime.dump(workflow),
+            "next_due": runtime.next_due(workflow),
+            "event_seq": case.event_seq + len(event_rows),
+            "version": case.version + 1,
+            "updated_at": now,
             "closed_at": case.closed_at or (now if closed else None),
         }
-        return Pending(case.id, case.version, values, gone, new_tasks, event_rows, Outcome(case.id, status, case.version + 1, event_rows))
+        return Pending(
+            case.id,
+            case.version,
+            values,
+            gone,
+            new_tasks,
+            event_rows,
+            Outcome(case.id, status, case.version + 1, event_rows),
+        )
 
     # -- timers ----------------------------------------------------------------------
     def prepare_timers(self, case: Any, open_before: Mapping[uuid.UUID, str]) -> Pending | dt.datetime | None:
@@ -421,10 +590,20 @@ class CaseService:
         return events
 
     @staticmethod
-    def _event_rows(case_id: uuid.UUID, seq: int, now: dt.datetime, principal: Principal, power: str, events: list[Event]) -> list[dict[str, Any]]:
+    def _event_rows(
+        case_id: uuid.UUID, seq: int, now: dt.datetime, principal: Principal, power: str, events: list[Event]
+    ) -> list[dict[str, Any]]:
         return [
-            {"case_id": case_id, "seq": seq + i + 1, "at": now, "kind": e.kind, "actor": principal.id,
-             "actor_unit": principal.unit, "power": power, "data": e.data}
+            {
+                "case_id": case_id,
+                "seq": seq + i + 1,
+                "at": now,
+                "kind": e.kind,
+                "actor": principal.id,
+                "actor_unit": principal.unit,
+                "power": power,
+                "data": e.data,
+            }
             for i, e in enumerate(events)
         ]
 
@@ -444,8 +623,15 @@ def _tier(pack: LoadedPack, matter: str | None) -> str | None:
 
 
 def _opened(task: dict[str, Any]) -> Event:
-    return Event("task.opened", {"task": task["name"], "unit": task["unit_code"], "assignee": task["assignee_user"],
-                                 "due_at": task["due_at"].isoformat() if task["due_at"] else None})
+    return Event(
+        "task.opened",
+        {
+            "task": task["name"],
+            "unit": task["unit_code"],
+            "assignee": task["assignee_user"],
+            "due_at": task["due_at"].isoformat() if task["due_at"] else None,
+        },
+    )
 
 
 def _check_new_case(new: NewCase) -> None:
@@ -460,4 +646,3 @@ def _check_new_case(new: NewCase) -> None:
         errors.append({"loc": ["location"], "msg": "lat must be in [-90, 90] and lng in [-180, 180]"})
     if errors:
         raise InvalidInput("the report is invalid", errors=errors)
-

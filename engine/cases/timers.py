@@ -28,15 +28,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
-
 from collections import defaultdict
+from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, update
 
 from govflow.engine.cases.service import TIMER_ACTOR, CaseService, Pending
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from govflow.engine.model.errors import ConcurrentUpdate, GovflowError
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 
 log = logging.getLogger("govflow.timers")
 
@@ -66,7 +65,9 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
         if not rows:
             return report
         open_tasks: dict = defaultdict(dict)
-        for task in conn.execute(select(CaseTask.id, CaseTask.name, CaseTask.case_id).where(CaseTask.case_id.in_([r.id for r in rows]))):
+        for task in conn.execute(
+            select(CaseTask.id, CaseTask.name, CaseTask.case_id).where(CaseTask.case_id.in_([r.id for r in rows]))
+        ):
             open_tasks[task.case_id][task.id] = task.name
         applied: list[Pending] = []
         for case in rows:
@@ -79,7 +80,11 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
             if not isinstance(result, Pending):  # nothing was due after all: refresh next_due only
                 report.idle += 1
                 if result != case.next_due:
-                    conn.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(next_due=result))
+                    conn.execute(
+                        update(CaseRow)
+                        .where(CaseRow.id == case.id, CaseRow.version == case.version)
+                        .values(next_due=result)
+                    )
                 continue
             try:
                 result.update_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
@@ -107,14 +112,21 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
 def _record_failure(conn, case, exc: GovflowError, now: dt.datetime) -> list[dict]:
     log.warning("timer of case %s failed: %s", case.id, exc)
     result = conn.execute(
-        update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version)
+        update(CaseRow)
+        .where(CaseRow.id == case.id, CaseRow.version == case.version)
         .values(next_due=now + RETRY_AFTER, event_seq=case.event_seq + 1, version=case.version + 1)
     )
     if result.rowcount != 1:
         return []
     event = {
-        "case_id": case.id, "seq": case.event_seq + 1, "at": now, "kind": "timer.failed", "actor": TIMER_ACTOR,
-        "actor_unit": None, "power": "deadline", "data": {"error": exc.message, "retry_at": (now + RETRY_AFTER).isoformat()},
+        "case_id": case.id,
+        "seq": case.event_seq + 1,
+        "at": now,
+        "kind": "timer.failed",
+        "actor": TIMER_ACTOR,
+        "actor_unit": None,
+        "power": "deadline",
+        "data": {"error": exc.message, "retry_at": (now + RETRY_AFTER).isoformat()},
     }
     conn.execute(insert(CaseEvent), event)
     return [event]

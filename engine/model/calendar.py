@@ -89,7 +89,7 @@ class WorkingTime:
                     cursor = max(local, period_start)
                     available = period_end - cursor
                     if remaining <= available:
-                        return (cursor + remaining).astimezone(dt.timezone.utc)
+                        return (cursor + remaining).astimezone(dt.UTC)
                     remaining -= available
                     local = period_end
             day += dt.timedelta(days=1)
@@ -124,7 +124,9 @@ class DeadlinePolicy:
         return self.working_time.add(now, Limit(limit.amount * self.reminder_at, limit.unit))
 
 
-def parse_deadline_settings(settings: Mapping[str, Any], calendar: WorkCalendar, filename: str = "pack.yaml") -> tuple[DeadlinePolicy | None, list[PackIssue]]:
+def parse_deadline_settings(
+    settings: Mapping[str, Any], calendar: WorkCalendar, filename: str = "pack.yaml"
+) -> tuple[DeadlinePolicy | None, list[PackIssue]]:
     """Read ``settings.timezone``, ``working_hours``, ``deadlines`` and ``reminder_at``."""
     issues: list[PackIssue] = []
     try:
@@ -140,7 +142,9 @@ def parse_deadline_settings(settings: Mapping[str, Any], calendar: WorkCalendar,
                 raise ValueError
             periods.append((begin, end))
         except (TypeError, ValueError):
-            issues.append(PackIssue(filename, f"settings.working_hours[{index}] must be an increasing [\"HH:MM\", \"HH:MM\"] pair"))
+            issues.append(
+                PackIssue(filename, f'settings.working_hours[{index}] must be an increasing ["HH:MM", "HH:MM"] pair')
+            )
     limits: dict[str, dict[str, Limit]] = {}
     raw = settings.get("deadlines") or {}
     if not isinstance(raw, Mapping):
@@ -155,7 +159,12 @@ def parse_deadline_settings(settings: Mapping[str, Any], calendar: WorkCalendar,
             amount = value.get("amount") if isinstance(value, Mapping) else None
             unit = value.get("unit") if isinstance(value, Mapping) else None
             if not isinstance(amount, (int, float)) or amount <= 0 or unit not in UNITS:
-                issues.append(PackIssue(filename, f"settings.deadlines.{tier}.{step}: needs a positive amount and a unit in {', '.join(UNITS)}"))
+                issues.append(
+                    PackIssue(
+                        filename,
+                        f"settings.deadlines.{tier}.{step}: needs a positive amount and a unit in {', '.join(UNITS)}",
+                    )
+                )
                 continue
             limits[tier][str(step)] = Limit(float(amount), str(unit))
     reminder_at = settings.get("reminder_at", 0.75)

@@ -29,7 +29,9 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def load_yaml(text: str) -> Any:
     """``yaml.safe_load`` through the C safe loader when available."""
-    return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=SAFE_LOADER)
+
+
 TIERS = ("simple", "complex", "difficult")
 _CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
@@ -120,7 +122,9 @@ def parse_catalog(data: Any, filename: str = "catalog.yaml") -> tuple[Catalog | 
         bad("at least one matter is required")
     if issues:
         return None, issues
-    return Catalog(str(district["code"]), str(district.get("name", district["code"])), units, matters, centres[0], streets), []
+    return Catalog(
+        str(district["code"]), str(district.get("name", district["code"])), units, matters, centres[0], streets
+    ), []
 
 
 class Territory:
@@ -144,7 +148,9 @@ class Territory:
         return list(self._codes)
 
 
-def parse_boundaries(content: bytes, catalog: Catalog, filename: str = "boundaries.geojson") -> tuple[Territory | None, list[PackIssue]]:
+def parse_boundaries(
+    content: bytes, catalog: Catalog, filename: str = "boundaries.geojson"
+) -> tuple[Territory | None, list[PackIssue]]:
     issues: list[PackIssue] = []
     try:
         data = json.loads(content)
@@ -158,7 +164,9 @@ def parse_boundaries(content: bytes, catalog: Catalog, filename: str = "boundari
         code = props.get("code")
         unit = catalog.unit(code) if isinstance(code, str) else None
         if unit is None or unit.kind != "street":
-            issues.append(PackIssue(filename, f"features[{index}]: properties.code {code!r} is not a street of the catalog"))
+            issues.append(
+                PackIssue(filename, f"features[{index}]: properties.code {code!r} is not a street of the catalog")
+            )
             continue
         try:
             geom = shape(feature["geometry"])

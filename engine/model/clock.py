@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from typing import Protocol
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 
 
 class Clock(Protocol):

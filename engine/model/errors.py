@@ -145,4 +145,3 @@ class EngineFault(GovflowError):
     """A diagram expression, script or plugin failed while running; the case was not changed."""
 
     title = "Engine fault"
-

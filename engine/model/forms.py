@@ -20,8 +20,8 @@ Unknown fields are refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, create_model
@@ -68,7 +68,9 @@ class Form:
             for name, f in self.fields.items()
         }
 
-    def validate(self, data: Any, catalog: Catalog, *, task: str | None = None, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def validate(
+        self, data: Any, catalog: Catalog, *, task: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Return workflow variables from form ``data`` or raise :class:`FormValidationError`.
 
         ``context`` is the task's workflow data (for ``among`` constraints).
@@ -79,7 +81,9 @@ class Form:
         try:
             parsed = self.model.model_validate(data)
         except ValidationError as exc:
-            errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False, include_input=False)]
+            errors = [
+                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False, include_input=False)
+            ]
             raise FormValidationError(f"form {self.name!r} rejected the data", errors=errors, task=task) from None
         values = parsed.model_dump(exclude_unset=True, mode="json")
         errors = []
@@ -89,7 +93,13 @@ class Form:
                     errors.append({"loc": [name], "msg": f"required when {other} is {expected!r}"})
         for name, value in values.items():
             spec = self.fields[name]
-            units = [value] if spec.type == "unit" else [a["unit"] for a in value or []] if spec.type == "assignments" else []
+            units = (
+                [value]
+                if spec.type == "unit"
+                else [a["unit"] for a in value or []]
+                if spec.type == "assignments"
+                else []
+            )
             for index, code in enumerate(units):
                 loc: list[str | int] = [name] if spec.type == "unit" else [name, index, "unit"]
                 if code is None:
@@ -98,7 +108,12 @@ class Form:
                 if unit is None or (spec.kind and unit.kind != spec.kind):
                     errors.append({"loc": loc, "msg": f"{code!r} is not a {spec.kind or 'unit'} of {catalog.district}"})
                 elif spec.among is not None and code not in (context.get(spec.among) or {}):
-                    errors.append({"loc": loc, "msg": f"{code!r} is not one of {spec.among}: {', '.join(sorted(context.get(spec.among) or {}))}"})
+                    errors.append(
+                        {
+                            "loc": loc,
+                            "msg": f"{code!r} is not one of {spec.among}: {', '.join(sorted(context.get(spec.among) or {}))}",
+                        }
+                    )
             if spec.type == "matter" and value is not None and value not in catalog.matters:
                 errors.append({"loc": [name], "msg": f"{value!r} is not a matter of the catalog"})
         if errors:
@@ -135,11 +150,29 @@ def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict
             raw = raw or {}
             ftype = raw.get("type")
             if ftype not in FIELD_TYPES:
-                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: type must be one of {', '.join(FIELD_TYPES)}"))
+                issues.append(
+                    PackIssue(
+                        filename,
+                        f"form {form_name!r} field {field_name!r}: type must be one of {', '.join(FIELD_TYPES)}",
+                    )
+                )
                 continue
-            unknown = set(raw) - {"type", "required", "variable", "max_length", "min", "max", "kind", "options", "required_when", "among"}
+            unknown = set(raw) - {
+                "type",
+                "required",
+                "variable",
+                "max_length",
+                "min",
+                "max",
+                "kind",
+                "options",
+                "required_when",
+                "among",
+            }
             if unknown:
-                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: unknown keys {sorted(unknown)}"))
+                issues.append(
+                    PackIssue(filename, f"form {form_name!r} field {field_name!r}: unknown keys {sorted(unknown)}")
+                )
                 continue
             options = tuple(str(o) for o in raw.get("options") or ())
             if ftype == "choice" and not options:
@@ -147,11 +180,25 @@ def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict
                 continue
             required_when = raw.get("required_when") or {}
             if not isinstance(required_when, dict):
-                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: required_when must map a field to a value"))
+                issues.append(
+                    PackIssue(
+                        filename, f"form {form_name!r} field {field_name!r}: required_when must map a field to a value"
+                    )
+                )
                 continue
-            fields[field_name] = FormField(field_name, ftype, bool(raw.get("required", False)), str(raw.get("variable") or ""),
-                                           int(raw.get("max_length", 2000)), raw.get("min"), raw.get("max"), raw.get("kind"),
-                                           options, tuple(required_when.items()), raw.get("among"))
+            fields[field_name] = FormField(
+                field_name,
+                ftype,
+                bool(raw.get("required", False)),
+                str(raw.get("variable") or ""),
+                int(raw.get("max_length", 2000)),
+                raw.get("min"),
+                raw.get("max"),
+                raw.get("kind"),
+                options,
+                tuple(required_when.items()),
+                raw.get("among"),
+            )
         definitions = {
             name: (_annotation(spec), ...) if spec.required else (_annotation(spec) | None, None)
             for name, spec in fields.items()

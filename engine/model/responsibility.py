@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from govflow.engine.model.catalog import Catalog, SAFE_LOADER, load_yaml
+from govflow.engine.model.catalog import SAFE_LOADER, Catalog, load_yaml
 from govflow.engine.model.errors import PackIssue
 
 FILENAME = "policies/responsibility.yaml"
@@ -120,7 +120,9 @@ def _entry_lines(text: str) -> list[int]:
     return []
 
 
-def parse_responsibility(content: bytes, catalog: Catalog, filename: str = FILENAME) -> tuple[ResponsibilityList | None, list[PackIssue]]:
+def parse_responsibility(
+    content: bytes, catalog: Catalog, filename: str = FILENAME
+) -> tuple[ResponsibilityList | None, list[PackIssue]]:
     """Parse and check a responsibility list against ``catalog``; return it or the issues."""
     try:
         text = content.decode("utf-8")
@@ -129,12 +131,22 @@ def parse_responsibility(content: bytes, catalog: Catalog, filename: str = FILEN
         return None, [PackIssue(filename, "not UTF-8 text")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return None, [PackIssue(filename, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None)]
+        return None, [
+            PackIssue(
+                filename,
+                f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+                line=(mark.line + 1) if mark else None,
+            )
+        ]
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         return None, [PackIssue(filename, "must be a mapping with district and an entries list")]
     issues: list[PackIssue] = []
     if data.get("district") != catalog.district:
-        issues.append(PackIssue(filename, f"district {data.get('district')!r} differs from catalog.yaml's {catalog.district!r}", line=1))
+        issues.append(
+            PackIssue(
+                filename, f"district {data.get('district')!r} differs from catalog.yaml's {catalog.district!r}", line=1
+            )
+        )
     lines = _entry_lines(text)
     entries: list[ResponsibilityEntry] = []
     seen: dict[str, int] = {}
@@ -144,7 +156,14 @@ def parse_responsibility(content: bytes, catalog: Catalog, filename: str = FILEN
         if entry is None:
             continue
         if entry.matter in seen:
-            issues.append(PackIssue(filename, f"entries[{index}]: matter {entry.matter} is listed twice (first at line {seen[entry.matter]})", line=line, element=entry.matter))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"entries[{index}]: matter {entry.matter} is listed twice (first at line {seen[entry.matter]})",
+                    line=line,
+                    element=entry.matter,
+                )
+            )
             continue
         seen[entry.matter] = line or 0
         entries.append(entry)
@@ -152,13 +171,21 @@ def parse_responsibility(content: bytes, catalog: Catalog, filename: str = FILEN
     for code in catalog.matters:
         if result.lookup(code) is None:
             group = code.split(".", 1)[0]
-            issues.append(PackIssue(filename, f"matter {code} of catalog.yaml has no responsibility entry (add {code} or {group}.*)", element=code))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"matter {code} of catalog.yaml has no responsibility entry (add {code} or {group}.*)",
+                    element=code,
+                )
+            )
     if issues:
         return None, issues
     return result, []
 
 
-def _entry(raw: Any, index: int, line: int | None, catalog: Catalog, filename: str, issues: list[PackIssue]) -> ResponsibilityEntry | None:
+def _entry(
+    raw: Any, index: int, line: int | None, catalog: Catalog, filename: str, issues: list[PackIssue]
+) -> ResponsibilityEntry | None:
     def bad(message: str, element: str | None = None) -> None:
         issues.append(PackIssue(filename, f"entries[{index}]: {message}", line=line, element=element))
 
@@ -190,7 +217,13 @@ def _entry(raw: Any, index: int, line: int | None, catalog: Catalog, filename: s
     limit = None
     if raw.get("time_limit") is not None:
         tl = raw["time_limit"]
-        if not isinstance(tl, Mapping) or not isinstance(tl.get("amount"), int) or isinstance(tl.get("amount"), bool) or tl["amount"] <= 0 or tl.get("unit") not in TIME_UNITS:
+        if (
+            not isinstance(tl, Mapping)
+            or not isinstance(tl.get("amount"), int)
+            or isinstance(tl.get("amount"), bool)
+            or tl["amount"] <= 0
+            or tl.get("unit") not in TIME_UNITS
+        ):
             bad(f"time_limit must be {{amount: <positive integer>, unit: {' | '.join(TIME_UNITS)}}}", matter)
         else:
             limit = TimeLimit(int(tl["amount"]), str(tl["unit"]))

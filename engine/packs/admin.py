@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from govflow.engine.model.errors import NotFound, PermissionDenied
 from govflow.engine.access.identity import Principal
+from govflow.engine.model.errors import NotFound, PermissionDenied
 from govflow.engine.packs.loader import LoadedPack, read_zip
 from govflow.engine.packs.registry import PackRegistry, VersionInfo
 
@@ -27,11 +27,14 @@ def authorize(registry: PackRegistry, principal: Principal, district: str, actio
     except NotFound:
         raise PermissionDenied(
             f"district {district} has no active pack: its first pack is deployed by an operator (govflow pack deploy)",
-            district=district, action=action,
+            district=district,
+            action=action,
         ) from None
     domain = active.catalog.domain_of(None)
     if not registry.authorizer(active, principal).allowed(principal.id, domain, action):
-        raise PermissionDenied(f"{principal.id} may not {action} in {domain}", principal=principal.id, action=action, domain=domain)
+        raise PermissionDenied(
+            f"{principal.id} may not {action} in {domain}", principal=principal.id, action=action, domain=domain
+        )
 
 
 def visible_versions(registry: PackRegistry, principal: Principal) -> list[VersionInfo]:
@@ -50,7 +53,9 @@ def visible_versions(registry: PackRegistry, principal: Principal) -> list[Versi
     return out
 
 
-def deploy_archive(registry: PackRegistry, principal: Principal, archive: bytes, *, now: dt.datetime, activate: bool = True) -> tuple[LoadedPack, bool]:
+def deploy_archive(
+    registry: PackRegistry, principal: Principal, archive: bytes, *, now: dt.datetime, activate: bool = True
+) -> tuple[LoadedPack, bool]:
     """Validate an uploaded zip (bounded, see :func:`~govflow.engine.packs.loader.read_zip`) and store it.
 
     Returns the pack and whether the version is new. The principal needs
@@ -87,13 +92,21 @@ def describe(pack: LoadedPack) -> dict[str, object]:
     m = pack.manifest
     origins: Mapping[str, str] = (m.composition or {}).get("files") or {}
     return {
-        "name": m.name, "version": m.version, "district": m.district, "process": m.process,
-        "description": m.description, "content_hash": pack.content_hash,
-        "plugins": list(m.plugins), "disabled_plugins": list(m.disabled_plugins),
+        "name": m.name,
+        "version": m.version,
+        "district": m.district,
+        "process": m.process,
+        "description": m.description,
+        "content_hash": pack.content_hash,
+        "plugins": list(m.plugins),
+        "disabled_plugins": list(m.disabled_plugins),
         "settings": dict(m.settings),
         "extends": dict((m.composition or {}).get("base") or {}) or None,
         "files": [{"path": n, "bytes": len(b), "origin": origins.get(n, "own")} for n, b in sorted(pack.files.items())],
-        "processes": sorted(pack.diagrams.specs), "decisions": pack.decisions.ids if pack.decisions else [],
-        "units": len(pack.catalog.units), "streets": list(pack.catalog.streets), "matters": len(pack.catalog.matters),
+        "processes": sorted(pack.diagrams.specs),
+        "decisions": pack.decisions.ids if pack.decisions else [],
+        "units": len(pack.catalog.units),
+        "streets": list(pack.catalog.streets),
+        "matters": len(pack.catalog.matters),
         "responsibility_entries": len(pack.responsibility) if pack.responsibility else 0,
     }

@@ -99,7 +99,13 @@ def _load(files: Mapping[str, bytes], name: str, origin: str, issues: list[PackI
         return load_yaml(files[name].decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
-        issues.append(PackIssue(name, f"{origin}: cannot be read for merging: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None))
+        issues.append(
+            PackIssue(
+                name,
+                f"{origin}: cannot be read for merging: {getattr(exc, 'problem', None) or exc}",
+                line=(mark.line + 1) if mark else None,
+            )
+        )
         return None
 
 
@@ -107,7 +113,9 @@ def _dump(data: Any) -> bytes:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120).encode("utf-8")
 
 
-def _merge_by_key(base: list[Any], over: list[Any], key: str, where: str, issues: list[PackIssue], file: str) -> list[Any]:
+def _merge_by_key(
+    base: list[Any], over: list[Any], key: str, where: str, issues: list[PackIssue], file: str
+) -> list[Any]:
     """Merge two lists of mappings by ``key``: replace in place, append new, drop ``remove: true``."""
     merged: dict[str, Any] = {}
     for item in base or []:
@@ -120,7 +128,9 @@ def _merge_by_key(base: list[Any], over: list[Any], key: str, where: str, issues
         code = str(item[key])
         if item.get("remove") is True:
             if merged.pop(code, None) is None:
-                issues.append(PackIssue(file, f"{where}[{index}]: cannot remove {code}: the base has no such entry", element=code))
+                issues.append(
+                    PackIssue(file, f"{where}[{index}]: cannot remove {code}: the base has no such entry", element=code)
+                )
             continue
         merged[code] = item
     return list(merged.values())
@@ -131,8 +141,13 @@ def _rehome_policy(text: str, base_district: str, district: str) -> list[str]:
     for line in text.splitlines():
         cells = next(csv.reader(io.StringIO(line)), [])
         stripped = [c.strip() for c in cells]
-        if len(stripped) == 4 and stripped[0] == "p" and base_district != district and stripped[2].startswith(base_district + "/"):
-            stripped[2] = district + stripped[2][len(base_district):]
+        if (
+            len(stripped) == 4
+            and stripped[0] == "p"
+            and base_district != district
+            and stripped[2].startswith(base_district + "/")
+        ):
+            stripped[2] = district + stripped[2][len(base_district) :]
             line = ", ".join(stripped)
         lines.append(line)
     return lines
@@ -154,7 +169,9 @@ def _policy_union(base_text: str, child_text: str, child_name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def compose(child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef, base_hash: str) -> tuple[dict[str, bytes], list[PackIssue]]:
+def compose(
+    child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef, base_hash: str
+) -> tuple[dict[str, bytes], list[PackIssue]]:
     """The effective files of ``child`` over ``base`` (see the module docstring for the rules)."""
     issues: list[PackIssue] = []
     child_manifest = _load(child, MANIFEST, "the district pack", issues) or {}
@@ -168,7 +185,9 @@ def compose(child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef,
     same_district = district == base_district
 
     manifest = {k: v for k, v in base_manifest.items() if k not in ("settings", "plugins", "disabled_plugins")}
-    manifest.update({k: v for k, v in child_manifest.items() if k not in ("extends", "settings", "plugins", "disabled_plugins")})
+    manifest.update(
+        {k: v for k, v in child_manifest.items() if k not in ("extends", "settings", "plugins", "disabled_plugins")}
+    )
     manifest["district"] = district
     manifest["settings"] = deep_merge(base_manifest.get("settings") or {}, child_manifest.get("settings") or {})
     for key in ("plugins", "disabled_plugins"):
@@ -192,9 +211,13 @@ def compose(child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef,
         if isinstance(over, Mapping) and isinstance(under, Mapping):
             merged = dict(under)
             merged.update({k: v for k, v in over.items() if k not in ("units", "matters")})
-            merged["matters"] = _merge_by_key(under.get("matters") or [], over.get("matters") or [], "code", "matters", issues, CATALOG)
+            merged["matters"] = _merge_by_key(
+                under.get("matters") or [], over.get("matters") or [], "code", "matters", issues, CATALOG
+            )
             if same_district:
-                merged["units"] = _merge_by_key(under.get("units") or [], over.get("units") or [], "code", "units", issues, CATALOG)
+                merged["units"] = _merge_by_key(
+                    under.get("units") or [], over.get("units") or [], "code", "units", issues, CATALOG
+                )
             else:
                 merged["units"] = list(over.get("units") or [])
             effective[CATALOG], origin[CATALOG] = _dump(merged), "merged"
@@ -204,21 +227,38 @@ def compose(child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef,
             effective[FORMS], origin[FORMS] = _dump({**under, **over}), "merged"
     if RESPONSIBILITY in base and not same_district and RESPONSIBILITY not in child:
         del effective[RESPONSIBILITY]
-        issues.append(PackIssue(RESPONSIBILITY, f"file not found: district {district} differs from the base's ({base_district}), so it brings its own responsibility list"))
+        issues.append(
+            PackIssue(
+                RESPONSIBILITY,
+                f"file not found: district {district} differs from the base's ({base_district}), so it brings its own responsibility list",
+            )
+        )
     elif RESPONSIBILITY in child and RESPONSIBILITY in base and same_district:
-        over, under = _load(child, RESPONSIBILITY, "the district pack", issues), _load(base, RESPONSIBILITY, f"base {ref}", issues)
+        over, under = (
+            _load(child, RESPONSIBILITY, "the district pack", issues),
+            _load(base, RESPONSIBILITY, f"base {ref}", issues),
+        )
         if isinstance(over, Mapping) and isinstance(under, Mapping):
-            entries = _merge_by_key(under.get("entries") or [], over.get("entries") or [], "matter", "entries", issues, RESPONSIBILITY)
+            entries = _merge_by_key(
+                under.get("entries") or [], over.get("entries") or [], "matter", "entries", issues, RESPONSIBILITY
+            )
             effective[RESPONSIBILITY], origin[RESPONSIBILITY] = _dump({**under, **over, "entries": entries}), "merged"
     if POLICY in base:
         base_rows = "\n".join(_rehome_policy(base[POLICY].decode("utf-8", "replace"), base_district, district))
         child_rows = child[POLICY].decode("utf-8", "replace") if POLICY in child else ""
-        effective[POLICY] = _policy_union(base_rows, child_rows, str(child_manifest.get("name", "the district pack"))).encode("utf-8")
+        effective[POLICY] = _policy_union(
+            base_rows, child_rows, str(child_manifest.get("name", "the district pack"))
+        ).encode("utf-8")
         origin[POLICY] = "merged" if POLICY in child else ("re-homed from base" if not same_district else "base")
     if not same_district:
         for name in DISTRICT_BOUND:
             if name in base and name not in child and name == "boundaries.geojson":
-                issues.append(PackIssue(name, f"file not found: district {district} differs from the base's ({base_district}), so it brings its own street boundaries"))
+                issues.append(
+                    PackIssue(
+                        name,
+                        f"file not found: district {district} differs from the base's ({base_district}), so it brings its own street boundaries",
+                    )
+                )
 
     origin[MANIFEST] = "merged"
     manifest["composition"] = {

@@ -31,15 +31,15 @@ from typing import Any
 import yaml
 
 from govflow.engine.access.authz import Authorizer, parse_policy_rows
-from govflow.engine.workflow.bpmn import CompiledDiagrams, compile_diagrams
 from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
 from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
-from govflow.engine.workflow.decisions import Decisions, compile_decisions
 from govflow.engine.model.errors import PackError, PackIssue
 from govflow.engine.model.forms import Form, parse_forms
 from govflow.engine.model.lifecycle import Stage
-from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
 from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
+from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
+from govflow.engine.workflow.bpmn import CompiledDiagrams, compile_diagrams
+from govflow.engine.workflow.decisions import Decisions, compile_decisions
 from govflow.engine.workflow.runtime import Runtime
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
 
@@ -117,7 +117,11 @@ def read_folder(root: Path) -> dict[str, bytes]:
     """The pack files under ``root`` (only the pack's own entries, never the whole tree)."""
     root = Path(root)
     if not (root / "pack.yaml").is_file():
-        raise PackError("not a process pack: pack.yaml is missing", issues=[PackIssue("pack.yaml", "file not found")], path=str(root))
+        raise PackError(
+            "not a process pack: pack.yaml is missing",
+            issues=[PackIssue("pack.yaml", "file not found")],
+            path=str(root),
+        )
     files: dict[str, bytes] = {}
     for pattern in _PACK_GLOBS:
         for path in sorted(root.glob(pattern)):
@@ -137,7 +141,9 @@ def read_zip(content: bytes) -> dict[str, bytes]:
         raise PackError("not a zip archive", issues=[PackIssue("(archive)", "not a zip archive")]) from None
     infos = [i for i in archive.infolist() if not i.is_dir()]
     if len(infos) > MAX_FILES:
-        raise PackError(f"archive holds {len(infos)} files; at most {MAX_FILES}", issues=[PackIssue("(archive)", "too many files")])
+        raise PackError(
+            f"archive holds {len(infos)} files; at most {MAX_FILES}", issues=[PackIssue("(archive)", "too many files")]
+        )
     issues: list[PackIssue] = []
     files: dict[str, bytes] = {}
     total = 0
@@ -167,7 +173,7 @@ def read_zip(content: bytes) -> dict[str, bytes]:
         tops = {PurePosixPath(n).parts[0] for n in files}
         if len(tops) == 1 and f"{next(iter(tops))}/pack.yaml" in files:
             prefix = next(iter(tops)) + "/"
-            files = {n[len(prefix):]: b for n, b in files.items()}
+            files = {n[len(prefix) :]: b for n, b in files.items()}
     _check_bounds(files)
     return files
 
@@ -183,7 +189,9 @@ def files_to_zip(files: Mapping[str, bytes]) -> bytes:
 
 
 def _check_bounds(files: Mapping[str, bytes]) -> None:
-    issues = [PackIssue(n, f"file larger than {MAX_FILE_BYTES} bytes") for n, b in files.items() if len(b) > MAX_FILE_BYTES]
+    issues = [
+        PackIssue(n, f"file larger than {MAX_FILE_BYTES} bytes") for n, b in files.items() if len(b) > MAX_FILE_BYTES
+    ]
     if len(files) > MAX_FILES:
         issues.append(PackIssue("(pack)", f"{len(files)} files; at most {MAX_FILES}"))
     if issues:
@@ -201,7 +209,11 @@ def _yaml(files: Mapping[str, bytes], name: str, issues: list[PackIssue], *, req
         issues.append(PackIssue(name, "not UTF-8 text"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        issues.append(PackIssue(name, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None))
+        issues.append(
+            PackIssue(
+                name, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line=(mark.line + 1) if mark else None
+            )
+        )
     return None
 
 
@@ -233,15 +245,33 @@ def _manifest(data: Any, issues: list[PackIssue]) -> Manifest | None:
     settings = data.get("settings") or {}
     if not isinstance(settings, dict):
         problems.append("settings must be a mapping")
-    unknown = set(data) - {"name", "version", "district", "process", "description", "plugins", "disabled_plugins", "settings", "extends", "composition"}
+    unknown = set(data) - {
+        "name",
+        "version",
+        "district",
+        "process",
+        "description",
+        "plugins",
+        "disabled_plugins",
+        "settings",
+        "extends",
+        "composition",
+    }
     if unknown:
         problems.append(f"unknown keys {sorted(unknown)}")
     issues += [PackIssue("pack.yaml", p) for p in problems]
     if problems:
         return None
     return Manifest(
-        name, version, str(data["district"]), str(data["process"]), str(data.get("description", "")),
-        tuple(plugins), settings, tuple(disabled), composition,
+        name,
+        version,
+        str(data["district"]),
+        str(data["process"]),
+        str(data.get("description", "")),
+        tuple(plugins),
+        settings,
+        tuple(disabled),
+        composition,
     )
 
 
@@ -267,15 +297,34 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
     line = _line_of_key(files["pack.yaml"], "extends")
     ref = parse_extends(raw["extends"])
     if ref is None:
-        raise PackError("pack.yaml: extends is malformed", issues=[PackIssue("pack.yaml", "extends must be a pack name, name@version, or {pack: name, version: x}", line=line)])
+        raise PackError(
+            "pack.yaml: extends is malformed",
+            issues=[
+                PackIssue(
+                    "pack.yaml", "extends must be a pack name, name@version, or {pack: name, version: x}", line=line
+                )
+            ],
+        )
     if resolve_base is None:
-        raise PackError(f"pack.yaml extends {ref}, but no deployed packs are at hand to resolve it", issues=[PackIssue("pack.yaml", f"extends {ref}: no base pack can be resolved here", line=line)])
+        raise PackError(
+            f"pack.yaml extends {ref}, but no deployed packs are at hand to resolve it",
+            issues=[PackIssue("pack.yaml", f"extends {ref}: no base pack can be resolved here", line=line)],
+        )
     try:
         base = resolve_base(ref.name, ref.version)
     except PackError as exc:
-        raise PackError(f"the base pack {ref} is invalid", issues=[PackIssue("pack.yaml", f"extends {ref}: the base does not load: {exc.message}", line=line), *exc.issues]) from None
+        raise PackError(
+            f"the base pack {ref} is invalid",
+            issues=[
+                PackIssue("pack.yaml", f"extends {ref}: the base does not load: {exc.message}", line=line),
+                *exc.issues,
+            ],
+        ) from None
     except LookupError as exc:
-        raise PackError(f"the base pack {ref} is not available", issues=[PackIssue("pack.yaml", f"extends {ref}: {exc.args[0] if exc.args else 'not found'}", line=line)]) from None
+        raise PackError(
+            f"the base pack {ref} is not available",
+            issues=[PackIssue("pack.yaml", f"extends {ref}: {exc.args[0] if exc.args else 'not found'}", line=line)],
+        ) from None
     effective, issues = compose(files, base, ref, content_hash(base))
     if issues:
         raise PackError(f"the pack does not merge with its base {ref}: {len(issues)} issue(s)", issues=issues)
@@ -316,20 +365,30 @@ def load_pack(
         else:
             issues.append(PackIssue("boundaries.geojson", "file not found"))
     if manifest and catalog and manifest.district != catalog.district:
-        issues.append(PackIssue("pack.yaml", f"district {manifest.district!r} differs from catalog.yaml's {catalog.district!r}"))
+        issues.append(
+            PackIssue("pack.yaml", f"district {manifest.district!r} differs from catalog.yaml's {catalog.district!r}")
+        )
     if manifest and available_plugins is not None:
         known = set(available_plugins)
         line = _line_of_key(files["pack.yaml"], "plugins")
         for plugin in manifest.plugins + manifest.disabled_plugins:
             if plugin not in known:
-                issues.append(PackIssue("pack.yaml", f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})", line=line))
+                issues.append(
+                    PackIssue(
+                        "pack.yaml",
+                        f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})",
+                        line=line,
+                    )
+                )
     responsibility = None
     if catalog is not None:
         if "policies/responsibility.yaml" in files:
             responsibility, resp_issues = parse_responsibility(files["policies/responsibility.yaml"], catalog)
             issues += resp_issues
         else:
-            issues.append(PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)"))
+            issues.append(
+                PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)")
+            )
 
     forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
     issues += form_issues
@@ -348,7 +407,12 @@ def load_pack(
     diagrams, diagram_issues = compile_diagrams(diagram_files, forms=forms, stages=[s.value for s in Stage])
     issues += diagram_issues
     if diagrams is not None and manifest is not None and manifest.process not in diagrams.specs:
-        issues.append(PackIssue("pack.yaml", f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})"))
+        issues.append(
+            PackIssue(
+                "pack.yaml",
+                f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})",
+            )
+        )
 
     if callable(services):
         services = services(manifest) if manifest is not None else {}
@@ -356,18 +420,31 @@ def load_pack(
     if diagrams is not None:
         decisions, decision_issues = compile_decisions(diagram_files, SandboxedScriptEngine(services))
         issues += decision_issues
-    owner_decision = ((manifest.settings.get("dispatch") or {}).get("owner_decision") if manifest else None)
+    owner_decision = (manifest.settings.get("dispatch") or {}).get("owner_decision") if manifest else None
     if owner_decision and decisions is not None and owner_decision not in decisions:
-        issues.append(PackIssue("pack.yaml", f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})", element=str(owner_decision)))
+        issues.append(
+            PackIssue(
+                "pack.yaml",
+                f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})",
+                element=str(owner_decision),
+            )
+        )
 
     deadlines = None
     if manifest is not None:
-        calendar = (calendar_factory(manifest.district, manifest.settings) if calendar_factory else None) or WeekdayCalendar()
+        calendar = (
+            calendar_factory(manifest.district, manifest.settings) if calendar_factory else None
+        ) or WeekdayCalendar()
         deadlines, deadline_issues = parse_deadline_settings(manifest.settings, calendar)
         issues += deadline_issues
 
     if issues or manifest is None or catalog is None or territory is None or diagrams is None:
-        raise PackError(f"pack {manifest.name + ' ' + manifest.version if manifest else ''} is invalid: {len(issues)} issue(s)".replace("  ", " "), issues=issues)
+        raise PackError(
+            f"pack {manifest.name + ' ' + manifest.version if manifest else ''} is invalid: {len(issues)} issue(s)".replace(
+                "  ", " "
+            ),
+            issues=issues,
+        )
     return LoadedPack(
         manifest=manifest,
         catalog=catalog,

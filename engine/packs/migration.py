@@ -27,14 +27,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import insert, select, update
 
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from govflow.engine.model.errors import InvalidInput
 from govflow.engine.model.lifecycle import furthest
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.packs.registry import PackRegistry
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
@@ -78,24 +78,32 @@ def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[
             break
         new_task = new_spec.task_specs.get(name)
         if new_task is None:
-            state = "open" if task.has_state(_OPEN) else ("taken" if task.has_state(TaskState.FINISHED_MASK) else "planned")
+            state = (
+                "open" if task.has_state(_OPEN) else ("taken" if task.has_state(TaskState.FINISHED_MASK) else "planned")
+            )
             reasons.append(f"{state} step {name} of {where} does not exist in the target")
             continue
         if not task.has_state(_OPEN):
             continue
         if type(new_task) is not type(task.task_spec):
-            reasons.append(f"open step {name} changes kind ({type(task.task_spec).__name__} → {type(new_task).__name__})")
+            reasons.append(
+                f"open step {name} changes kind ({type(task.task_spec).__name__} → {type(new_task).__name__})"
+            )
         if task.task_spec.manual:
             old_info, new_info = source.diagrams.user_tasks.get(name), target.diagrams.user_tasks.get(name)
             if new_info is None or old_info is None or new_info.action != old_info.action:
-                reasons.append(f"open task {name} changes its action ({getattr(old_info, 'action', '?')} → {getattr(new_info, 'action', 'none')})")
+                reasons.append(
+                    f"open task {name} changes its action ({getattr(old_info, 'action', '?')} → {getattr(new_info, 'action', 'none')})"
+                )
             elif new_info.action not in target.forms:
                 reasons.append(f"open task {name} has no form {new_info.action!r} in the target")
         if any(child.has_state(TaskState.DEFINITE_MASK | TaskState.FINISHED_MASK) for child in task.children):
             old_out = sorted(s.name for s in task.task_spec.outputs)
             new_out = sorted(s.name for s in new_task.outputs)
             if old_out != new_out:
-                reasons.append(f"open step {name} has different outgoing steps in the target ({', '.join(old_out)} → {', '.join(new_out)})")
+                reasons.append(
+                    f"open step {name} has different outgoing steps in the target ({', '.join(old_out)} → {', '.join(new_out)})"
+                )
     if reasons:
         return sorted(set(reasons)), None
     try:
@@ -106,15 +114,24 @@ def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[
 
 
 def migrate(
-    registry: PackRegistry, name: str, source_version: str, target_version: str, *,
-    actor: str, now: Any, case_ids: list[str] | None = None, dry_run: bool = False,
+    registry: PackRegistry,
+    name: str,
+    source_version: str,
+    target_version: str,
+    *,
+    actor: str,
+    now: Any,
+    case_ids: list[str] | None = None,
+    dry_run: bool = False,
 ) -> MigrationReport:
     """Move the running cases of ``name source_version`` (or only ``case_ids``) to ``target_version``."""
     if source_version == target_version:
         raise InvalidInput("the source and target versions are the same", pack=name, version=source_version)
     source, target = registry.get(name, source_version), registry.get(name, target_version)
     report = MigrationReport(f"{name} {source_version}", f"{name} {target_version}", dry_run)
-    query = select(CaseRow).where(CaseRow.pack_name == name, CaseRow.pack_version == source_version, CaseRow.closed_at.is_(None))
+    query = select(CaseRow).where(
+        CaseRow.pack_name == name, CaseRow.pack_version == source_version, CaseRow.closed_at.is_(None)
+    )
     if case_ids:
         try:
             ids = [uuid.UUID(c) for c in case_ids]
@@ -138,21 +155,41 @@ def migrate(
     return report
 
 
-def _apply(registry: PackRegistry, case: Any, target: LoadedPack, workflow: Any, actor: str, now: Any, source_version: str) -> bool:
-    open_tasks = {str(t.id): target.diagrams.user_tasks[t.task_spec.bpmn_id] for t in target.runtime.open_tasks(workflow)}
+def _apply(
+    registry: PackRegistry, case: Any, target: LoadedPack, workflow: Any, actor: str, now: Any, source_version: str
+) -> bool:
+    open_tasks = {
+        str(t.id): target.diagrams.user_tasks[t.task_spec.bpmn_id] for t in target.runtime.open_tasks(workflow)
+    }
     status = furthest([info.stage for info in open_tasks.values()]) or case.status
     event = {
-        "case_id": case.id, "seq": case.event_seq + 1, "at": now, "kind": "case.migrated", "actor": actor, "actor_unit": None,
-        "power": "pack_admin:migrate", "data": {"from": source_version, "to": target.manifest.version, "pack": target.manifest.name},
+        "case_id": case.id,
+        "seq": case.event_seq + 1,
+        "at": now,
+        "kind": "case.migrated",
+        "actor": actor,
+        "actor_unit": None,
+        "power": "pack_admin:migrate",
+        "data": {"from": source_version, "to": target.manifest.version, "pack": target.manifest.name},
     }
     with registry.db.begin() as conn:
-        result = conn.execute(update(CaseRow).where(CaseRow.id == case.id, CaseRow.version == case.version).values(
-            pack_version=target.manifest.version, state=target.runtime.dump(workflow), status=status,
-            event_seq=case.event_seq + 1, version=case.version + 1, updated_at=now,
-        ))
+        result = conn.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case.id, CaseRow.version == case.version)
+            .values(
+                pack_version=target.manifest.version,
+                state=target.runtime.dump(workflow),
+                status=status,
+                event_seq=case.event_seq + 1,
+                version=case.version + 1,
+                updated_at=now,
+            )
+        )
         if result.rowcount != 1:
             return False  # the case moved meanwhile; run the migration again
         for task_id, info in open_tasks.items():
-            conn.execute(update(CaseTask).where(CaseTask.id == uuid.UUID(task_id)).values(title=info.title, stage=info.stage))
+            conn.execute(
+                update(CaseTask).where(CaseTask.id == uuid.UUID(task_id)).values(title=info.title, stage=info.stage)
+            )
         conn.execute(insert(CaseEvent), [event])
     return True

@@ -28,11 +28,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from govflow.engine.access.authz import Authorizer
-from govflow.engine.model.clock import iso
-from govflow.engine.store.db import Delegation, PackVersion, Principal as PrincipalRow
-from govflow.engine.model.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from govflow.engine.access.identity import Principal, from_row, grants_for, hash_token
+from govflow.engine.model.clock import iso
+from govflow.engine.model.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from govflow.engine.packs.loader import LoadedPack, files_to_zip, load_pack, read_zip
+from govflow.engine.store.db import Delegation, PackVersion
+from govflow.engine.store.db import Principal as PrincipalRow
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,13 @@ class PackRegistry:
     # -- deployment ---------------------------------------------------------
     def compile(self, files: Mapping[str, bytes]) -> LoadedPack:
         """Validate and compile pack files (an ``extends`` is resolved against the deployed versions)."""
-        return load_pack(files, services=self._services, available_plugins=self._plugins, resolve_base=self.resolve_base, calendar_factory=self._calendar_factory)
+        return load_pack(
+            files,
+            services=self._services,
+            available_plugins=self._plugins,
+            resolve_base=self.resolve_base,
+            calendar_factory=self._calendar_factory,
+        )
 
     def deploy(self, pack: LoadedPack, *, actor: str, now: dt.datetime, activate: bool = True) -> bool:
         """Store a validated pack version; returns False if this exact version was already there.
@@ -90,21 +97,38 @@ class PackRegistry:
         """
         name, version = pack.key
         with self._db.begin() as conn:
-            row = conn.execute(select(PackVersion.content_hash).where(PackVersion.name == name, PackVersion.version == version)).first()
+            row = conn.execute(
+                select(PackVersion.content_hash).where(PackVersion.name == name, PackVersion.version == version)
+            ).first()
             if row is not None and row.content_hash != pack.content_hash:
                 raise Conflict(
                     f"pack {name} {version} is already deployed with different content; give the new content a new version",
-                    pack=name, version=version,
+                    pack=name,
+                    version=version,
                 )
             created = row is None
             if created:
-                conn.execute(PackVersion.__table__.insert().values(
-                    name=name, version=version, district=pack.manifest.district, content_hash=pack.content_hash,
-                    archive=files_to_zip(pack.files), active=False, deployed_at=now, deployed_by=actor,
-                ))
+                conn.execute(
+                    PackVersion.__table__.insert().values(
+                        name=name,
+                        version=version,
+                        district=pack.manifest.district,
+                        content_hash=pack.content_hash,
+                        archive=files_to_zip(pack.files),
+                        active=False,
+                        deployed_at=now,
+                        deployed_by=actor,
+                    )
+                )
             if activate:
-                conn.execute(update(PackVersion).where(PackVersion.district == pack.manifest.district).values(active=False))
-                conn.execute(update(PackVersion).where(PackVersion.name == name, PackVersion.version == version).values(active=True))
+                conn.execute(
+                    update(PackVersion).where(PackVersion.district == pack.manifest.district).values(active=False)
+                )
+                conn.execute(
+                    update(PackVersion)
+                    .where(PackVersion.name == name, PackVersion.version == version)
+                    .values(active=True)
+                )
         with self._lock:
             self._loaded[pack.key] = pack
             if activate:
@@ -117,7 +141,9 @@ class PackRegistry:
         district = pack.manifest.district
         with self._db.begin() as conn:
             conn.execute(update(PackVersion).where(PackVersion.district == district).values(active=False))
-            conn.execute(update(PackVersion).where(PackVersion.name == name, PackVersion.version == version).values(active=True))
+            conn.execute(
+                update(PackVersion).where(PackVersion.name == name, PackVersion.version == version).values(active=True)
+            )
         with self._lock:
             self._active[district] = (pack.key, time.monotonic())
         return pack
@@ -132,14 +158,24 @@ class PackRegistry:
         if current is None:
             raise NotFound(f"no active process pack for district {district!r}", district=district)
         if current == 0:
-            raise InvalidInput(f"{versions[0].name} {versions[0].version} is the first version deployed for {district}; there is nothing to roll back to", district=district)
+            raise InvalidInput(
+                f"{versions[0].name} {versions[0].version} is the first version deployed for {district}; there is nothing to roll back to",
+                district=district,
+            )
         previous = versions[current - 1]
         return self.activate(previous.name, previous.version)
 
     def versions(self, district: str | None = None) -> list[VersionInfo]:
         """Every deployed version, oldest first (optionally of one district)."""
-        query = select(PackVersion.name, PackVersion.version, PackVersion.district, PackVersion.content_hash,
-                       PackVersion.active, PackVersion.deployed_at, PackVersion.deployed_by).order_by(PackVersion.id)
+        query = select(
+            PackVersion.name,
+            PackVersion.version,
+            PackVersion.district,
+            PackVersion.content_hash,
+            PackVersion.active,
+            PackVersion.deployed_at,
+            PackVersion.deployed_by,
+        ).order_by(PackVersion.id)
         if district:
             query = query.where(PackVersion.district == district)
         with self._db.connect() as conn:
@@ -148,7 +184,9 @@ class PackRegistry:
     def archive(self, name: str, version: str) -> bytes:
         """The stored zip of a version (the effective pack: what its cases run)."""
         with self._db.connect() as conn:
-            archive = conn.execute(select(PackVersion.archive).where(PackVersion.name == name, PackVersion.version == version)).scalar()
+            archive = conn.execute(
+                select(PackVersion.archive).where(PackVersion.name == name, PackVersion.version == version)
+            ).scalar()
         if archive is None:
             raise NotFound(f"pack {name} {version} is not deployed", pack=name, version=version)
         return archive
@@ -177,7 +215,9 @@ class PackRegistry:
             pack = self._loaded.get(key)
             if pack is None:
                 with self._db.connect() as conn:
-                    archive = conn.execute(select(PackVersion.archive).where(PackVersion.name == name, PackVersion.version == version)).scalar()
+                    archive = conn.execute(
+                        select(PackVersion.archive).where(PackVersion.name == name, PackVersion.version == version)
+                    ).scalar()
                 if archive is None:
                     raise NotFound(f"pack {name} {version} is not deployed", pack=name, version=version)
                 pack = self._loaded[key] = self.compile(read_zip(archive))
@@ -193,7 +233,9 @@ class PackRegistry:
         key = cached[0] if cached is not None and now - cached[1] < self.ACTIVE_TTL else None
         if key is None:
             with self._db.connect() as conn:
-                query = select(PackVersion.name, PackVersion.version, PackVersion.district).where(PackVersion.active.is_(True))
+                query = select(PackVersion.name, PackVersion.version, PackVersion.district).where(
+                    PackVersion.active.is_(True)
+                )
                 if district:
                     query = query.where(PackVersion.district == district)
                 rows = conn.execute(query).all()
@@ -214,7 +256,9 @@ class PackRegistry:
         if not token:
             raise Unauthenticated("a bearer token is required")
         with self._db.connect() as conn:
-            row = conn.execute(select(PrincipalRow).where(PrincipalRow.token_hash == hash_token(token), PrincipalRow.active.is_(True))).first()
+            row = conn.execute(
+                select(PrincipalRow).where(PrincipalRow.token_hash == hash_token(token), PrincipalRow.active.is_(True))
+            ).first()
         if row is None:
             raise Unauthenticated("unknown or revoked token")
         return from_row(row)
@@ -228,7 +272,9 @@ class PackRegistry:
         with self._lock:
             catalogs = [p.catalog for p in self._loaded.values()]
             with self._db.connect() as conn:
-                principals = [from_row(r) for r in conn.execute(select(PrincipalRow).where(PrincipalRow.active.is_(True)))]
+                principals = [
+                    from_row(r) for r in conn.execute(select(PrincipalRow).where(PrincipalRow.active.is_(True)))
+                ]
             grants = [g for p in principals for g in grants_for(p, catalogs)]
             if key not in self._authz:
                 self._authz[key] = pack.new_authorizer(grants)

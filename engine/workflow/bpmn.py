@@ -68,7 +68,9 @@ def parse_xml_safely(content: bytes, filename: str) -> etree._Element:
         raise PackIssueError(PackIssue(filename, f"file is larger than {MAX_DIAGRAM_BYTES} bytes"))
     head = content[:4096].lower()
     if b"<!doctype" in head or b"<!entity" in content.lower():
-        raise PackIssueError(PackIssue(filename, "DOCTYPE/ENTITY declarations are not allowed (XXE / entity expansion)", line=1))
+        raise PackIssueError(
+            PackIssue(filename, "DOCTYPE/ENTITY declarations are not allowed (XXE / entity expansion)", line=1)
+        )
     try:
         root = etree.fromstring(content, _safe_parser())
     except etree.XMLSyntaxError as exc:
@@ -135,17 +137,42 @@ def _structure_issues(root: etree._Element, filename: str) -> list[PackIssue]:
             continue
         ident = elem.get("id")
         if ident in RESERVED_IDS:
-            issues.append(PackIssue(filename, f"element id {ident!r} is reserved by the engine; rename it", line=elem.sourceline, element=ident))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"element id {ident!r} is reserved by the engine; rename it",
+                    line=elem.sourceline,
+                    element=ident,
+                )
+            )
         local = etree.QName(elem).localname
         if elem.getparent() is not None and etree.QName(elem.getparent()).localname in ("process", "subProcess"):
-            if local not in ("sequenceFlow", "laneSet", "extensionElements", "documentation", "textAnnotation", "association", "dataObject", "dataObjectReference", "dataStoreReference", "ioSpecification"):
+            if local not in (
+                "sequenceFlow",
+                "laneSet",
+                "extensionElements",
+                "documentation",
+                "textAnnotation",
+                "association",
+                "dataObject",
+                "dataObjectReference",
+                "dataStoreReference",
+                "ioSpecification",
+            ):
                 flow_nodes += 1
         for source, mode in _scripts_of(elem, local):
             try:
                 check_script(source, mode=mode)
             except ScriptRejected as exc:
                 owner = _owner_id(elem)
-                issues.append(PackIssue(filename, f"unsafe or invalid {'expression' if mode == 'eval' else 'script'}: {exc}", line=elem.sourceline, element=owner))
+                issues.append(
+                    PackIssue(
+                        filename,
+                        f"unsafe or invalid {'expression' if mode == 'eval' else 'script'}: {exc}",
+                        line=elem.sourceline,
+                        element=owner,
+                    )
+                )
     if flow_nodes > MAX_FLOW_NODES:
         issues.append(PackIssue(filename, f"diagram has {flow_nodes} flow nodes; at most {MAX_FLOW_NODES} are allowed"))
     # the XSD does not check references and Spiff's own message for a dangling one is misleading
@@ -154,7 +181,14 @@ def _structure_issues(root: etree._Element, filename: str) -> list[PackIssue]:
         for attr in ("sourceRef", "targetRef"):
             ref = flow.get(attr)
             if ref and ref not in ids:
-                issues.append(PackIssue(filename, f"sequence flow {attr} {ref!r} names no element of this diagram", line=flow.sourceline, element=flow.get("id")))
+                issues.append(
+                    PackIssue(
+                        filename,
+                        f"sequence flow {attr} {ref!r} names no element of this diagram",
+                        line=flow.sourceline,
+                        element=flow.get("id"),
+                    )
+                )
     return issues
 
 
@@ -166,8 +200,22 @@ def _scripts_of(elem: etree._Element, local: str) -> Iterable[tuple[str, str]]:
         return ()
     if local in ("messagePayload", "expression") and elem.tag.startswith(f"{{{SPIFF_NS}}}"):
         return ((text, "eval"),)
-    if local in ("conditionExpression", "payloadExpression", "timeDuration", "timeDate", "timeCycle", "inputExpression", "text", "loopCardinality", "completionCondition"):
-        if local == "text" and etree.QName(elem.getparent()).localname not in ("inputEntry", "outputEntry", "inputExpression"):
+    if local in (
+        "conditionExpression",
+        "payloadExpression",
+        "timeDuration",
+        "timeDate",
+        "timeCycle",
+        "inputExpression",
+        "text",
+        "loopCardinality",
+        "completionCondition",
+    ):
+        if local == "text" and etree.QName(elem.getparent()).localname not in (
+            "inputEntry",
+            "outputEntry",
+            "inputExpression",
+        ):
             return ()
         if local == "text" and text == "-":
             return ()
@@ -186,27 +234,51 @@ def _owner_id(elem: etree._Element) -> str | None:
     return None
 
 
-def _user_task_issues(root: etree._Element, filename: str, forms: Mapping[str, Any], stages: Iterable[str]) -> tuple[list[PackIssue], dict[str, UserTaskInfo]]:
+def _user_task_issues(
+    root: etree._Element, filename: str, forms: Mapping[str, Any], stages: Iterable[str]
+) -> tuple[list[PackIssue], dict[str, UserTaskInfo]]:
     issues: list[PackIssue] = []
     infos: dict[str, UserTaskInfo] = {}
     stage_set = set(stages)
     for task in root.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
         tid = task.get("id")
-        props = {
-            p.get("name"): p.get("value")
-            for p in task.iter(f"{{{SPIFF_NS}}}property")
-        }
+        props = {p.get("name"): p.get("value") for p in task.iter(f"{{{SPIFF_NS}}}property")}
         missing = [k for k in ("stage", "assignee", "action") if not props.get(k)]
         if missing:
-            issues.append(PackIssue(filename, f"user task needs spiffworkflow properties {', '.join(missing)}", line=task.sourceline, element=tid))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"user task needs spiffworkflow properties {', '.join(missing)}",
+                    line=task.sourceline,
+                    element=tid,
+                )
+            )
             continue
         if props["assignee"] not in ASSIGNEES:
-            issues.append(PackIssue(filename, f"unknown task assignee {props['assignee']!r}; expected one of {sorted(ASSIGNEES)}", line=task.sourceline, element=tid))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"unknown task assignee {props['assignee']!r}; expected one of {sorted(ASSIGNEES)}",
+                    line=task.sourceline,
+                    element=tid,
+                )
+            )
         if props["stage"] not in stage_set:
-            issues.append(PackIssue(filename, f"unknown lifecycle stage {props['stage']!r}", line=task.sourceline, element=tid))
+            issues.append(
+                PackIssue(filename, f"unknown lifecycle stage {props['stage']!r}", line=task.sourceline, element=tid)
+            )
         if props["action"] not in forms:
-            issues.append(PackIssue(filename, f"no form named {props['action']!r} in processes/forms.yaml", line=task.sourceline, element=tid))
-        infos[tid] = UserTaskInfo(tid, task.get("name") or tid, props["stage"], props["assignee"], props["action"], props.get("form_variable"))
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"no form named {props['action']!r} in processes/forms.yaml",
+                    line=task.sourceline,
+                    element=tid,
+                )
+            )
+        infos[tid] = UserTaskInfo(
+            tid, task.get("name") or tid, props["stage"], props["assignee"], props["action"], props.get("form_variable")
+        )
     return issues, infos
 
 
@@ -215,7 +287,9 @@ _COMPILED_MAX = 32
 _COMPILED_LOCK = threading.Lock()
 
 
-def compile_diagrams(files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: Iterable[str]) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
+def compile_diagrams(
+    files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: Iterable[str]
+) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
     """Validate and parse ``files`` (relative name -> bytes; ``.bpmn`` and ``.dmn``).
 
     Returns the compiled diagrams, or ``None`` and the list of issues. Compiled
@@ -243,7 +317,9 @@ def compile_diagrams(files: Mapping[str, bytes], *, forms: Mapping[str, Any], st
     return compiled, issues
 
 
-def _compile(files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: list[str]) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
+def _compile(
+    files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: list[str]
+) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
     issues: list[PackIssue] = []
     roots: dict[str, tuple[str, etree._Element]] = {}
     user_tasks: dict[str, UserTaskInfo] = {}

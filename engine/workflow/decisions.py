@@ -19,8 +19,8 @@ from SpiffWorkflow.dmn.engine.DMNEngine import DMNEngine
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from govflow.engine.workflow.bpmn import PackIssueError, parse_xml_safely
 from govflow.engine.model.errors import EngineFault, NotFound, PackIssue
+from govflow.engine.workflow.bpmn import PackIssueError, parse_xml_safely
 
 
 class Decisions:
@@ -68,7 +68,7 @@ def compile_decisions(files: Mapping[str, bytes], script_engine: Any) -> tuple[D
         except SpiffWorkflowException as exc:
             issues.append(PackIssue(name, f"decision does not parse: {exc}"))
             continue
-        for decision_id, dmn in parser.dmn_parsers.items():
+        for decision_id, _dmn in parser.dmn_parsers.items():
             where.setdefault(decision_id, name)
     engines: dict[str, DMNEngine] = {}
     for decision_id, name in where.items():

@@ -32,16 +32,18 @@ from SpiffWorkflow.spiff.specs.event_definitions import SignalEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
 from govflow.engine.model import clock as clock_mod
-from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.model.calendar import DeadlinePolicy
 from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
+from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
 from govflow.engine.workflow.spiff_clock import install_spiff_clock
 
 STATE_FORMAT = 1
 
 #: Spiff reports pending timers under their concrete class names.
-_TIMER_EVENT_TYPES = frozenset({"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
+_TIMER_EVENT_TYPES = frozenset(
+    {"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"}
+)
 
 #: state-format migrations: from-version -> function(dict) that upgrades in place.
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
@@ -128,7 +130,9 @@ class Runtime:
         return {"due": due, "remind": remind}
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> BpmnWorkflow:
+    def start(
+        self, process_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None
+    ) -> BpmnWorkflow:
         try:
             spec = self.diagrams.specs[process_id]
         except KeyError:
@@ -158,7 +162,14 @@ class Runtime:
     def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
         return [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
 
-    def complete(self, workflow: BpmnWorkflow, task_id: str, data: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> Any:
+    def complete(
+        self,
+        workflow: BpmnWorkflow,
+        task_id: str,
+        data: Mapping[str, Any],
+        clock: clock_mod.Clock,
+        records: list[Record] | None = None,
+    ) -> Any:
         task = self.find_task(workflow, task_id)
         if not (task.state == TaskState.READY and task.task_spec.manual):
             raise InvalidTransition("the task is not open", task=task_id)
@@ -180,7 +191,14 @@ class Runtime:
             raise NotFound("no such task on this case", task=task_id)
         return task
 
-    def send_signal(self, workflow: BpmnWorkflow, name: str, payload: Mapping[str, Any], clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
+    def send_signal(
+        self,
+        workflow: BpmnWorkflow,
+        name: str,
+        payload: Mapping[str, Any],
+        clock: clock_mod.Clock,
+        records: list[Record] | None = None,
+    ) -> None:
         event = BpmnEvent(SignalEventDefinition(name), payload=dict(payload))
         with clock_mod.bound(clock):
             try:
@@ -252,6 +270,8 @@ class Runtime:
             fmt += 1
         self._serializer.migrate(dct)
         spec = self.diagrams.specs[process_id]
-        workflow = self._serializer.from_dict(dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id])
+        workflow = self._serializer.from_dict(
+            dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id]
+        )
         workflow.script_engine = self.script_engine  # never the stock, unrestricted engine
         return workflow

@@ -30,7 +30,12 @@ from typing import Any
 
 from RestrictedPython import compile_restricted_eval, compile_restricted_exec, limited_builtins, safe_builtins
 from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence, safer_getattr
+from RestrictedPython.Guards import (
+    full_write_guard,
+    guarded_iter_unpack_sequence,
+    guarded_unpack_sequence,
+    safer_getattr,
+)
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
@@ -93,7 +98,11 @@ def check_script(source: str, *, mode: str = "exec") -> None:
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     """Spiff script environment that evaluates through RestrictedPython."""
 
-    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        services: Mapping[str, Callable[..., Any]] | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
         super().__init__({})
         self._services = dict(services or {})
         #: trusted engine functions diagrams may call in expressions (e.g. due, remind)
@@ -121,7 +130,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         scope.update(external_context or {})
         scope.update(context)
         scope.update(_GUARDS)  # last: task data can never replace a guard
-        return eval(code, scope)  # noqa: S307 - restricted bytecode, guarded scope
+        return eval(code, scope)
 
     def execute(self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> bool:
         code = self._compiled(script, "exec")
@@ -129,7 +138,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         scope.update(external_context or {})
         scope.update(context)
         scope.update(_GUARDS)  # last: task data can never replace a guard
-        exec(code, scope)  # noqa: S102 - restricted bytecode, guarded scope
+        exec(code, scope)
         skip = set(_GUARDS) | set(external_context or {}) | set(self._functions)
         for key in list(context):
             if key not in scope:
@@ -140,7 +149,9 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             context[key] = value
         return True
 
-    def call_service(self, context: dict[str, Any], operation_name: str = "", operation_params: dict | None = None, **_: Any) -> str:
+    def call_service(
+        self, context: dict[str, Any], operation_name: str = "", operation_params: dict | None = None, **_: Any
+    ) -> str:
         service = self._services.get(operation_name)
         if service is None:
             raise LookupError(f"no service function named {operation_name!r} is registered")
@@ -151,7 +162,11 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
 class SandboxedScriptEngine(PythonScriptEngine):
     """A Spiff script engine whose environment is :class:`RestrictedEnvironment`."""
 
-    def __init__(self, services: Mapping[str, Callable[..., Any]] | None = None, functions: Mapping[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        services: Mapping[str, Callable[..., Any]] | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
         super().__init__(environment=RestrictedEnvironment(services, functions))
 
     def validate(self, expression: str) -> None:

@@ -51,8 +51,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from govflow.engine.model.dispatch import Report
 from govflow.engine.cases.history import PastCases
+from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import LoadedPack
 from govflow.plugins import hookimpl
 
@@ -130,21 +130,21 @@ def keyword_scores(pack: LoadedPack, text: str) -> list[tuple[str, int, list[str
     found: set[str] = set()
     for i in range(len(text)):
         for n in index.lengths:
-            if text[i:i + n] in index.owners:
-                found.add(text[i:i + n])
+            if text[i : i + n] in index.owners:
+                found.add(text[i : i + n])
                 break
     scores: dict[str, tuple[int, list[str]]] = {}
     for keyword in found:
         for code in index.owners[keyword]:
             score, hits = scores.get(code, (0, []))
-            scores[code] = (score + len(keyword), hits + [keyword])
+            scores[code] = (score + len(keyword), [*hits, keyword])
     return sorted(((c, s, sorted(h)) for c, (s, h) in scores.items()), key=lambda item: (-item[1], item[0]))
 
 
 # -- n-gram vectors -----------------------------------------------------------------------
 def _grams(text: str) -> Counter[str]:
     chars = "".join(ch for ch in text.lower() if ch.isalnum())
-    return Counter(chars[i:i + n] for n in GRAM_WEIGHTS for i in range(len(chars) - n + 1))
+    return Counter(chars[i : i + n] for n in GRAM_WEIGHTS for i in range(len(chars) - n + 1))
 
 
 def _unit(vec: dict[str, float]) -> dict[str, float]:
@@ -240,7 +240,11 @@ class MatterScorer:
         nearest: dict[str, float] = {}
         if self._postings:
             sims: dict[int, float] = defaultdict(float)
-            heaviest = heapq.nlargest(QUERY_GRAMS, query.items(), key=lambda item: item[1]) if len(query) > QUERY_GRAMS else query.items()
+            heaviest = (
+                heapq.nlargest(QUERY_GRAMS, query.items(), key=lambda item: item[1])
+                if len(query) > QUERY_GRAMS
+                else query.items()
+            )
             for g, w in heaviest:
                 for i, cw in self._postings.get(g, ()):
                     sims[i] += w * cw
@@ -334,8 +338,11 @@ def govflow_route(pack: LoadedPack, report: Report, matter: str | None, street: 
     decision = (pack.manifest.settings.get("dispatch") or {}).get("owner_decision")
     if decision and pack.decisions is not None:
         inputs = {
-            "matter": matter, "group": matter.split(".", 1)[0], "tier": pack.catalog.matters[matter].tier,
-            "street": street, "channel": report.channel,
+            "matter": matter,
+            "group": matter.split(".", 1)[0],
+            "tier": pack.catalog.matters[matter].tier,
+            "street": street,
+            "channel": report.channel,
         }
         owner = pack.decisions.evaluate(decision, inputs).get("owner")
         if owner:

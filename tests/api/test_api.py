@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-CASE = {"channel": "wechat", "description": "东街口有个井盖没了，晚上很危险",
-        "location": {"lat": 26.0865, "lng": 119.3025, "address": "东街口"},
-        "reporter": {"name": "张伟", "phone": "13812345678"}}
+CASE = {
+    "channel": "wechat",
+    "description": "东街口有个井盖没了，晚上很危险",
+    "location": {"lat": 26.0865, "lng": 119.3025, "address": "东街口"},
+    "reporter": {"name": "张伟", "phone": "13812345678"},
+}
 
 
 def assert_problem(response, status):
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"].startswith("urn:govflow:problem:")
+    assert (
+        body["status"] == status
+        and body["title"]
+        and body["detail"]
+        and body["type"].startswith("urn:govflow:problem:")
+    )
     return body
 
 
 def test_openapi_and_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/v1/cases", "/api/v1/cases/{case_id}", "/api/v1/cases/{case_id}/events",
-                 "/api/v1/tasks", "/api/v1/tasks/{task_id}/complete", "/api/v1/cases/{case_id}/withdraw"):
+    for path in (
+        "/api/v1/cases",
+        "/api/v1/cases/{case_id}",
+        "/api/v1/cases/{case_id}/events",
+        "/api/v1/tasks",
+        "/api/v1/tasks/{task_id}/complete",
+        "/api/v1/cases/{case_id}/withdraw",
+    ):
         assert path in paths
 
 
@@ -37,11 +51,17 @@ def test_create_is_idempotent_with_the_header(api):
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"] and again.json()["replayed"] is True
     changed = dict(CASE, description="另一件事")
-    assert_problem(api.post("hotline12345", "/api/v1/cases", json=changed, headers={"Idempotency-Key": "12345-call-77"}), 422)
+    assert_problem(
+        api.post("hotline12345", "/api/v1/cases", json=changed, headers={"Idempotency-Key": "12345-call-77"}), 422
+    )
 
 
 def test_bad_json_and_bad_fields_are_precise(api):
-    response = api.client.post("/api/v1/cases", content=b"{not json", headers={**api.headers("citizen.zhang"), "Content-Type": "application/json"})
+    response = api.client.post(
+        "/api/v1/cases",
+        content=b"{not json",
+        headers={**api.headers("citizen.zhang"), "Content-Type": "application/json"},
+    )
     assert_problem(response, 422)
     body = assert_problem(api.post("citizen.zhang", "/api/v1/cases", json=dict(CASE, channel="fax")), 422)
     assert any(e["loc"][-1] == "channel" for e in body["errors"])
@@ -65,7 +85,9 @@ def test_task_form_errors_and_forged_ids(api):
     handle = api.inbox("dongjie.dispatcher", case)[0]["id"]
     body = assert_problem(api.complete("dongjie.dispatcher", handle, result=""), 422)
     assert body["errors"][0]["loc"] == ["result"]
-    stale = api.post("dongjie.dispatcher", f"/api/v1/tasks/{handle}/complete", json={"data": {"result": "ok"}, "expected_version": 1})
+    stale = api.post(
+        "dongjie.dispatcher", f"/api/v1/tasks/{handle}/complete", json={"data": {"result": "ok"}, "expected_version": 1}
+    )
     assert_problem(stale, 409)
 
 

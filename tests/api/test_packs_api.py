@@ -8,16 +8,25 @@ import zipfile
 
 import yaml
 
-from govflow.engine.workflow.bpmn import ASSIGNEES
 from govflow.engine.packs.loader import files_to_zip
+from govflow.engine.workflow.bpmn import ASSIGNEES
 
-V11 = {"pack.yaml": yaml.safe_dump({"name": "reference", "version": "1.1.0", "extends": "reference@1.0.0",
-                                    "settings": {"deadlines": {"simple": {"sign_for": {"amount": 15, "unit": "minutes"}}}}}).encode()}
+V11 = {
+    "pack.yaml": yaml.safe_dump(
+        {
+            "name": "reference",
+            "version": "1.1.0",
+            "extends": "reference@1.0.0",
+            "settings": {"deadlines": {"simple": {"sign_for": {"amount": 15, "unit": "minutes"}}}},
+        }
+    ).encode()
+}
 
 
 def upload(api, who, content: bytes, **params):
-    return api.client.post("/api/v1/packs", content=content, params=params,
-                           headers=api.headers(who, **{"Content-Type": "application/zip"}))
+    return api.client.post(
+        "/api/v1/packs", content=content, params=params, headers=api.headers(who, **{"Content-Type": "application/zip"})
+    )
 
 
 def test_deploy_list_show_download_activate_and_roll_back(api, reference_files):
@@ -31,7 +40,8 @@ def test_deploy_list_show_download_activate_and_roll_back(api, reference_files):
     assert shown["extends"]["version"] == "1.0.0"
     assert shown["settings"]["deadlines"]["simple"]["sign_for"] == {"amount": 15, "unit": "minutes"}
     assert {"path": "processes/frontline_disposal.bpmn", "origin": "base"}.items() <= next(
-        f for f in shown["files"] if f["path"] == "processes/frontline_disposal.bpmn").items()
+        f for f in shown["files"] if f["path"] == "processes/frontline_disposal.bpmn"
+    ).items()
     diagram = api.get("district.supervisor", "/api/v1/packs/reference/1.1.0/files/processes/frontline_disposal.bpmn")
     assert diagram.status_code == 200 and diagram.headers["content-type"].startswith("application/xml")
     assert diagram.content == reference_files["processes/frontline_disposal.bpmn"]
@@ -53,26 +63,32 @@ def test_only_those_the_policy_allows_may_deploy_or_read(api):
 
 
 def test_an_invalid_pack_is_refused_with_file_line_and_element(api):
-    diagram = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
-               b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-               b'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="x">\n'
-               b'  <bpmn:process id="mayors_review" isExecutable="true">\n'
-               b'    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>\n'
-               b'    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="mayor_signs" />\n'
-               b'    <bpmn:userTask id="mayor_signs"><bpmn:extensionElements><spiffworkflow:properties>\n'
-               b'      <spiffworkflow:property name="stage" value="dispatched" /><spiffworkflow:property name="assignee" value="mayor" />\n'
-               b'      <spiffworkflow:property name="action" value="sign_for" /></spiffworkflow:properties></bpmn:extensionElements>\n'
-               b'      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>\n'
-               b'    <bpmn:sequenceFlow id="f2" sourceRef="mayor_signs" targetRef="e" />\n'
-               b'    <bpmn:endEvent id="e"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>\n'
-               b'  </bpmn:process>\n</bpmn:definitions>\n')
+    diagram = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        b'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="x">\n'
+        b'  <bpmn:process id="mayors_review" isExecutable="true">\n'
+        b'    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>\n'
+        b'    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="mayor_signs" />\n'
+        b'    <bpmn:userTask id="mayor_signs"><bpmn:extensionElements><spiffworkflow:properties>\n'
+        b'      <spiffworkflow:property name="stage" value="dispatched" /><spiffworkflow:property name="assignee" value="mayor" />\n'
+        b'      <spiffworkflow:property name="action" value="sign_for" /></spiffworkflow:properties></bpmn:extensionElements>\n'
+        b"      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>\n"
+        b'    <bpmn:sequenceFlow id="f2" sourceRef="mayor_signs" targetRef="e" />\n'
+        b'    <bpmn:endEvent id="e"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>\n'
+        b"  </bpmn:process>\n</bpmn:definitions>\n"
+    )
     response = upload(api, "district.supervisor", files_to_zip({**V11, "processes/mayor.bpmn": diagram}))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["issues"] == [{
-        "file": "processes/mayor.bpmn", "line": 6, "element": "mayor_signs",
-        "message": f"unknown task assignee 'mayor'; expected one of {sorted(ASSIGNEES)}",
-    }]
+    assert response.json()["issues"] == [
+        {
+            "file": "processes/mayor.bpmn",
+            "line": 6,
+            "element": "mayor_signs",
+            "message": f"unknown task assignee 'mayor'; expected one of {sorted(ASSIGNEES)}",
+        }
+    ]
     assert [v["version"] for v in api.get("district.supervisor", "/api/v1/packs").json()] == ["1.0.0"]
 
 
@@ -82,5 +98,9 @@ def test_hostile_archives_are_refused(api):
     assert response.status_code == 422
     assert response.json()["issues"] == [{"file": "../../etc/cron.d/x", "message": "path escapes the pack folder"}]
     assert upload(api, "district.supervisor", b"not a zip").json()["issues"][0]["message"] == "not a zip archive"
-    wrong_type = api.client.post("/api/v1/packs", content=b"{}", headers=api.headers("district.supervisor", **{"Content-Type": "application/json"}))
+    wrong_type = api.client.post(
+        "/api/v1/packs",
+        content=b"{}",
+        headers=api.headers("district.supervisor", **{"Content-Type": "application/json"}),
+    )
     assert wrong_type.status_code == 422

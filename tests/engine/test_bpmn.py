@@ -8,11 +8,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
-from govflow.engine.workflow import bpmn
-from govflow.engine.workflow.bpmn import PackIssueError, compile_diagrams, parse_xml_safely
 from govflow.engine.model.errors import PackError
 from govflow.engine.model.lifecycle import Stage
 from govflow.engine.packs.loader import load_pack
+from govflow.engine.workflow import bpmn
+from govflow.engine.workflow.bpmn import PackIssueError, compile_diagrams, parse_xml_safely
 from govflow.settings import REFERENCE_PACK
 
 REF_NAME = "processes/frontline_disposal.bpmn"
@@ -69,7 +69,17 @@ def test_reference_diagram_compiles_cleanly(compile_one):
     assert issues == []
     assert set(diagrams.specs) == {"frontline_disposal"}
     assert "intake" in diagrams.subprocess_specs["frontline_disposal"]
-    assert set(diagrams.user_tasks) == {"dispatch", "sign_for", "supervise", "handle", "report_in", "consult", "dispose", "review", "evaluate"}
+    assert set(diagrams.user_tasks) == {
+        "dispatch",
+        "sign_for",
+        "supervise",
+        "handle",
+        "report_in",
+        "consult",
+        "dispose",
+        "review",
+        "evaluate",
+    }
     assert diagrams.user_tasks["review"].assignee == "owner"
     assert diagrams.signals == {"withdrawn", "call_out"}
 
@@ -88,8 +98,9 @@ def test_xxe_external_entity_refused_and_never_read(compile_one):
 
 
 def test_xxe_in_utf16_still_refused_by_parsed_doctype():
-    hostile = ('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n'
-               "<a>&e;</a>").encode("utf-16")
+    hostile = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>\n<a>&e;</a>'
+    ).encode("utf-16")
     assert b"<!doctype" not in hostile.lower()  # the byte sniff cannot see it ...
     with pytest.raises(PackIssueError) as info:  # ... the parsed doctype check does
         parse_xml_safely(hostile, "evil.bpmn")
@@ -104,7 +115,7 @@ def test_doctype_after_long_prologue_refused():
 
 
 def test_billion_laughs_refused(compile_one):
-    lol = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10}">' for i in range(1, 10)]
+    lol = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)]
     hostile = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [' + "".join(lol) + "]>\n<lolz>&lol9;</lolz>").encode()
     issue = only_issue(compile_one(hostile))
     assert "ENTITY" in issue.message
@@ -113,8 +124,11 @@ def test_billion_laughs_refused(compile_one):
 
 
 def test_malformed_xml_reports_its_line(compile_one):
-    broken = REF.replace(b'<bpmn:endEvent id="case_closed" name="Closed \xe7\xbb\x93\xe6\xa1\x88">',
-                         b'<bpmn:endEvent id="case_closed">\n<unclosed>', 1)
+    broken = REF.replace(
+        b'<bpmn:endEvent id="case_closed" name="Closed \xe7\xbb\x93\xe6\xa1\x88">',
+        b'<bpmn:endEvent id="case_closed">\n<unclosed>',
+        1,
+    )
     assert broken != REF
     issue = only_issue(compile_one(broken))
     assert issue.message.startswith("malformed XML") and issue.file == "processes/x.bpmn"
@@ -131,7 +145,11 @@ def test_malformed_xml_reports_its_line(compile_one):
     "old, new, needle",
     [
         (b'<bpmn:userTask id="handle"', b'<bpmn:userTask colour="red" id="handle"', b"colour="),
-        (b'<bpmn:endEvent id="case_closed"', b'<bpmn:bogus id="x"/>\n    <bpmn:endEvent id="case_closed"', b"<bpmn:bogus"),
+        (
+            b'<bpmn:endEvent id="case_closed"',
+            b'<bpmn:bogus id="x"/>\n    <bpmn:endEvent id="case_closed"',
+            b"<bpmn:bogus",
+        ),
     ],
 )
 def test_schema_error_reported_with_file_and_line(compile_one, old, new, needle):
@@ -185,9 +203,11 @@ def test_hostile_gateway_condition_refused(compile_one):
 
 
 def test_hostile_timer_expression_refused(compile_one):
-    content = (HEAD + '<bpmn:process id="p" isExecutable="true"><bpmn:intermediateCatchEvent id="wait">'
-               '<bpmn:timerEventDefinition id="td"><bpmn:timeDuration>().__class__</bpmn:timeDuration>'
-               "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent></bpmn:process></bpmn:definitions>").encode()
+    content = (
+        HEAD + '<bpmn:process id="p" isExecutable="true"><bpmn:intermediateCatchEvent id="wait">'
+        '<bpmn:timerEventDefinition id="td"><bpmn:timeDuration>().__class__</bpmn:timeDuration>'
+        "</bpmn:timerEventDefinition></bpmn:intermediateCatchEvent></bpmn:process></bpmn:definitions>"
+    ).encode()
     assert only_issue(compile_one(content)).element == "td"
 
 

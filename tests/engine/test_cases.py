@@ -7,7 +7,6 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from govflow.engine.cases.service import NewCase
-from govflow.engine.store.db import CaseEvent, CaseRow, PersonalDataAccess
 from govflow.engine.model.errors import (
     ConcurrentUpdate,
     FormValidationError,
@@ -17,12 +16,19 @@ from govflow.engine.model.errors import (
     NotFound,
     PermissionDenied,
 )
+from govflow.engine.store.db import CaseEvent, CaseRow, PersonalDataAccess
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)
 
 
 def report(govflow, principals, who="citizen.zhang", **kw):
-    fields = dict(channel="app", description="东街口有个井盖没了，晚上很危险", reporter_name="张伟", reporter_phone="13812345678", **DONGJIE)
+    fields = dict(
+        channel="app",
+        description="东街口有个井盖没了，晚上很危险",
+        reporter_name="张伟",
+        reporter_phone="13812345678",
+        **DONGJIE,
+    )
     fields.update(kw)
     return govflow.cases.report(principals[who], NewCase(**fields))
 
@@ -76,7 +82,11 @@ def test_idempotency_key_returns_the_same_case(govflow, principals):
     assert again.case_id == first.case_id and again.replayed
     assert count(govflow, CaseRow) == 1
     with pytest.raises(IdempotencyMismatch):
-        govflow.cases.report(principals["hotline12345"], NewCase(channel="hotline_12345", description="别的事"), idempotency_key="call-0001")
+        govflow.cases.report(
+            principals["hotline12345"],
+            NewCase(channel="hotline_12345", description="别的事"),
+            idempotency_key="call-0001",
+        )
     other = govflow.cases.report(principals["citizen.li"], new, idempotency_key="call-0001")  # keys are per principal
     assert other.case_id != first.case_id
 
@@ -84,7 +94,9 @@ def test_idempotency_key_returns_the_same_case(govflow, principals):
 def test_form_data_is_validated_against_the_task_form(govflow, principals):
     case = report(govflow, principals)
     dispatcher = principals["dongjie.dispatcher"]
-    govflow.cases.complete_task(dispatcher, open_task(govflow, principals, "dongjie.dispatcher", case.case_id)["id"], {})
+    govflow.cases.complete_task(
+        dispatcher, open_task(govflow, principals, "dongjie.dispatcher", case.case_id)["id"], {}
+    )
     handle = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)["id"]
     with pytest.raises(FormValidationError) as missing:
         govflow.cases.complete_task(dispatcher, handle, {})
@@ -104,10 +116,14 @@ def test_dispatch_form_refuses_unknown_units(govflow, principals):
     with pytest.raises(FormValidationError):
         govflow.cases.complete_task(principals["cc.supervisor"], task["id"], {"street": "gulou.nowhere"})
     with pytest.raises(FormValidationError):
-        govflow.cases.complete_task(principals["cc.supervisor"], task["id"], {"street": "gulou.cgj"})  # a department, not a street
+        govflow.cases.complete_task(
+            principals["cc.supervisor"], task["id"], {"street": "gulou.cgj"}
+        )  # a department, not a street
 
 
-@pytest.mark.parametrize("forged", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "'; DROP TABLE cases; --", "x" * 500])
+@pytest.mark.parametrize(
+    "forged", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "'; DROP TABLE cases; --", "x" * 500]
+)
 def test_forged_ids_are_not_found(govflow, principals, forged):
     with pytest.raises(NotFound):
         govflow.cases.complete_task(principals["dongjie.dispatcher"], forged, {})
@@ -179,7 +195,9 @@ def test_a_standalone_event_moves_the_version_so_a_stale_command_is_refused(govf
     case = report(govflow, principals)
     stale = govflow.cases._load(case.case_id)
     with govflow.db.begin() as conn:  # e.g. a rating lands between a command's read and its write
-        event = govflow.cases.append_event(conn, case.case_id, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5})
+        event = govflow.cases.append_event(
+            conn, case.case_id, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5}
+        )
     assert event["seq"] == stale.event_seq + 1
     monkeypatch.setattr(govflow.cases, "_load", lambda case_id: stale)
     task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)

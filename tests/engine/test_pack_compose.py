@@ -20,6 +20,7 @@ def resolve(reference_files):
         if name != "reference" or version not in (None, "1.0.0"):
             raise LookupError(f"pack {name} is not deployed")
         return reference_files
+
     return resolve
 
 
@@ -38,13 +39,20 @@ def test_settings_deep_merge_only_overrides_what_differs(cangshan, reference_pac
 
 
 def test_matters_merge_by_code_units_stay_with_the_district(cangshan, reference_pack):
-    assert set(cangshan.catalog.matters) == set(reference_pack.catalog.matters) | {"housing.old_community_renovation", "env.construction_waste"}
+    assert set(cangshan.catalog.matters) == set(reference_pack.catalog.matters) | {
+        "housing.old_community_renovation",
+        "env.construction_waste",
+    }
     assert all(code.startswith("cangshan.") for code in cangshan.catalog.units)
     assert cangshan.catalog.streets == ("cangshan.cangqian", "cangshan.duihu", "cangshan.jinshan")
 
 
 def test_inherited_policy_rows_are_rehomed_and_own_rows_added(cangshan):
-    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO(cangshan.files["policies/policy.csv"].decode())) if r and r[0] == "p"]
+    rows = [
+        [c.strip() for c in r]
+        for r in csv.reader(io.StringIO(cangshan.files["policies/policy.csv"].decode()))
+        if r and r[0] == "p"
+    ]
     domains = {r[2] for r in rows}
     assert not any(d.startswith("gulou/") for d in domains)
     assert ["p", "street_dispatcher", "cangshan/*", "sign_for"] in rows
@@ -83,8 +91,13 @@ def test_taijiang_enables_its_plugin_on_top_of_the_reference_plugins(resolve):
 
 
 def test_same_district_version_merges_units_and_can_remove_a_matter(resolve, reference_pack):
-    catalog = yaml.safe_dump({"units": [{"code": "gulou.cgj", "name": "鼓楼区城管局（新）", "kind": "department"}],
-                              "matters": [{"code": "land.illegal_land_use", "remove": True}]}, allow_unicode=True).encode()
+    catalog = yaml.safe_dump(
+        {
+            "units": [{"code": "gulou.cgj", "name": "鼓楼区城管局（新）", "kind": "department"}],
+            "matters": [{"code": "land.illegal_land_use", "remove": True}],
+        },
+        allow_unicode=True,
+    ).encode()
     pack = load_pack(gulou_version("1.1.0", catalog_DOT_yaml=catalog), resolve_base=resolve)
     assert pack.catalog.units["gulou.cgj"].name == "鼓楼区城管局（新）"
     assert len(pack.catalog.units) == len(reference_pack.catalog.units)
@@ -116,17 +129,28 @@ def test_extends_without_any_deployed_pack_at_hand_is_refused():
 
 
 def test_another_district_must_bring_its_responsibility_list_and_boundaries(resolve):
-    files = {k: v for k, v in read_folder(CANGSHAN).items() if k not in ("policies/responsibility.yaml", "boundaries.geojson")}
+    files = {
+        k: v
+        for k, v in read_folder(CANGSHAN).items()
+        if k not in ("policies/responsibility.yaml", "boundaries.geojson")
+    }
     with pytest.raises(PackError) as info:
         load_pack(files, resolve_base=resolve)
     assert {i.file for i in info.value.issues} == {"policies/responsibility.yaml", "boundaries.geojson"}
     assert all("differs from the base's (gulou)" in i.message for i in info.value.issues)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("reference", BaseRef("reference")), ("reference@1.0.0", BaseRef("reference", "1.0.0")),
-    ({"pack": "reference", "version": "2"}, BaseRef("reference", "2")), ("", None), (["reference"], None), ({"name": "x"}, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("reference", BaseRef("reference")),
+        ("reference@1.0.0", BaseRef("reference", "1.0.0")),
+        ({"pack": "reference", "version": "2"}, BaseRef("reference", "2")),
+        ("", None),
+        (["reference"], None),
+        ({"name": "x"}, None),
+    ],
+)
 def test_parse_extends(value, expected):
     assert parse_extends(value) == expected
 

@@ -10,15 +10,21 @@ import yaml
 from sqlalchemy import select
 
 from govflow.engine.cases.service import NewCase
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from govflow.engine.model.errors import Conflict, InvalidInput, NotFound, PackError
-from govflow.engine.packs.migration import migrate
 from govflow.engine.packs.loader import read_zip
+from govflow.engine.packs.migration import migrate
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example, gulou_version
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)
-SETTINGS_1_1 = yaml.safe_dump({"name": "reference", "version": "1.1.0", "extends": "reference@1.0.0",
-                               "settings": {"deadlines": {"simple": {"handle": {"amount": 2, "unit": "working_days"}}}}}).encode()
+SETTINGS_1_1 = yaml.safe_dump(
+    {
+        "name": "reference",
+        "version": "1.1.0",
+        "extends": "reference@1.0.0",
+        "settings": {"deadlines": {"simple": {"handle": {"amount": 2, "unit": "working_days"}}}},
+    }
+).encode()
 
 
 def report(app, principals, **kw):
@@ -47,8 +53,13 @@ def test_a_new_version_leaves_running_cases_on_theirs(govflow, principals):
     old = report(govflow, principals)
     deploy_1_1(govflow)
     new = report(govflow, principals)
-    assert (case_row(govflow, old.case_id).pack_version, case_row(govflow, new.case_id).pack_version) == ("1.0.0", "1.1.0")
-    signed = govflow.cases.complete_task(principals["dongjie.dispatcher"], str(task_of(govflow, old.case_id, "sign_for").id), {})
+    assert (case_row(govflow, old.case_id).pack_version, case_row(govflow, new.case_id).pack_version) == (
+        "1.0.0",
+        "1.1.0",
+    )
+    signed = govflow.cases.complete_task(
+        principals["dongjie.dispatcher"], str(task_of(govflow, old.case_id, "sign_for").id), {}
+    )
     assert signed.status == "handling"
     assert case_row(govflow, old.case_id).pack_version == "1.0.0"
 
@@ -91,9 +102,15 @@ def test_example_districts_deploy_side_by_side_and_follow_their_own_pack(govflow
     assert govflow.packs.districts() == ["cangshan", "gulou", "taijiang"]
     cs = report(govflow, principals, description="路面有个大坑", lat=26.045, lng=119.31, district="cangshan")
     gl = report(govflow, principals, description="路面有个大坑", district="gulou")
-    assert (case_row(govflow, cs.case_id).pack_name, case_row(govflow, cs.case_id).owner_unit) == ("cangshan", "cangshan.cangqian")
+    assert (case_row(govflow, cs.case_id).pack_name, case_row(govflow, cs.case_id).owner_unit) == (
+        "cangshan",
+        "cangshan.cangqian",
+    )
     assert task_of(govflow, cs.case_id, "community_precheck").unit_code == "cangshan.cangqian"
-    assert (case_row(govflow, gl.case_id).pack_name, task_of(govflow, gl.case_id, "sign_for").unit_code) == ("reference", "gulou.dongjie")
+    assert (case_row(govflow, gl.case_id).pack_name, task_of(govflow, gl.case_id, "sign_for").unit_code) == (
+        "reference",
+        "gulou.dongjie",
+    )
 
 
 # -- migrate -----------------------------------------------------------------------------------
@@ -107,9 +124,17 @@ def test_migrate_moves_a_case_when_safe_and_it_finishes_on_the_new_version(govfl
     row = case_row(govflow, case.case_id)
     assert (row.pack_version, row.version) == ("1.1.0", case.version + 1)
     with govflow.db.connect() as conn:
-        last = conn.execute(select(CaseEvent).where(CaseEvent.case_id == case.case_id).order_by(CaseEvent.seq.desc())).first()
-    assert (last.kind, last.actor, last.data) == ("case.migrated", "ops", {"from": "1.0.0", "to": "1.1.0", "pack": "reference"})
-    outcome = govflow.cases.complete_task(principals["dongjie.dispatcher"], str(task_of(govflow, case.case_id, "sign_for").id), {})
+        last = conn.execute(
+            select(CaseEvent).where(CaseEvent.case_id == case.case_id).order_by(CaseEvent.seq.desc())
+        ).first()
+    assert (last.kind, last.actor, last.data) == (
+        "case.migrated",
+        "ops",
+        {"from": "1.0.0", "to": "1.1.0", "pack": "reference"},
+    )
+    outcome = govflow.cases.complete_task(
+        principals["dongjie.dispatcher"], str(task_of(govflow, case.case_id, "sign_for").id), {}
+    )
     assert outcome.status == "handling"
 
 

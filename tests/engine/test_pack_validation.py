@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from govflow.engine.model.errors import PackError
-from govflow.engine.packs.loader import load_pack
 from govflow.engine.model.responsibility import parse_responsibility
+from govflow.engine.packs.loader import load_pack
 
 RESP = "policies/responsibility.yaml"
 
@@ -39,7 +39,11 @@ def test_a_matter_without_responsibility_entry_is_refused(reference_files):
     data["entries"] = [e for e in data["entries"] if not e["matter"].startswith("utility.")]
     issues = issues_of(with_file(reference_files, RESP, yaml.safe_dump(data, allow_unicode=True).encode()))
     assert {(i.file, i.element) for i in issues} == {(RESP, "utility.power_outage"), (RESP, "utility.gas_leak")}
-    assert any(i.message == "matter utility.gas_leak of catalog.yaml has no responsibility entry (add utility.gas_leak or utility.*)" for i in issues)
+    assert any(
+        i.message
+        == "matter utility.gas_leak of catalog.yaml has no responsibility entry (add utility.gas_leak or utility.*)"
+        for i in issues
+    )
 
 
 def test_entries_name_lines_and_units_must_be_departments(reference_pack):
@@ -64,24 +68,36 @@ def test_entries_name_lines_and_units_must_be_departments(reference_pack):
 
 def test_missing_responsibility_list_is_refused(reference_files):
     files = {k: v for k, v in reference_files.items() if k != RESP}
-    assert [(i.file, i.message) for i in issues_of(files)] == [(RESP, "file not found (every matter needs a responsibility entry)")]
+    assert [(i.file, i.message) for i in issues_of(files)] == [
+        (RESP, "file not found (every matter needs a responsibility entry)")
+    ]
 
 
 def test_a_plugin_that_is_not_installed_is_refused_with_its_line(reference_files):
     text = reference_files["pack.yaml"].decode().replace("plugins: [dispatch]", "plugins: [dispatch, sms_gateway]")
-    issues = issues_of(with_file(reference_files, "pack.yaml", text.encode()), available_plugins=["dispatch", "calendar"])
+    issues = issues_of(
+        with_file(reference_files, "pack.yaml", text.encode()), available_plugins=["dispatch", "calendar"]
+    )
     line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith("plugins:"))
-    assert [(i.file, i.line, i.message) for i in issues] == [("pack.yaml", line, "plugin 'sms_gateway' is not installed (installed: calendar, dispatch)")]
+    assert [(i.file, i.line, i.message) for i in issues] == [
+        ("pack.yaml", line, "plugin 'sms_gateway' is not installed (installed: calendar, dispatch)")
+    ]
 
 
 def test_disabling_an_unknown_plugin_is_refused(reference_files):
     text = reference_files["pack.yaml"].decode() + "disabled_plugins: [dispach]\n"
-    issues = issues_of(with_file(reference_files, "pack.yaml", text.encode()), available_plugins=["dispatch", "calendar"])
+    issues = issues_of(
+        with_file(reference_files, "pack.yaml", text.encode()), available_plugins=["dispatch", "calendar"]
+    )
     assert [i.message for i in issues] == ["plugin 'dispach' is not installed (installed: calendar, dispatch)"]
 
 
 def test_an_owner_decision_that_no_dmn_defines_is_refused(reference_files):
-    text = reference_files["pack.yaml"].decode().replace("settings:", "settings:\n  dispatch: {owner_decision: who_owns}", 1)
+    text = (
+        reference_files["pack.yaml"]
+        .decode()
+        .replace("settings:", "settings:\n  dispatch: {owner_decision: who_owns}", 1)
+    )
     issues = issues_of(with_file(reference_files, "pack.yaml", text.encode()))
     assert [(i.file, i.element) for i in issues] == [("pack.yaml", "who_owns")]
     assert "which no processes/*.dmn defines (found: none)" in issues[0].message

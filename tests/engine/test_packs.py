@@ -11,8 +11,8 @@ import pytest
 import yaml
 from shapely.geometry import shape
 
-from govflow.engine.packs import loader as packs
 from govflow.engine.model.errors import PackError
+from govflow.engine.packs import loader as packs
 from govflow.engine.packs.loader import files_to_zip, load_pack, read_folder, read_zip
 
 
@@ -136,7 +136,10 @@ def test_bad_yaml_in_catalog_names_catalog(reference_files):
 
 
 def test_district_mismatch(reference_files):
-    files = {**reference_files, "pack.yaml": reference_files["pack.yaml"].replace(b"district: gulou", b"district: taijiang")}
+    files = {
+        **reference_files,
+        "pack.yaml": reference_files["pack.yaml"].replace(b"district: gulou", b"district: taijiang"),
+    }
     [issue] = pack_issues(files)
     assert issue.file == "pack.yaml" and "taijiang" in issue.message and "gulou" in issue.message
 
@@ -144,12 +147,16 @@ def test_district_mismatch(reference_files):
 def test_unknown_plugin(reference_files, reference_pack):
     [issue] = pack_issues(reference_files, available_plugins=["calendar"])
     assert issue.file == "pack.yaml" and "'dispatch'" in issue.message
-    assert load_pack(reference_files, available_plugins=["dispatch", "calendar"]).content_hash == reference_pack.content_hash
+    assert (
+        load_pack(reference_files, available_plugins=["dispatch", "calendar"]).content_hash
+        == reference_pack.content_hash
+    )
 
 
 def test_catalog_with_two_command_centres(reference_files):
     catalog = reference_files["catalog.yaml"].replace(
-        b"kind: command_centre}", b"kind: command_centre}\n  - {code: gulou.cc2, name: second, kind: command_centre}", 1)
+        b"kind: command_centre}", b"kind: command_centre}\n  - {code: gulou.cc2, name: second, kind: command_centre}", 1
+    )
     [issue] = pack_issues({**reference_files, "catalog.yaml": catalog})
     assert issue.file == "catalog.yaml" and "command_centre" in issue.message and "2" in issue.message
 
@@ -183,7 +190,10 @@ def test_policy_row_that_is_not_p(reference_files):
 
 
 def test_process_named_in_pack_yaml_missing_from_diagrams(reference_files):
-    files = {**reference_files, "pack.yaml": reference_files["pack.yaml"].replace(b"process: frontline_disposal", b"process: nope")}
+    files = {
+        **reference_files,
+        "pack.yaml": reference_files["pack.yaml"].replace(b"process: frontline_disposal", b"process: nope"),
+    }
     [issue] = pack_issues(files)
     assert issue.file == "pack.yaml" and "'nope'" in issue.message and "frontline_disposal" in issue.message
 
@@ -198,7 +208,9 @@ def test_every_issue_is_reported_at_once(reference_files):
     files = dict(reference_files)
     files["pack.yaml"] = files["pack.yaml"].replace(b"district: gulou", b"district: taijiang")
     files["policies/policy.csv"] += b"g, alice, gulou/*, citizen\n"
-    files["processes/frontline_disposal.bpmn"] = files["processes/frontline_disposal.bpmn"].replace(b'"case_closed"', b'"End"')
+    files["processes/frontline_disposal.bpmn"] = files["processes/frontline_disposal.bpmn"].replace(
+        b'"case_closed"', b'"End"'
+    )
     issues = pack_issues(files)
     assert {i.file for i in issues} == {"pack.yaml", "policies/policy.csv", "processes/frontline_disposal.bpmn"}
 

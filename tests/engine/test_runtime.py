@@ -12,19 +12,26 @@ import pytest
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
-from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.model.clock import ManualClock, bound
-from govflow.engine.workflow.spiff_clock import install_spiff_clock
 from govflow.engine.model.errors import InvalidTransition, NotFound
+from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.runtime import Runtime
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
+from govflow.engine.workflow.spiff_clock import install_spiff_clock
 
 PID = "frontline_disposal"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def case_data(**overrides):
-    data = dict(case_id="c-1", district="gulou", owner_unit="gulou.dongjie", matter="road.pothole", tier="simple", review_approved=None)
+    data = dict(
+        case_id="c-1",
+        district="gulou",
+        owner_unit="gulou.dongjie",
+        matter="road.pothole",
+        tier="simple",
+        review_approved=None,
+    )
     data.update(overrides)
     return data
 
@@ -210,7 +217,9 @@ def timed() -> Runtime:
     install_spiff_clock()
     parser = SpiffBpmnParser()
     parser.add_bpmn_str(TIMED, filename="timed.bpmn")
-    return Runtime(CompiledDiagrams({"timed": parser.get_spec("timed")}, {"timed": parser.get_subprocess_specs("timed")}))
+    return Runtime(
+        CompiledDiagrams({"timed": parser.get_spec("timed")}, {"timed": parser.get_subprocess_specs("timed")})
+    )
 
 
 def test_timer_due_time_follows_the_manual_clock(timed, clock):

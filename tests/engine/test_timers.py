@@ -13,23 +13,31 @@ import pytest
 from sqlalchemy import func, select, update
 
 from govflow.engine.cases.service import NewCase
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from govflow.engine.cases.timers import fire_due
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)
 
 
 def report_many(govflow, principals, n):
     hotline = principals["hotline12345"]
-    return [govflow.cases.report(hotline, NewCase(channel="hotline_12345", description="东街口有个井盖没了", **DONGJIE)).case_id
-            for _ in range(n)]
+    return [
+        govflow.cases.report(
+            hotline, NewCase(channel="hotline_12345", description="东街口有个井盖没了", **DONGJIE)
+        ).case_id
+        for _ in range(n)
+    ]
 
 
 def overdue_counts(engine):
     with engine.connect() as conn:
-        return dict(conn.execute(
-            select(CaseEvent.case_id, func.count()).where(CaseEvent.kind == "deadline.overdue").group_by(CaseEvent.case_id)
-        ).all())
+        return dict(
+            conn.execute(
+                select(CaseEvent.case_id, func.count())
+                .where(CaseEvent.kind == "deadline.overdue")
+                .group_by(CaseEvent.case_id)
+            ).all()
+        )
 
 
 def test_due_timers_fire_once_and_only_when_due(govflow, principals, clock):
@@ -56,7 +64,11 @@ def test_a_failing_timer_is_recorded_and_backs_off(govflow, principals, clock):
     assert (report.fired, report.failed) == (1, 1)
     assert overdue_counts(govflow.db) == {healthy: 1}
     with govflow.db.connect() as conn:
-        failed = conn.execute(select(CaseEvent.data).where(CaseEvent.case_id == broken, CaseEvent.kind == "timer.failed")).scalars().all()
+        failed = (
+            conn.execute(select(CaseEvent.data).where(CaseEvent.case_id == broken, CaseEvent.kind == "timer.failed"))
+            .scalars()
+            .all()
+        )
         next_due = conn.execute(select(CaseRow.next_due).where(CaseRow.id == broken)).scalar_one()
     assert len(failed) == 1 and "unreadable" in failed[0]["error"]
     assert next_due > clock.now()
@@ -66,7 +78,7 @@ def test_a_failing_timer_is_recorded_and_backs_off(govflow, principals, clock):
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_several_worker_processes_fire_each_timer_once_even_when_one_is_killed(database, govflow, principals, clock):
     """Real `govflow worker` processes on PostgreSQL over 2,000 due timers; one is killed mid-run."""
-    clock.set(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))  # their sign-for deadlines passed long ago
+    clock.set(dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))  # their sign-for deadlines passed long ago
     n = 2000
     cases = report_many(govflow, principals, n)
     url = database.url.render_as_string(hide_password=False)
@@ -91,7 +103,9 @@ def test_several_worker_processes_fire_each_timer_once_even_when_one_is_killed(d
     assert set(counts.values()) == {1}, "a timer fired twice"
     assert workers[0].returncode == -signal.SIGKILL
     with govflow.db.connect() as conn:
-        supervising = conn.execute(select(func.count()).select_from(CaseTask).where(CaseTask.name == "supervise")).scalar_one()
+        supervising = conn.execute(
+            select(func.count()).select_from(CaseTask).where(CaseTask.name == "supervise")
+        ).scalar_one()
         actors = set(conn.execute(select(CaseEvent.actor).where(CaseEvent.kind == "deadline.overdue")).scalars())
     assert supervising == n
     assert actors == {"system.timer"}

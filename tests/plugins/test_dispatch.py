@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from govflow.bootstrap import PackPlugins, PluginDispatcher
-from govflow.engine.cases.service import NewCase
-from govflow.engine.store.db import CaseEvent, CaseRow
-from govflow.engine.model.dispatch import Report
 from govflow.engine.cases.history import CaseHistory, PastCase, StaticHistory
+from govflow.engine.cases.service import NewCase
+from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import load_pack, read_folder
+from govflow.engine.store.db import CaseEvent, CaseRow
 from govflow.plugins import hookimpl, plugin_manager
 from govflow.plugins.builtin import dispatch
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example
@@ -44,7 +44,11 @@ def test_without_enough_past_cases_the_scorer_is_more_cautious(reference_pack):
 
 
 def test_one_shared_character_is_no_evidence(reference_pack):
-    past = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out"), PastCase("小区门口垃圾桶满了", "env.garbage_overflow")] * 20)
+    past = StaticHistory(
+        "gulou",
+        [PastCase("楼下的路灯全黑", "lighting.streetlight_out"), PastCase("小区门口垃圾桶满了", "env.garbage_overflow")]
+        * 20,
+    )
     for text in ("你好", "我要投诉", "谢谢"):
         assert dispatch.classify(reference_pack, rep(text)) is None
         assert dispatch.classify(reference_pack, rep(text), past) is None
@@ -52,8 +56,11 @@ def test_one_shared_character_is_no_evidence(reference_pack):
 
 def test_past_cases_decide_when_keywords_do_not(reference_pack):
     text = "巷子口的蜂窝越来越大"
-    past = StaticHistory("gulou", [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
-                         + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
+    past = StaticHistory(
+        "gulou",
+        [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
+        + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")],
+    )
     matter, how = dispatch.classify(reference_pack, rep(text), past)
     assert matter == "health.pests" and how.startswith("similar past cases: nearest ")
     assert dispatch.classify(reference_pack, rep(text), StaticHistory("gulou", [])) is None
@@ -64,8 +71,12 @@ def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_pack):
     snapshot = history.past_cases("gulou")
     first = dispatch.scorer(reference_pack, snapshot)
     assert dispatch.scorer(reference_pack, history.past_cases("gulou")) is first
-    assert dispatch.scorer(reference_pack, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first  # a refresh
-    assert dispatch.scorer(reference_pack, None) is dispatch.scorer(reference_pack, StaticHistory("gulou", []).past_cases("gulou"))
+    assert (
+        dispatch.scorer(reference_pack, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first
+    )  # a refresh
+    assert dispatch.scorer(reference_pack, None) is dispatch.scorer(
+        reference_pack, StaticHistory("gulou", []).past_cases("gulou")
+    )
 
 
 def test_the_neighbour_search_stays_bounded_however_long_the_history(reference_pack):
@@ -78,11 +89,17 @@ def test_the_neighbour_search_stays_bounded_however_long_the_history(reference_p
 
 
 def test_case_history_reads_closed_cases_of_the_district_only(govflow, principals):
-    out = govflow.cases.report(principals["citizen.zhang"], NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025))
+    out = govflow.cases.report(
+        principals["citizen.zhang"], NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025)
+    )
     history = CaseHistory(govflow.db, govflow.clock)
     assert history.past_cases("gulou").cases == ()
     with govflow.db.begin() as conn:
-        conn.execute(CaseRow.__table__.update().where(CaseRow.id == out.case_id).values(closed_at=govflow.clock.now(), status="evaluated"))
+        conn.execute(
+            CaseRow.__table__.update()
+            .where(CaseRow.id == out.case_id)
+            .values(closed_at=govflow.clock.now(), status="evaluated")
+        )
     history.forget()
     assert history.past_cases("gulou").cases == (PastCase("东街口有个井盖没了", "road.manhole_cover"),)
     assert history.past_cases("cangshan").cases == ()
@@ -90,12 +107,18 @@ def test_case_history_reads_closed_cases_of_the_district_only(govflow, principal
 
 def test_case_history_reads_only_the_most_recent_cases(govflow, principals):
     texts = ["东街口有个井盖没了", "楼下的路灯全黑了", "小区门口垃圾桶满了"]
-    ids = [govflow.cases.report(principals["citizen.zhang"], NewCase("app", t, lat=26.0865, lng=119.3025)).case_id for t in texts]
+    ids = [
+        govflow.cases.report(principals["citizen.zhang"], NewCase("app", t, lat=26.0865, lng=119.3025)).case_id
+        for t in texts
+    ]
     now = govflow.clock.now()
     with govflow.db.begin() as conn:
         for minutes, case_id in enumerate(ids):
-            conn.execute(CaseRow.__table__.update().where(CaseRow.id == case_id)
-                         .values(closed_at=now + dt.timedelta(minutes=minutes), status="evaluated"))
+            conn.execute(
+                CaseRow.__table__.update()
+                .where(CaseRow.id == case_id)
+                .values(closed_at=now + dt.timedelta(minutes=minutes), status="evaluated")
+            )
     history = CaseHistory(govflow.db, govflow.clock)
     history.LIMIT = 2
     assert [c.description for c in history.past_cases("gulou").cases] == ["小区门口垃圾桶满了", "楼下的路灯全黑了"]
@@ -103,8 +126,14 @@ def test_case_history_reads_only_the_most_recent_cases(govflow, principals):
 
 def test_a_dmn_owner_decision_routes_where_the_pack_provides_one(reference_files):
     pack = load_pack(read_folder(CANGSHAN), resolve_base=lambda n, v: reference_files)
-    assert dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "utility.gas_leak", "cangshan.cangqian") == "cangshan.rqgs"
-    assert dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "road.pothole", "cangshan.cangqian") == "cangshan.cangqian"
+    assert (
+        dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "utility.gas_leak", "cangshan.cangqian")
+        == "cangshan.rqgs"
+    )
+    assert (
+        dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "road.pothole", "cangshan.cangqian")
+        == "cangshan.cangqian"
+    )
 
 
 def test_a_district_plugin_acts_only_for_packs_that_enable_it(reference_pack, reference_files):
@@ -123,9 +152,13 @@ def test_a_district_plugin_acts_only_for_packs_that_enable_it(reference_pack, re
 
 def test_a_pack_may_disable_a_builtin(reference_pack):
     plugins = PackPlugins(plugin_manager(load_entry_points=False), {"dispatch", "calendar"})
-    manifest = reference_pack.manifest.__class__(**{**reference_pack.manifest.__dict__, "plugins": (), "disabled_plugins": ("dispatch",)})
+    manifest = reference_pack.manifest.__class__(
+        **{**reference_pack.manifest.__dict__, "plugins": (), "disabled_plugins": ("dispatch",)}
+    )
     assert plugins.excluded(manifest) == frozenset({"dispatch"})
-    assert plugins.first_result(manifest, "govflow_locate", pack=reference_pack, report=rep("x", lat=26.0865, lng=119.3025)) == (None, None)
+    assert plugins.first_result(
+        manifest, "govflow_locate", pack=reference_pack, report=rep("x", lat=26.0865, lng=119.3025)
+    ) == (None, None)
 
 
 class Exploding:
@@ -134,7 +167,9 @@ class Exploding:
         raise RuntimeError("geocoder down")
 
 
-def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(database, clock, reference_pack, demo_entries):
+def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(
+    database, clock, reference_pack, demo_entries
+):
     from sqlalchemy.orm import Session
 
     from govflow.bootstrap import build
@@ -149,7 +184,9 @@ def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(d
     assert out.status == "reported"
     with database.connect() as conn:
         row = conn.execute(select(CaseRow.owner_unit).where(CaseRow.id == out.case_id)).one()
-        event = conn.execute(select(CaseEvent.data).where(CaseEvent.case_id == out.case_id, CaseEvent.kind == "case.unroutable")).one()
+        event = conn.execute(
+            select(CaseEvent.data).where(CaseEvent.case_id == out.case_id, CaseEvent.kind == "case.unroutable")
+        ).one()
     assert row.owner_unit == "gulou.cc"
     assert "failed in govflow_locate: RuntimeError: geocoder down" in event.data["how"]
     assert "sent to the command centre" in event.data["how"]
@@ -158,6 +195,8 @@ def test_a_failing_plugin_sends_the_case_to_the_command_centre_with_the_reason(d
 @pytest.mark.usefixtures("database")
 def test_example_plugin_routes_taijiang_cases_end_to_end(govflow, principals):
     deploy_example(govflow, TAIJIANG)
-    out = govflow.cases.report(principals["citizen.zhang"], NewCase("app", "路面有个大坑", lat=26.062, lng=119.302, district="taijiang"))
+    out = govflow.cases.report(
+        principals["citizen.zhang"], NewCase("app", "路面有个大坑", lat=26.062, lng=119.302, district="taijiang")
+    )
     with govflow.db.connect() as conn:
         assert conn.execute(select(CaseRow.owner_unit).where(CaseRow.id == out.case_id)).scalar() == "taijiang.sxh"

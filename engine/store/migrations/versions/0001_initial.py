@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-22
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -154,5 +155,13 @@ def downgrade() -> None:
         for table in ("case_events", "personal_data_access"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS {table}_append_only()")
-    for table in ("personal_data_access", "idempotency_keys", "case_events", "case_tasks", "cases", "principals", "pack_versions"):
+    for table in (
+        "personal_data_access",
+        "idempotency_keys",
+        "case_events",
+        "case_tasks",
+        "cases",
+        "principals",
+        "pack_versions",
+    ):
         op.drop_table(table)

@@ -4,6 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-22
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -54,14 +55,20 @@ def upgrade() -> None:
     op.create_index("ix_ratings_case_id", "ratings", ["case_id"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        op.execute("CREATE FUNCTION delegations_append_only() RETURNS trigger AS $$ "
-                   "BEGIN RAISE EXCEPTION 'delegations is append-only'; END; $$ LANGUAGE plpgsql")
-        op.execute("CREATE TRIGGER delegations_no_change BEFORE UPDATE OR DELETE ON delegations "
-                   "FOR EACH ROW EXECUTE FUNCTION delegations_append_only()")
+        op.execute(
+            "CREATE FUNCTION delegations_append_only() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION 'delegations is append-only'; END; $$ LANGUAGE plpgsql"
+        )
+        op.execute(
+            "CREATE TRIGGER delegations_no_change BEFORE UPDATE OR DELETE ON delegations "
+            "FOR EACH ROW EXECUTE FUNCTION delegations_append_only()"
+        )
     elif bind.dialect.name == "sqlite":
         for verb in ("UPDATE", "DELETE"):
-            op.execute(f"CREATE TRIGGER delegations_no_{verb.lower()} BEFORE {verb} ON delegations "
-                       "BEGIN SELECT RAISE(ABORT, 'delegations is append-only'); END")
+            op.execute(
+                f"CREATE TRIGGER delegations_no_{verb.lower()} BEFORE {verb} ON delegations "
+                "BEGIN SELECT RAISE(ABORT, 'delegations is append-only'); END"
+            )
 
 
 def downgrade() -> None:

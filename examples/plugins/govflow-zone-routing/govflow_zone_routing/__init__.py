@@ -32,7 +32,9 @@ def zones(pack: Any) -> list[tuple[str, Polygon, tuple[str, ...]]]:
                 raise ValueError(f"settings.zone_routing.zones[{index}]: unit {unit!r} is not in the catalog")
             polygon = Polygon(raw.get("polygon") or [])
             if not polygon.is_valid or polygon.area == 0:
-                raise ValueError(f"settings.zone_routing.zones[{index}] ({unit}): polygon must be a valid ring of [lng, lat] points")
+                raise ValueError(
+                    f"settings.zone_routing.zones[{index}] ({unit}): polygon must be a valid ring of [lng, lat] points"
+                )
             cached.append((unit, polygon, tuple(raw.get("matters") or ())))
         _ZONES[pack.content_hash] = cached
     return cached
