@@ -265,11 +265,19 @@ class Runtime:
         except (zlib.error, ValueError) as exc:
             raise EngineFault(f"the stored workflow state is unreadable: {exc}") from exc
         fmt = dct.pop("format", STATE_FORMAT)
+        if not isinstance(fmt, int) or fmt > STATE_FORMAT:
+            raise EngineFault(
+                f"the stored workflow state has format {fmt!r}; this engine reads formats up to {STATE_FORMAT}"
+            )
         while fmt < STATE_FORMAT:
+            if fmt not in _MIGRATIONS:
+                raise EngineFault(f"the stored workflow state has format {fmt}, and no migration upgrades it")
             _MIGRATIONS[fmt](dct)
             fmt += 1
         self._serializer.migrate(dct)
-        spec = self.diagrams.specs[process_id]
+        spec = self.diagrams.specs.get(process_id)
+        if spec is None:
+            raise EngineFault(f"the stored workflow state is of process {process_id!r}, which the pack does not have")
         workflow = self._serializer.from_dict(
             dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id]
         )

@@ -13,7 +13,8 @@ from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
 from govflow.engine.model.clock import ManualClock, bound
-from govflow.engine.model.errors import InvalidTransition, NotFound
+from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
+from govflow.engine.workflow import runtime as runtime_module
 from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.runtime import Runtime
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
@@ -117,10 +118,90 @@ def test_open_case_blob_is_small(runtime, clock):
     assert len(runtime.dump(workflow)) < 4096
 
 
-def test_load_without_spec_of_that_process_fails(runtime, clock):
+def test_load_without_spec_of_that_process_is_an_engine_fault(runtime, clock):
     blob = runtime.dump(runtime.start(PID, case_data(), clock))
-    with pytest.raises(KeyError):
+    with pytest.raises(EngineFault, match="of process 'another_process', which the pack does not have"):
         runtime.load(blob, "another_process")
+
+
+# -- state formats --------------------------------------------------------------------------
+def _format_0(blob: bytes) -> bytes:
+    """The blob as a (hypothetical) format-0 engine wrote it: tasks as a list, not keyed by id."""
+    state = json.loads(zlib.decompress(blob))
+
+    def listed(workflow: dict) -> None:
+        workflow["tasks"] = list(workflow["tasks"].values())
+
+    listed(state)
+    for sub in state["subprocesses"].values():
+        listed(sub)
+    state["format"] = 0
+    return zlib.compress(json.dumps(state).encode())
+
+
+def _keyed_by_id(state: dict) -> None:
+    """The format 0 -> 1 migration: tasks keyed by their id again."""
+    for workflow in (state, *state["subprocesses"].values()):
+        workflow["tasks"] = {task["id"]: task for task in workflow["tasks"]}
+
+
+def test_an_older_state_format_is_upgraded_on_load_by_its_migration(runtime, clock, monkeypatch):
+    workflow = runtime.start(PID, case_data(), clock)
+    complete_named(runtime, workflow, "sign_for", clock, note="on my way")
+    old = _format_0(runtime.dump(workflow))
+    applied = []
+
+    def upgrade_0(state: dict) -> None:
+        applied.append(0)
+        _keyed_by_id(state)
+
+    monkeypatch.setattr(runtime_module, "_MIGRATIONS", {0: upgrade_0})
+    restored = runtime.load(old, PID)
+    assert applied == [0]
+    assert [(t.id, t.task_spec.name) for t in runtime.open_tasks(restored)] == [
+        (t.id, t.task_spec.name) for t in runtime.open_tasks(workflow)
+    ]
+    assert runtime.open_tasks(restored)[0].data["note"] == "on my way"
+    assert json.loads(zlib.decompress(runtime.dump(restored)))["format"] == runtime_module.STATE_FORMAT
+    complete_named(runtime, restored, "handle", clock, result="filled")  # and it carries on
+    assert open_names(runtime, restored) == ["review"]
+
+
+def test_state_format_migrations_run_in_order_up_to_the_current_format(runtime, clock, monkeypatch):
+    old = _format_0(runtime.dump(runtime.start(PID, case_data(), clock)))
+    applied = []
+
+    def upgrade_0(state: dict) -> None:
+        applied.append(0)
+        _keyed_by_id(state)
+
+    def upgrade_1(state: dict) -> None:
+        applied.append(1)
+        assert isinstance(state["tasks"], dict)  # format 0 -> 1 ran first
+
+    monkeypatch.setattr(runtime_module, "STATE_FORMAT", 2)
+    monkeypatch.setattr(runtime_module, "_MIGRATIONS", {1: upgrade_1, 0: upgrade_0})
+    restored = runtime.load(old, PID)
+    assert applied == [0, 1]
+    current = runtime.dump(restored)
+    assert json.loads(zlib.decompress(current))["format"] == 2
+    applied.clear()
+    assert open_names(runtime, runtime.load(current, PID)) == ["sign_for"]
+    assert applied == []  # a current state needs no migration
+
+
+def test_an_older_state_format_without_its_migration_is_refused(runtime, clock):
+    old = _format_0(runtime.dump(runtime.start(PID, case_data(), clock)))
+    with pytest.raises(EngineFault, match="has format 0, and no migration upgrades it"):
+        runtime.load(old, PID)
+
+
+@pytest.mark.parametrize("fmt", [2, 99, "1"])
+def test_a_state_of_an_unknown_format_is_refused(runtime, clock, fmt):
+    state = json.loads(zlib.decompress(runtime.dump(runtime.start(PID, case_data(), clock))))
+    state["format"] = fmt
+    with pytest.raises(EngineFault, match=f"has format {fmt!r}; this engine reads formats up to 1"):
+        runtime.load(zlib.compress(json.dumps(state).encode()), PID)
 
 
 def test_completing_a_non_ready_task_is_refused(runtime, clock):
