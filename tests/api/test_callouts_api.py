@@ -30,24 +30,30 @@ def call(api, who, case, **body):
 
 
 def test_call_out_input_is_checked(api, signed_case):
-    assert (
-        problem(call(api, "dongjie.dispatcher", signed_case, departments=[]), 422)["errors"][0]["loc"][-1]
-        == "departments"
+    def refused(status, case=signed_case, who="dongjie.dispatcher", **body):
+        return problem(call(api, who, case, **body), status)
+
+    assert refused(422, departments=[])["errors"][0]["loc"] == ["body", "departments"]
+    too_many = refused(422, departments=[f"gulou.d{i}" for i in range(11)])
+    assert too_many["errors"] == [
+        {"loc": ["body", "departments"], "msg": "List should have at most 10 items after validation, not 11"}
+    ]
+    assert refused(422, departments=["gulou.nowhere"])["errors"] == [
+        {"loc": ["departments"], "msg": "unknown department 'gulou.nowhere'"}
+    ]
+    a_street = refused(422, departments=["gulou.dongjie"])  # a street, not a department
+    assert a_street["detail"] == "'gulou.dongjie' is not a department of gulou"
+    no_zone = refused(422, departments=["gulou.cgj"], meeting_at="2026-09-28T15:00:00")
+    assert no_zone["errors"] == [{"loc": ["body", "meeting_at"], "msg": "Input should have timezone info"}]
+    main_not_called = refused(422, departments=["gulou.cgj"], main="gulou.zjj")
+    assert main_not_called["errors"] == [{"loc": ["main"], "msg": "not among departments"}]
+    missing = refused(404, case="00000000-0000-0000-0000-000000000000", departments=["gulou.cgj"])
+    assert (missing["detail"], missing["context"]) == (
+        "no such case",
+        {"case": "00000000-0000-0000-0000-000000000000"},
     )
-    assert problem(call(api, "dongjie.dispatcher", signed_case, departments=[f"gulou.d{i}" for i in range(11)]), 422)
-    body = problem(call(api, "dongjie.dispatcher", signed_case, departments=["gulou.nowhere"]), 422)
-    assert "unknown department 'gulou.nowhere'" in body["errors"][0]["msg"]
-    assert problem(
-        call(api, "dongjie.dispatcher", signed_case, departments=["gulou.dongjie"]), 422
-    )  # a street, not a department
-    assert problem(
-        call(api, "dongjie.dispatcher", signed_case, departments=["gulou.cgj"], meeting_at="2026-09-28T15:00:00"), 422
-    )  # no zone
-    assert problem(call(api, "dongjie.dispatcher", signed_case, departments=["gulou.cgj"], main="gulou.zjj"), 422)
-    assert problem(
-        call(api, "dongjie.dispatcher", "00000000-0000-0000-0000-000000000000", departments=["gulou.cgj"]), 404
-    )
-    assert problem(call(api, "citizen.zhang", signed_case, departments=["gulou.cgj"]), 403)
+    citizen = refused(403, who="citizen.zhang", departments=["gulou.cgj"])
+    assert citizen["detail"] == "citizen.zhang (citizen) may not call_out in gulou/gulou.dongjie"
     # nothing of the refused attempts is on the record
     kinds = [e["kind"] for e in api.get("cc.supervisor", f"/api/v1/cases/{signed_case}/events").json()]
     assert "callout.made" not in kinds
@@ -80,7 +86,39 @@ def test_delegation_input_is_checked(api):
 
 
 def test_responsibility_query_checks_its_input(api):
-    assert problem(api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=no.such"), 422)
-    assert problem(api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=road.pothole&street=gulou.cgj"), 422)
-    answer = api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=road.pothole").json()
-    assert answer["matched_entry"] in ("road.pothole", "road.*") and answer["main"].startswith("gulou.")
+    unknown = problem(api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=no.such"), 422)
+    assert (unknown["detail"], unknown["errors"]) == (
+        "'no.such' is not a matter of gulou",
+        [{"loc": ["matter"], "msg": "unknown matter"}],
+    )
+    not_a_street = problem(
+        api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=road.pothole&street=gulou.cgj"), 422
+    )
+    assert (not_a_street["detail"], not_a_street["errors"]) == (
+        "'gulou.cgj' is not a street of gulou",
+        [{"loc": ["street"], "msg": "unknown street"}],
+    )
+
+
+def test_responsibility_names_the_exact_entry_when_there_is_one(api):
+    response = api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=road.pothole&street=gulou.dongjie")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "district": "gulou",
+        "matter": "road.pothole",
+        "street": "gulou.dongjie",
+        "main": "gulou.cgj",
+        "cooperating": ["gulou.zjj", "gulou.jj"],
+        "matched_entry": "road.pothole",
+        "why": "exact entry for road.pothole, line 15",
+        "time_limit": {"amount": 8, "unit": "working_hours"},
+    }
+
+
+def test_responsibility_falls_back_to_the_group_entry_and_says_so(api):
+    response = api.get("dongjie.dispatcher", "/api/v1/responsibility?matter=road.sidewalk_damage")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["matched_entry"], answer["main"], answer["cooperating"]) == ("road.*", "gulou.cgj", ["gulou.zjj"])
+    assert answer["why"] == "group entry road.* (no exact entry for road.sidewalk_damage), line 11"
+    assert answer["time_limit"] == {"amount": 1, "unit": "working_days"}
