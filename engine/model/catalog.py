@@ -162,8 +162,7 @@ def parse_boundaries(
     for index, feature in enumerate(data.get("features") or []):
         props = (feature or {}).get("properties") or {}
         code = props.get("code")
-        unit = catalog.unit(code) if isinstance(code, str) else None
-        if unit is None or unit.kind != "street":
+        if not isinstance(code, str) or (unit := catalog.unit(code)) is None or unit.kind != "street":
             issues.append(
                 PackIssue(filename, f"features[{index}]: properties.code {code!r} is not a street of the catalog")
             )

@@ -127,7 +127,7 @@ def _annotation(spec: FormField) -> Any:
     if spec.type == "boolean":
         return StrictBool
     if spec.type == "choice":
-        return Literal[spec.options]  # type: ignore[valid-type]
+        return Literal[spec.options]
     if spec.type == "datetime":
         return AwareDatetime
     if spec.type == "assignments":

@@ -77,8 +77,8 @@ def parse_extends(value: Any) -> BaseRef | None:
         name, _, version = value.strip().partition("@")
         return BaseRef(name, version or None) if name else None
     if isinstance(value, Mapping) and isinstance(value.get("pack"), str) and set(value) <= {"pack", "version"}:
-        version = value.get("version")
-        return BaseRef(value["pack"], str(version) if version is not None else None)
+        pinned = value.get("version")
+        return BaseRef(value["pack"], str(pinned) if pinned is not None else None)
     return None
 
 

@@ -352,7 +352,8 @@ def load_pack(
     files = resolve_extends(files, resolve_base)
     issues: list[PackIssue] = []
     manifest = _manifest(_yaml(files, "pack.yaml", issues), issues)
-    catalog, cat_issues = (None, [])
+    catalog: Catalog | None = None
+    cat_issues: list[PackIssue] = []
     raw_catalog = _yaml(files, "catalog.yaml", issues)
     if raw_catalog is not None:
         catalog, cat_issues = parse_catalog(raw_catalog)
