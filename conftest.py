@@ -22,7 +22,7 @@ from govflow.engine.model.clock import ManualClock
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.engine.store.db import Base, make_engine
 from govflow.engine.store.migrate import upgrade
-from govflow.plugins import hookimpl, plugin_manager
+from govflow.plugins import PackPlugins, hookimpl, plugin_manager
 from govflow.settings import REFERENCE_PACK
 
 PG_URL = os.environ.get("GOVFLOW_TEST_DATABASE_URL")
@@ -37,8 +37,8 @@ def reference_files() -> dict[str, bytes]:
     return read_folder(REFERENCE_PACK)
 
 
-def plugin_calendar(district, settings):
-    return plugin_manager().hook.govflow_calendar(district=district, settings=dict(settings))
+def plugin_calendar(manifest):
+    return PackPlugins.acting(plugin_manager()).calendar(manifest)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     app = get_app(request)
-    return app.packs.authenticate(credentials.credentials if credentials else None)
+    return app.access.authenticate(credentials.credentials if credentials else None)
 
 
 AppDep = Annotated[App, Depends(get_app)]

@@ -220,7 +220,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         _, engine = fresh_database(backend)
         app = ready_app(engine, pack)
-        hotline, street = app.packs.authenticate("demo-hotline"), app.packs.authenticate("demo-dongjie")
+        hotline, street = app.access.authenticate("demo-hotline"), app.access.authenticate("demo-dongjie")
         latencies = []
         for i in range(args.callouts + 10):
             case = app.cases.report(

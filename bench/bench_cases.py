@@ -171,7 +171,7 @@ def _engine_worker(url: str, n: int, offset: int, barrier, results) -> None:
 
     engine = make_engine(url)
     app = ready_app(engine, reference_pack(), load_principals=False)
-    principal = app.packs.authenticate("demo-hotline")
+    principal = app.access.authenticate("demo-hotline")
     for i in range(20):
         app.cases.report(principal, new_case(offset + i))
     barrier.wait()
@@ -287,7 +287,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         url, engine = fresh_database(backend)
         app = ready_app(engine, pack)
-        principal = app.packs.authenticate("demo-hotline")
+        principal = app.access.authenticate("demo-hotline")
         for i in range(50):  # warm caches (spec, authorizer, connections)
             app.cases.report(principal, new_case(i))
         if args.gc_freeze:

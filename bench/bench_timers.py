@@ -53,7 +53,7 @@ def populate(engine, pack, cases: int, due: int) -> None:
     clock = ManualClock(NOW - dt.timedelta(minutes=30))
     app = ready_app(engine, pack)
     app.cases.clock = clock
-    principal = app.packs.authenticate("demo-hotline")
+    principal = app.access.authenticate("demo-hotline")
     outcome = app.cases.report(
         principal, NewCase(channel="hotline_12345", description="东街口有个井盖没了", lat=26.0865, lng=119.3025)
     )

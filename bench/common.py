@@ -18,7 +18,7 @@ from govflow.engine.access.identity import parse_principals, store_principals
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.engine.store.db import make_engine
 from govflow.engine.store.migrate import upgrade
-from govflow.plugins import plugin_manager
+from govflow.plugins import PackPlugins, plugin_manager
 from govflow.settings import REFERENCE_PACK
 
 PG_URL = (
@@ -44,11 +44,7 @@ def fresh_database(kind: str) -> tuple[str, Engine]:
 
 
 def reference_pack() -> LoadedPack:
-    pm = plugin_manager()
-    return load_pack(
-        read_folder(REFERENCE_PACK),
-        calendar_factory=lambda d, s: pm.hook.govflow_calendar(district=d, settings=dict(s)),
-    )
+    return load_pack(read_folder(REFERENCE_PACK), calendar_factory=PackPlugins.acting(plugin_manager()).calendar)
 
 
 def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True) -> App:

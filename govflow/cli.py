@@ -51,7 +51,7 @@ def _load_principals(govflow_app, path: Path) -> int:
     entries = parse_principals(path.read_text(encoding="utf-8"), catalogs, filename=str(path.name))
     with Session(govflow_app.db) as session, session.begin():
         count = store_principals(session, entries, govflow_app.clock.now())
-    govflow_app.packs.refresh_grants()
+    govflow_app.access.refresh_grants()
     return count
 
 
@@ -290,6 +290,7 @@ def pack_migrate(
     govflow_app = _build(_settings(database_url))
     try:
         report = migrate(
+            govflow_app.uow,
             govflow_app.packs,
             name,
             source,

@@ -1,4 +1,4 @@
-"""govflow plugins: the hook specifications and the built-in plugins.
+"""govflow plugins: the hook specifications, the built-in plugins, and which plugins act for a pack.
 
 A plugin needs only::
 
@@ -7,7 +7,13 @@ A plugin needs only::
     @hookimpl
     def govflow_route(pack, report, matter, street): ...
 
-and an entry point in the ``govflow`` group naming its module.
+and an entry point in the ``govflow`` group naming its module. Hooks about a
+pack receive a :class:`PackView` (``view.py``: the pack's identity, catalog,
+settings and territory, its DMN decisions, and ``pack.cache(name, build)`` for
+what a plugin derives from a pack version). The rest is for the composition
+root: :func:`plugin_manager`, :class:`PackPlugins` (per-pack selection, calls
+with failures named: ``selection.py``), :class:`PluginDispatcher` and
+:class:`PluginNotifier` (the engine's dispatcher and listener: ``dispatcher.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs
+from .dispatcher import PluginDispatcher, PluginNotifier
+from .selection import PackPlugins
+from .view import PackView
 
 hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
 
@@ -47,4 +56,13 @@ def plugin_manager(
     return pm
 
 
-__all__ = ["BUILTIN", "hookimpl", "hookspecs", "plugin_manager"]
+__all__ = [
+    "BUILTIN",
+    "PackPlugins",
+    "PackView",
+    "PluginDispatcher",
+    "PluginNotifier",
+    "hookimpl",
+    "hookspecs",
+    "plugin_manager",
+]

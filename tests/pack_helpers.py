@@ -38,5 +38,5 @@ def store_demo_principals(app, folder: Path) -> dict:
     entries = parse_principals((folder / "policies" / "demo-principals.yaml").read_text(encoding="utf-8"), catalogs)
     with Session(app.db) as session, session.begin():
         store_principals(session, entries, app.clock.now())
-    app.packs.refresh_grants()
+    app.access.refresh_grants()
     return {p.id: p for p, _ in entries}

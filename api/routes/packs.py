@@ -71,7 +71,7 @@ def _out(info) -> VersionOut:
 @router.get("", response_model=list[VersionOut])
 def list_packs(app: AppDep, principal: CurrentPrincipal) -> list[VersionOut]:
     """Deployed versions of the districts whose packs the caller may read (oldest first)."""
-    return [_out(v) for v in pack_admin.visible_versions(app.packs, principal)]
+    return [_out(v) for v in app.pack_admin.visible_versions(principal)]
 
 
 @router.post(
@@ -106,7 +106,7 @@ async def deploy_pack(
             errors=[{"loc": ["header", "content-type"], "msg": "expected application/zip"}],
         )
     body = await request.body()
-    pack, created = pack_admin.deploy_archive(app.packs, principal, body, now=app.clock.now(), activate=activate)
+    pack, created = app.pack_admin.deploy_archive(principal, body, now=app.clock.now(), activate=activate)
     if not created:
         response.status_code = status.HTTP_200_OK
     m = pack.manifest
@@ -124,27 +124,27 @@ async def deploy_pack(
 @router.post("/rollback", response_model=VersionOut)
 def rollback(body: Rollback, app: AppDep, principal: CurrentPrincipal) -> VersionOut:
     """Re-activate the district's previously deployed version (running cases are not touched)."""
-    pack = pack_admin.rollback(app.packs, principal, body.district)
+    pack = app.pack_admin.rollback(principal, body.district)
     return _out(next(v for v in app.packs.versions(body.district) if (v.name, v.version) == pack.key))
 
 
 @router.get("/{name}/{version}")
 def show_pack(name: str, version: str, app: AppDep, principal: CurrentPrincipal) -> dict:
     """The effective pack: manifest, merged settings, base, every file with its origin."""
-    return pack_admin.describe(pack_admin.read_version(app.packs, principal, name, version))
+    return pack_admin.describe(app.pack_admin.read_version(principal, name, version))
 
 
 @router.post("/{name}/{version}/activate", response_model=VersionOut)
 def activate_pack(name: str, version: str, app: AppDep, principal: CurrentPrincipal) -> VersionOut:
     """Make this version the district's active one (new cases start on it)."""
-    pack = pack_admin.activate(app.packs, principal, name, version)
+    pack = app.pack_admin.activate(principal, name, version)
     return _out(next(v for v in app.packs.versions(pack.manifest.district) if (v.name, v.version) == pack.key))
 
 
 @router.get("/{name}/{version}/archive", response_class=Response)
 def download_archive(name: str, version: str, app: AppDep, principal: CurrentPrincipal) -> Response:
     """The version's zip (the effective pack, as its cases run it)."""
-    pack_admin.read_version(app.packs, principal, name, version)
+    app.pack_admin.read_version(principal, name, version)
     return Response(
         app.packs.archive(name, version),
         media_type="application/zip",
@@ -155,7 +155,7 @@ def download_archive(name: str, version: str, app: AppDep, principal: CurrentPri
 @router.get("/{name}/{version}/files/{path:path}", response_class=Response)
 def download_file(name: str, version: str, path: str, app: AppDep, principal: CurrentPrincipal) -> Response:
     """One file of the version, e.g. a diagram for the modeler to open."""
-    pack = pack_admin.read_version(app.packs, principal, name, version)
+    pack = app.pack_admin.read_version(principal, name, version)
     content = pack.files.get(path)
     if content is None:
         raise NotFound(f"pack {name} {version} has no file {path!r}", pack=name, version=version)

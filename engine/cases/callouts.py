@@ -26,15 +26,24 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from govflow.engine.access.identity import Principal
-from govflow.engine.cases.service import CaseService, Event, Outcome, parse_uuid
+from govflow.engine.cases.service import CaseService, parse_uuid
+from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, Event, Outcome, plan
 from govflow.engine.model.calendar import Limit
 from govflow.engine.model.clock import iso
 from govflow.engine.model.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied, UnroutableInput
+from govflow.engine.model.limits import (
+    COMMENT_MAX,
+    MAX_DEPARTMENTS,
+    MEETING_PLACE_MAX,
+    PART_MAX,
+    REASON_MAX,
+    SCORE_MAX,
+    SCORE_MIN,
+)
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.store.db import CaseParty, Delegation, Rating
 from govflow.engine.workflow.runtime import Record
 
-MAX_DEPARTMENTS = 10
 DIMENSIONS = {"street_to_department": ("report_in", "disposal"), "department_to_street": ("accuracy",)}
 _PATTERN = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$")
 _LIMIT_UNITS = {
@@ -63,11 +72,18 @@ class CallOuts:
 
     # -- call out ---------------------------------------------------------------
     def call_out(self, principal: Principal, case_id: str, call: CallOut) -> Outcome:
-        service = self.service
-        case = service._load(parse_uuid(case_id, "case"))
-        pack = service.packs.get(case.pack_name, case.pack_version)
         departments = list(dict.fromkeys(call.departments))
         _check_call(call, departments)
+        return self.service.uow.run(
+            parse_uuid(case_id, "case"), lambda snapshot: self._decide_call_out(principal, snapshot, call, departments)
+        )
+
+    def _decide_call_out(
+        self, principal: Principal, snapshot: CaseSnapshot, call: CallOut, departments: list[str]
+    ) -> Change:
+        service = self.service
+        case, pack = snapshot.row, snapshot.pack
+        case_id = str(case.id)
         # Casbin first: a street of another district (or street) holds no call_out role in this domain
         role_power = service.authorize(principal, pack, case.owner_unit, "call_out")
         if principal.unit != case.owner_unit:
@@ -110,10 +126,13 @@ class CallOuts:
             for code in departments
         }
         runtime = pack.runtime
+        roles = pack.diagrams.roles_of(case.process_id)
+        if roles.call_out_signal is None:
+            raise InvalidTransition(f"the process {case.process_id} has no call-out step", case=case_id)
         workflow = runtime.load(case.state, case.process_id)
         records: list[Record] = []
         try:
-            runtime.send_signal(workflow, "call_out", called, service.clock, records)
+            runtime.send_signal(workflow, roles.call_out_signal, called, service.clock, records)
         except InvalidTransition:
             raise InvalidTransition(
                 "a call-out is possible only while the street is handling the case", case=case_id, status=case.status
@@ -128,27 +147,28 @@ class CallOuts:
                 "dispose_due": dispose_due.isoformat(),
             },
         )
+        with service.db.connect() as conn:
+            existing = set(conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == case.id)).scalars())
         parties = [
             {"case_id": case.id, "unit_code": c, "role": called[c]["role"], "power": powers[c], "since": now}
             for c in departments
+            if c not in existing
         ]
-        outcome = service._save(
-            principal,
-            role_power,
-            pack,
-            case,
+        return plan(
+            snapshot,
             workflow,
-            [event],
-            {},
-            records,
-            after_write=lambda conn: _add_parties(conn, parties),
+            actor=principal,
+            power=role_power,
+            now=now,
+            events=[event],
+            records=records,
+            extra=[(CaseParty.__table__, parties)],
         )
-        return outcome
 
     def _powers(self, pack: LoadedPack, case: Any, departments: list[str], now: dt.datetime) -> dict[str, str]:
         """The power that allows each call, from Casbin; refuse with the exact reason otherwise."""
-        authz = self.service.packs.authorizer(pack)
-        self.service.packs.refresh_delegations(pack, authz)
+        authz = self.service.access.authorizer(pack)
+        self.service.access.refresh_delegations(pack, authz)
         domain = pack.catalog.domain_of(case.owner_unit)
         found = pack.responsibility.lookup(case.matter) if pack.responsibility else None
         powers: dict[str, str] = {}
@@ -215,12 +235,13 @@ class CallOuts:
         case is called or consulting.
         """
         service = self.service
-        case = service._load(parse_uuid(case_id, "case"))
-        pack = service.packs.get(case.pack_name, case.pack_version)
-        if not part or len(part) > 2000:
+        if not part or len(part) > PART_MAX:
             raise InvalidInput(
-                "part must be 1 to 2000 characters", errors=[{"loc": ["part"], "msg": "1 to 2000 characters"}]
+                f"part must be 1 to {PART_MAX} characters",
+                errors=[{"loc": ["part"], "msg": f"1 to {PART_MAX} characters"}],
             )
+        snapshot = service.uow.load(parse_uuid(case_id, "case"))
+        case, pack = snapshot.row, snapshot.pack
         with service.db.connect() as conn:
             party = conn.execute(
                 select(CaseParty).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)
@@ -234,12 +255,9 @@ class CallOuts:
             raise InvalidTransition(
                 "a part can be added while the case is called or in consultation", case=case_id, status=case.status
             )
-        now = service.clock.now()
         data = {"unit": principal.unit, "part": part}
-        with service.db.begin() as conn:
-            row = service.append_event(conn, case.id, principal, power, "callout.contribution", data)
-        service._notify([row])
-        return {**data, "at": now}
+        outcome = service.record_fact(snapshot, principal, power, "callout.contribution", data)
+        return {**data, "at": outcome.events[0]["at"]}
 
     # -- delegations ---------------------------------------------------------------
     def delegate(
@@ -266,8 +284,8 @@ class CallOuts:
         now = self.service.clock.now()
         if expires_at.tzinfo is None or expires_at <= now:
             errors.append({"loc": ["expires_at"], "msg": "must be a future time with a time zone"})
-        if not reason or len(reason) > 1000:
-            errors.append({"loc": ["reason"], "msg": "1 to 1000 characters"})
+        if not reason or len(reason) > REASON_MAX:
+            errors.append({"loc": ["reason"], "msg": f"1 to {REASON_MAX} characters"})
         if errors:
             raise InvalidInput("the delegation is invalid", errors=errors)
         power = self.service.authorize(principal, pack, catalog.command_centre, "delegate")
@@ -283,7 +301,7 @@ class CallOuts:
         }
         with self.service.db.begin() as conn:
             row["id"] = conn.execute(insert(Delegation).returning(Delegation.id), row).scalar_one()
-        self.service.packs.refresh_delegations(pack)
+        self.service.access.refresh_delegations(pack)
         return {**row, "power": power, "active": True}
 
     def delegations(self, principal: Principal, district: str | None = None) -> list[dict[str, Any]]:
@@ -302,12 +320,17 @@ class CallOuts:
     ) -> dict[str, Any]:
         """The street rates a department (report_in, disposal); a department rates the call (accuracy)."""
         service = self.service
-        case = service._load(parse_uuid(case_id, "case"))
-        pack = service.packs.get(case.pack_name, case.pack_version)
-        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
-            raise InvalidInput("score must be an integer from 1 to 5", errors=[{"loc": ["score"], "msg": "1 to 5"}])
-        if comment is not None and len(comment) > 1000:
-            raise InvalidInput("comment too long", errors=[{"loc": ["comment"], "msg": "at most 1000 characters"}])
+        if not isinstance(score, int) or isinstance(score, bool) or not SCORE_MIN <= score <= SCORE_MAX:
+            raise InvalidInput(
+                f"score must be an integer from {SCORE_MIN} to {SCORE_MAX}",
+                errors=[{"loc": ["score"], "msg": f"{SCORE_MIN} to {SCORE_MAX}"}],
+            )
+        if comment is not None and len(comment) > COMMENT_MAX:
+            raise InvalidInput(
+                "comment too long", errors=[{"loc": ["comment"], "msg": f"at most {COMMENT_MAX} characters"}]
+            )
+        snapshot = service.uow.load(parse_uuid(case_id, "case"))
+        case, pack = snapshot.row, snapshot.pack
         with service.db.connect() as conn:
             parties = {r.unit_code: r for r in conn.execute(select(CaseParty).where(CaseParty.case_id == case.id))}
         if principal.unit == case.owner_unit and principal.unit not in parties:
@@ -335,7 +358,7 @@ class CallOuts:
             principal, pack, case.owner_unit if direction == "street_to_department" else principal.unit, "rate"
         )
         now = service.clock.now()
-        row = {
+        row: dict[str, Any] = {
             "case_id": case.id,
             "direction": direction,
             "rater_party": principal.unit,
@@ -346,48 +369,32 @@ class CallOuts:
             "comment": comment,
             "at": now,
         }
+        data = {k: v for k, v in row.items() if k not in ("case_id", "at")}
         try:
-            with service.db.begin() as conn:
-                conn.execute(insert(Rating), row)
-                event = service.append_event(
-                    conn,
-                    case.id,
-                    principal,
-                    power,
-                    "rating.given",
-                    {k: v for k, v in row.items() if k not in ("case_id", "at")},
-                )
-            service._notify([event])
+            outcome = service.record_fact(
+                snapshot, principal, power, "rating.given", data, extra=[(Rating.__table__, [row])]
+            )
         except IntegrityError:
             raise Conflict(
                 f"{principal.unit} has already rated {target} on {dimension} for this case", case=case_id
             ) from None
-        return {k: v for k, v in row.items()}
+        return {**row, "at": outcome.events[0]["at"]}
 
     def ratings(self, principal: Principal, case_id: str) -> list[dict[str, Any]]:
-        case = self.service._load(parse_uuid(case_id, "case"))
+        case = self.service.uow.read_row(parse_uuid(case_id, "case"))
         with self.service.db.connect() as conn:
             rows = conn.execute(select(Rating).where(Rating.case_id == case.id).order_by(Rating.id)).all()
         return [dict(r._mapping) for r in rows]
-
-
-def _add_parties(conn: Any, parties: list[dict[str, Any]]) -> None:
-    existing = set(
-        conn.execute(select(CaseParty.unit_code).where(CaseParty.case_id == parties[0]["case_id"])).scalars()
-    )
-    fresh = [p for p in parties if p["unit_code"] not in existing]
-    if fresh:
-        conn.execute(insert(CaseParty), fresh)
 
 
 def _check_call(call: CallOut, departments: list[str]) -> None:
     errors = []
     if not 1 <= len(departments) <= MAX_DEPARTMENTS:
         errors.append({"loc": ["departments"], "msg": f"1 to {MAX_DEPARTMENTS} departments"})
-    if not call.reason or len(call.reason) > 1000:
-        errors.append({"loc": ["reason"], "msg": "1 to 1000 characters"})
-    if call.meeting_place is not None and len(call.meeting_place) > 256:
-        errors.append({"loc": ["meeting_place"], "msg": "at most 256 characters"})
+    if not call.reason or len(call.reason) > REASON_MAX:
+        errors.append({"loc": ["reason"], "msg": f"1 to {REASON_MAX} characters"})
+    if call.meeting_place is not None and len(call.meeting_place) > MEETING_PLACE_MAX:
+        errors.append({"loc": ["meeting_place"], "msg": f"at most {MEETING_PLACE_MAX} characters"})
     if call.meeting_at is not None and call.meeting_at.tzinfo is None:
         errors.append({"loc": ["meeting_at"], "msg": "needs a time zone"})
     if errors:

@@ -46,11 +46,11 @@ class CaseQueries:
 
     def _case_for_reader(self, principal: Principal, case_id: str) -> tuple[Any, bool]:
         cid = parse_uuid(case_id, "case")
-        case = self.service._load(cid)
+        case = self.service.uow.read_row(cid)
         pack = self.service.packs.get(case.pack_name, case.pack_version)
         if case.reported_by == principal.id:
             return case, True
-        authz = self.service.packs.authorizer(pack, principal)
+        authz = self.service.access.authorizer(pack, principal)
         domain = pack.catalog.domain_of(case.owner_unit)
         if principal.unit and principal.unit != case.owner_unit:
             with self.db.connect() as conn:

@@ -1,36 +1,45 @@
-"""The one command path for cases.
+"""Commands on cases: report, complete a task, withdraw (上报, 签收/处置/审核/评价, 撤回).
 
-Every change to a case — report, complete a task, withdraw, timer tick — runs:
+Each command is a *decision* over a :class:`~govflow.engine.cases.unit_of_work.CaseSnapshot`
+run by the one :class:`~govflow.engine.cases.unit_of_work.UnitOfWork`: authorize
+(Casbin, in the engine, not in routes) → run the workflow in memory with the
+sandboxed script engine and the injected clock → :func:`plan` the change →
+commit it in one version-checked transaction → notify. A write that lost the
+race is refused with :class:`ConcurrentUpdate` (nothing written).
 
-    load (case row + version)  →  authorize (Casbin, in the engine, not in routes)
-    →  apply with the sandboxed script engine and the injected clock
-    →  refresh timers + engine steps
-    →  save state, open tasks, events and next_due in ONE transaction,
-       guarded by the row's optimistic-lock version.
-
-A write that lost the race is refused with :class:`ConcurrentUpdate` (nothing
-written); the caller retries on fresh state. Events are appended in the same
-transaction as the change they record, and listeners (notifications) hear of
-them only after the commit.
+What the engine needs to know of a diagram it reads from the roles its
+elements declare (:mod:`govflow.engine.workflow.roles`): the withdrawal signal,
+the evaluation task and its rating field, the tasks that re-route a case.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from govflow.engine.access.authz import Authorizer
 from govflow.engine.access.identity import Principal
-from govflow.engine.model.catalog import ROLE_FOR_KIND
+from govflow.engine.cases.unit_of_work import (
+    CaseSnapshot,
+    Change,
+    Event,
+    Listener,
+    Outcome,
+    UnitOfWork,
+    event_rows,
+    open_task_rows,
+    plan,
+    plan_event,
+    recorded,
+    task_opened,
+)
 from govflow.engine.model.clock import Clock
 from govflow.engine.model.dispatch import Dispatcher, Report
 from govflow.engine.model.errors import (
@@ -41,13 +50,31 @@ from govflow.engine.model.errors import (
     NotFound,
     PermissionDenied,
 )
-from govflow.engine.model.lifecycle import Stage, furthest
+from govflow.engine.model.limits import (
+    CHANNELS,
+    DESCRIPTION_MAX,
+    REASON_MAX,
+)
 from govflow.engine.packs.loader import LoadedPack
-from govflow.engine.packs.registry import PackRegistry
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, IdempotencyKey, Rating
+from govflow.engine.store.db import CaseRow, IdempotencyKey, Rating
 from govflow.engine.workflow.runtime import Record
 
-CHANNELS = ("hotline_12345", "wechat", "app", "weibo", "grid_worker", "sensor", "web", "walk_in")
+#: the principal timers act as (on the record as ``actor``)
+TIMER_ACTOR = "system.timer"
+
+
+class PackSource(Protocol):
+    """Where commands find pack versions (``govflow.engine.packs.registry.PackRegistry``)."""
+
+    def get(self, name: str, version: str) -> LoadedPack: ...
+
+    def active(self, district: str | None = None) -> LoadedPack: ...
+
+
+class AccessSource(Protocol):
+    """Where commands find the Casbin enforcer of a pack version (``govflow.engine.access.control``)."""
+
+    def authorizer(self, pack: LoadedPack, principal: Principal | None = None) -> Authorizer: ...
 
 
 @dataclass(frozen=True)
@@ -68,57 +95,8 @@ class NewCase:
         return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-@dataclass
-class Event:
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    """What a command did: the case id, its new status and the events it appended."""
-
-    case_id: uuid.UUID
-    status: str
-    version: int
-    events: list[dict[str, Any]]
-    replayed: bool = False
-
-
-@dataclass
-class Pending:
-    """A command's result, computed and ready to write (one version-checked row update)."""
-
-    case_id: uuid.UUID
-    version: int
-    values: dict[str, Any]
-    gone: list[uuid.UUID]
-    new_tasks: list[dict[str, Any]]
-    event_rows: list[dict[str, Any]]
-    outcome: Outcome
-
-    def update_row(self, conn: Connection) -> None:
-        result = conn.execute(
-            update(CaseRow).where(CaseRow.id == self.case_id, CaseRow.version == self.version).values(**self.values)
-        )
-        if result.rowcount != 1:
-            raise ConcurrentUpdate(
-                "the case changed since it was read; nothing was written, retry on fresh state", case=str(self.case_id)
-            )
-
-    def write(self, conn: Connection) -> None:
-        self.update_row(conn)
-        if self.gone:
-            conn.execute(delete(CaseTask).where(CaseTask.id.in_(self.gone)))
-        if self.new_tasks:
-            conn.execute(insert(CaseTask), self.new_tasks)
-        conn.execute(insert(CaseEvent), self.event_rows)
-
-
-Listener = Callable[[Sequence[dict[str, Any]]], None]
-
-
 def parse_uuid(value: str, what: str) -> uuid.UUID:
+    """A UUID from a caller; anything else is simply not found (forged ids learn nothing)."""
     try:
         return uuid.UUID(str(value))
     except (ValueError, AttributeError, TypeError):
@@ -131,23 +109,31 @@ class CaseService:
     def __init__(
         self,
         *,
-        db: Engine,
-        packs: PackRegistry,
+        uow: UnitOfWork,
+        packs: PackSource,
+        access: AccessSource,
         dispatcher: Dispatcher,
         clock: Clock,
-        listeners: Sequence[Listener] = (),
     ) -> None:
-        self.db = db
+        self.uow = uow
         self.packs = packs
+        self.access = access
         self.dispatcher = dispatcher
         self.clock = clock
-        self.listeners = list(listeners)
+
+    @property
+    def db(self) -> Any:
+        return self.uow.db
+
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.uow.listeners
 
     # -- authorization ---------------------------------------------------------
     def authorize(self, principal: Principal, pack: LoadedPack, unit: str | None, action: str) -> str:
-        """Casbin decides; returns the power (role@domain policy) that allowed it, for the record."""
+        """Casbin decides; returns the power (role@domain:action) that allowed it, for the record."""
         domain = pack.catalog.domain_of(unit)
-        authz = self.packs.authorizer(pack, principal)
+        authz = self.access.authorizer(pack, principal)
         if not authz.allowed(principal.id, domain, action):
             roles = ", ".join(principal.roles) or "no role"
             raise PermissionDenied(
@@ -162,7 +148,7 @@ class CaseService:
     # -- report ------------------------------------------------------------------
     def report(self, principal: Principal, new: NewCase, *, idempotency_key: str | None = None) -> Outcome:
         """Create a case from a report, dispatch it and open its first task (上报 → 分发)."""
-        _check_new_case(new)
+        check_new_case(new)
         if idempotency_key is not None:
             replay = self._replay(principal, idempotency_key, new)
             if replay is not None:
@@ -173,34 +159,44 @@ class CaseService:
                 f"unknown category {new.category!r}",
                 errors=[{"loc": ["category"], "msg": "not a matter code of the catalog"}],
             )
-        routing = self.dispatcher.dispatch(
-            pack, Report(new.description, new.category, new.lat, new.lng, new.address, new.channel)
-        )
+        change = self._decide_report(principal, pack, new, idempotency_key)
+        try:
+            return self.uow.commit(change)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            replay = self._replay(principal, idempotency_key, new)  # a concurrent retry won the race
+            if replay is None:
+                raise
+            return replay
+
+    def _decide_report(
+        self, principal: Principal, pack: LoadedPack, new: NewCase, idempotency_key: str | None
+    ) -> Change:
+        report = Report(new.description, new.category, new.lat, new.lng, new.address, new.channel)
+        routing = self.dispatcher.dispatch(pack, report)
         owner = routing.owner or pack.catalog.command_centre
         power = self.authorize(principal, pack, owner, "report")
         now = self.clock.now()
         case_id = uuid.uuid4()
         runtime = pack.runtime
         records: list[Record] = []
-        workflow = runtime.start(
-            pack.manifest.process,
-            {
-                "case_id": str(case_id),
-                "district": pack.catalog.district,
-                "owner_unit": routing.owner,
-                "matter": routing.matter,
-                "tier": _tier(pack, routing.matter),
-                "review_approved": None,
-            },
-            self.clock,
-            records,
-        )
-        row = {
+        process = pack.manifest.process
+        start = {
+            "case_id": str(case_id),
+            "district": pack.catalog.district,
+            "owner_unit": routing.owner,
+            "matter": routing.matter,
+            "tier": tier_of(pack, routing.matter),
+            "review_approved": None,
+        }
+        workflow = runtime.start(process, start, self.clock, records)
+        row: dict[str, Any] = {
             "id": case_id,
             "district": pack.catalog.district,
             "pack_name": pack.manifest.name,
             "pack_version": pack.manifest.version,
-            "process_id": pack.manifest.process,
+            "process_id": process,
             "owner_unit": owner,
             "matter": routing.matter,
             "channel": new.channel,
@@ -217,6 +213,7 @@ class CaseService:
             "version": 1,
             "overdue_since": None,
             "escalated_to": None,
+            "status": None,
         }
         events = [
             Event(
@@ -233,40 +230,28 @@ class CaseService:
                 {"matter": routing.matter, "street": routing.street, "owner": owner, "how": routing.how},
             ),
         ]
-        events += self._record_events(pack, records, row, now)
-        tasks, status = self._open_tasks(pack, workflow, row, now)
-        events += [_opened(t) for t in tasks]
+        record_events, escalated_to = recorded(pack, records, row)
+        events += record_events
+        if escalated_to is not None:
+            row["escalated_to"] = escalated_to
+        tasks, status = open_task_rows(pack, process, workflow, row, now)
+        events += [task_opened(t) for t in tasks]
         events.append(Event("case.stage", {"stage": status}))
+        rows = event_rows(case_id, 0, now, principal, power, events)
         row.update(
-            status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(events)
+            status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(rows)
         )
-        event_rows = self._event_rows(case_id, 0, now, principal, power, events)
-        try:
-            with self.db.begin() as conn:
-                conn.execute(insert(CaseRow), row)
-                if tasks:
-                    conn.execute(insert(CaseTask), tasks)
-                conn.execute(insert(CaseEvent), event_rows)
-                if idempotency_key is not None:
-                    conn.execute(
-                        insert(IdempotencyKey),
-                        {
-                            "principal_id": principal.id,
-                            "key": idempotency_key,
-                            "request_hash": new.fingerprint(),
-                            "case_id": case_id,
-                            "created_at": now,
-                        },
-                    )
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            replay = self._replay(principal, idempotency_key, new)  # a concurrent retry won the race
-            if replay is None:
-                raise
-            return replay
-        self._notify(event_rows)
-        return Outcome(case_id, status, 1, event_rows)
+        extra = []
+        if idempotency_key is not None:
+            key_row = {
+                "principal_id": principal.id,
+                "key": idempotency_key,
+                "request_hash": new.fingerprint(),
+                "case_id": case_id,
+                "created_at": now,
+            }
+            extra.append((IdempotencyKey.__table__, [key_row]))
+        return Change(case_id, None, row, rows, tasks, extra=extra, outcome=Outcome(case_id, status, 1, rows))
 
     def _replay(self, principal: Principal, key: str, new: NewCase) -> Outcome | None:
         with self.db.connect() as conn:
@@ -284,365 +269,218 @@ class CaseService:
 
     # -- tasks ---------------------------------------------------------------------
     def complete_task(
-        self, principal: Principal, task_id: str, data: Mapping[str, Any] | None, *, expected_version: int | None = None
+        self,
+        principal: Principal,
+        task_id: str,
+        data: Mapping[str, Any] | None,
+        *,
+        expected_version: int | None = None,
     ) -> Outcome:
         """Complete an open user task with its form data (签收, 处置, 审核, 评价, 分拨 …)."""
         tid = parse_uuid(task_id, "task")
-        with self.db.connect() as conn:
-            task = conn.execute(select(CaseTask).where(CaseTask.id == tid)).first()
-        if task is None:
-            raise NotFound("no such open task", task=task_id)
-        case = self._load(task.case_id)
-        if expected_version is not None and expected_version != case.version:
-            raise ConcurrentUpdate(f"the case is at version {case.version}, not {expected_version}", case=str(case.id))
-        pack = self.packs.get(case.pack_name, case.pack_version)
-        self._check_assignment(principal, task)
+        case_id = self.uow.case_of_task(tid)
+
+        def decide(snapshot: CaseSnapshot) -> Change:
+            task = snapshot.open_tasks.get(tid)
+            if task is None:
+                raise NotFound("no such open task", task=task_id)
+            return self._decide_complete(principal, snapshot, task, data, expected_version)
+
+        return self.uow.run(case_id, decide)
+
+    def _decide_complete(
+        self,
+        principal: Principal,
+        snapshot: CaseSnapshot,
+        task: Any,
+        data: Mapping[str, Any] | None,
+        expected_version: int | None,
+    ) -> Change:
+        case, pack = snapshot.row, snapshot.pack
+        check_assignment(principal, task)
         # a unit acts in its own domain: the owner street, a called department, the command centre
         power = self.authorize(principal, pack, task.unit_code or case.owner_unit, task.action)
+        if expected_version is not None and expected_version != case.version:  # only once allowed to act
+            raise ConcurrentUpdate(f"the case is at version {case.version}, not {expected_version}", case=str(case.id))
         runtime = pack.runtime
+        roles = pack.diagrams.roles_of(case.process_id)
         workflow = runtime.load(case.state, case.process_id)
-        spiff_task = runtime.find_task(workflow, task_id)
-        info = pack.diagrams.user_tasks[spiff_task.task_spec.bpmn_id]
-        values = pack.forms[task.action].validate(data, pack.catalog, task=task_id, context=spiff_task.data)
+        spiff_task = runtime.find_task(workflow, str(task.id))
+        element = runtime.element_of(spiff_task)
+        info = pack.diagrams.user_tasks[element]
+        form = pack.forms[task.action]
+        values = form.validate(data, pack.catalog, task=str(task.id), context=runtime.task_data(spiff_task))
+        rating = None
+        if element == roles.evaluation_task and roles.rating_field:  # the citizen's direction of 评价
+            field = form.fields[roles.rating_field]
+            rating = values.get(field.variable or roles.rating_field)
         if info.form_variable:  # e.g. each report-in instance's answer as one dict
             values = {info.form_variable: values}
         changes: dict[str, Any] = {}
-        if "owner_unit" in values:  # dispatch / supervision decides who owns the case
-            changes["owner_unit"] = values["owner_unit"]
-        if values.get("matter"):
-            changes["matter"] = values["matter"]
-            values["tier"] = _tier(pack, values["matter"])
+        if element in roles.dispatch_tasks:  # 分拨 / 督办: the form decides who owns the case
+            if "owner_unit" in values:
+                changes["owner_unit"] = values["owner_unit"]
+            if values.get("matter"):
+                changes["matter"] = values["matter"]
+                values["tier"] = tier_of(pack, values["matter"])
         records: list[Record] = []
-        runtime.complete(workflow, task_id, values, self.clock, records)
-        events = [Event("task.completed", {"task": task.name, "action": task.action, "form": data or {}})]
+        runtime.complete(workflow, str(task.id), values, self.clock, records)
+        events = [Event("task.completed", {"task": task.name, "action": task.action, "form": dict(data or {})})]
         if changes:
-            events.append(
-                Event(
-                    "case.dispatched",
-                    {"owner": changes.get("owner_unit", case.owner_unit), "matter": changes.get("matter", case.matter)},
-                )
-            )
-        after_write = None
-        if task.action == "evaluate" and "satisfaction" in values:  # the citizen's direction of 评价
-            rating = {
+            owner, matter = changes.get("owner_unit", case.owner_unit), changes.get("matter", case.matter)
+            events.append(Event("case.dispatched", {"owner": owner, "matter": matter}))
+        now = self.clock.now()
+        extra = []
+        if rating is not None:
+            rating_row = {
                 "case_id": case.id,
                 "direction": "citizen_to_case",
                 "rater_party": principal.id,
                 "rater": principal.id,
                 "target": case.owner_unit,
                 "dimension": "satisfaction",
-                "score": values["satisfaction"],
+                "score": rating,
                 "comment": values.get("comment"),
-                "at": self.clock.now(),
+                "at": now,
             }
-
-            def after_write(conn: Connection) -> None:
-                conn.execute(insert(Rating), rating)
-
-        return self._save(principal, power, pack, case, workflow, events, changes, records, after_write=after_write)
+            extra.append((Rating.__table__, [rating_row]))
+        return plan(
+            snapshot,
+            workflow,
+            actor=principal,
+            power=power,
+            now=now,
+            events=events,
+            changes=changes,
+            records=records,
+            extra=extra,
+        )
 
     def withdraw(self, principal: Principal, case_id: str, reason: str) -> Outcome:
         """The reporter withdraws the case before the result is submitted (撤回)."""
-        if not reason or len(reason) > 1000:
+        if not reason or len(reason) > REASON_MAX:
             raise InvalidInput(
-                "a reason of 1 to 1000 characters is required",
-                errors=[{"loc": ["reason"], "msg": "required, at most 1000 characters"}],
+                f"a reason of 1 to {REASON_MAX} characters is required",
+                errors=[{"loc": ["reason"], "msg": f"required, at most {REASON_MAX} characters"}],
             )
-        case = self._load(parse_uuid(case_id, "case"))
-        pack = self.packs.get(case.pack_name, case.pack_version)
-        if case.reported_by != principal.id:
-            raise PermissionDenied("only the reporter of a case may withdraw it", case=case_id, principal=principal.id)
-        power = self.authorize(principal, pack, case.owner_unit, "withdraw")
-        if case.closed_at is not None:
-            raise InvalidTransition("the case is already closed", case=case_id)
-        runtime = pack.runtime
-        workflow = runtime.load(case.state, case.process_id)
-        records: list[Record] = []
-        try:
-            runtime.send_signal(workflow, "withdrawn", {"reason": reason}, self.clock, records)
-        except InvalidTransition:
-            raise InvalidTransition(
-                "the case can no longer be withdrawn: its result has been submitted", case=case_id, status=case.status
-            ) from None
-        return self._save(
-            principal, power, pack, case, workflow, [Event("case.withdrawn", {"reason": reason})], {}, records
-        )
 
-    def append_event(
-        self, conn: Connection, case_id: uuid.UUID, principal: Principal, power: str, kind: str, data: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Append one event that changes no workflow state (a rating, a contribution).
-
-        The case's version moves too, so a command that read the case before
-        this event is refused with ConcurrentUpdate instead of colliding on the
-        event sequence.
-        """
-        seq = conn.execute(
-            update(CaseRow)
-            .where(CaseRow.id == case_id)
-            .values(event_seq=CaseRow.event_seq + 1, version=CaseRow.version + 1)
-            .returning(CaseRow.event_seq)
-        ).scalar_one()
-        row = {
-            "case_id": case_id,
-            "seq": seq,
-            "at": self.clock.now(),
-            "kind": kind,
-            "actor": principal.id,
-            "actor_unit": principal.unit,
-            "power": power,
-            "data": data,
-        }
-        conn.execute(insert(CaseEvent), row)
-        return row
-
-    # -- internals -------------------------------------------------------------------
-    def _load(self, case_id: uuid.UUID) -> Any:
-        with self.db.connect() as conn:
-            case = conn.execute(select(CaseRow).where(CaseRow.id == case_id)).first()
-        if case is None:
-            raise NotFound("no such case", case=str(case_id))
-        return case
-
-    @staticmethod
-    def _check_assignment(principal: Principal, task: Any) -> None:
-        if task.assignee_user is not None:
-            if task.assignee_user != principal.id:
+        def decide(snapshot: CaseSnapshot) -> Change:
+            case, pack = snapshot.row, snapshot.pack
+            if case.reported_by != principal.id:
                 raise PermissionDenied(
-                    "this task belongs to the case's reporter", task=str(task.id), principal=principal.id
+                    "only the reporter of a case may withdraw it", case=case_id, principal=principal.id
                 )
-            return
-        if principal.unit != task.unit_code or (task.role and task.role not in principal.roles):
-            raise PermissionDenied(
-                f"this task is assigned to {task.role or 'staff'} of {task.unit_code}; {principal.id} is not",
-                task=str(task.id),
-                principal=principal.id,
+            power = self.authorize(principal, pack, case.owner_unit, "withdraw")
+            if case.closed_at is not None:
+                raise InvalidTransition("the case is already closed", case=case_id)
+            runtime = pack.runtime
+            roles = pack.diagrams.roles_of(case.process_id)
+            workflow = runtime.load(case.state, case.process_id)
+            records: list[Record] = []
+            try:
+                runtime.send_signal(workflow, roles.withdrawal_signal, {"reason": reason}, self.clock, records)
+            except InvalidTransition:
+                raise InvalidTransition(
+                    "the case can no longer be withdrawn: its result has been submitted",
+                    case=case_id,
+                    status=case.status,
+                ) from None
+            return plan(
+                snapshot,
+                workflow,
+                actor=principal,
+                power=power,
+                now=self.clock.now(),
+                events=[Event("case.withdrawn", {"reason": reason})],
+                records=records,
             )
 
-    def _open_tasks(
-        self, pack: LoadedPack, workflow: Any, case: Mapping[str, Any], now: dt.datetime
-    ) -> tuple[list[dict[str, Any]], str]:
-        rows: list[dict[str, Any]] = []
-        stages: list[str] = []
-        for task in pack.runtime.open_tasks(workflow):
-            info = pack.diagrams.user_tasks[task.task_spec.bpmn_id]  # MI children share their activity's id
-            unit, user = None, None
-            if info.assignee == "reporter":
-                user = case["reported_by"]
-            elif info.assignee == "command_centre":
-                unit = pack.catalog.command_centre
-            elif info.assignee == "called":
-                unit = (task.data.get("department") or {}).get("unit")
-            elif info.assignee == "main_department":
-                unit = next(
-                    (d["unit"] for d in (task.data.get("called") or {}).values() if d.get("role") == "main"), None
-                )
-            else:
-                unit = case["owner_unit"]
-            role = (
-                None
-                if user
-                else ROLE_FOR_KIND[pack.catalog.units[unit].kind if unit in pack.catalog.units else "street"]
-            )
-            rows.append(
-                {
-                    "id": task.id,
-                    "case_id": case["id"],
-                    "name": info.name,
-                    "title": info.title,
-                    "stage": info.stage,
-                    "action": info.action,
-                    "unit_code": unit,
-                    "role": role,
-                    "assignee_user": user,
-                    "due_at": pack.runtime.task_deadline(task),
-                    "created_at": now,
-                }
-            )
-            stages.append(info.stage)
-        status = furthest(stages)
-        if status is None:
-            status = (
-                Stage.EVALUATED.value
-                if not workflow.get_tasks(spec_name="case_withdrawn", state=TaskState.COMPLETED)
-                else Stage.WITHDRAWN.value
-            )
-        return rows, status
+        return self.uow.run(parse_uuid(case_id, "case"), decide)
 
-    def _save(
+    # -- facts that move no workflow --------------------------------------------------
+    def record_fact(
         self,
+        snapshot: CaseSnapshot,
         principal: Principal,
-        power: str,
-        pack: LoadedPack,
-        case: Any,
-        workflow: Any,
-        events: list[Event],
-        changes: dict[str, Any],
-        records: list[Record],
+        power: str | None,
+        kind: str,
+        data: dict[str, Any],
         *,
-        after_write: Callable[[Connection], None] | None = None,
+        extra: Sequence[Any] = (),
     ) -> Outcome:
-        """Write a command's result in one transaction, then notify listeners.
-
-        ``after_write`` adds the command's own rows (e.g. the parties of a call-out)
-        to the same transaction.
-        """
-        with self.db.connect() as read:
-            open_before = {
-                r.id: r.name
-                for r in read.execute(select(CaseTask.id, CaseTask.name).where(CaseTask.case_id == case.id))
-            }
-        pending = self._prepare(principal, power, pack, case, workflow, events, changes, records, open_before)
-        with self.db.begin() as conn:
-            pending.write(conn)
-            if after_write is not None:
-                after_write(conn)
-        self._notify(pending.event_rows)
-        return pending.outcome
-
-    def _prepare(
-        self,
-        principal: Principal,
-        power: str,
-        pack: LoadedPack,
-        case: Any,
-        workflow: Any,
-        events: list[Event],
-        changes: dict[str, Any],
-        records: list[Record],
-        open_before: Mapping[uuid.UUID, str],
-    ) -> Pending:
-        """Everything a command will write: the case row's new values, task changes, events."""
-        now = self.clock.now()
-        runtime = pack.runtime
-        current = {**case._mapping, **changes}
-        events += self._record_events(pack, records, current, now)
-        if any(r.kind in OVERDUE_KINDS for r in records):
-            changes.setdefault("overdue_since", case.overdue_since or now)
-        if any(r.data.get("escalate_to") for r in records):
-            changes["escalated_to"] = current["escalated_to"]
-        tasks, status = self._open_tasks(pack, workflow, current, now)
-        for event in events:
-            if event.kind == "callout.no_response":  # who has not reported in: counted as not responding
-                event.data["departments"] = sorted(t["unit_code"] for t in tasks if t["action"] == "report_in")
-        new_tasks = [t for t in tasks if t["id"] not in open_before]
-        gone = [tid for tid in open_before if tid not in {t["id"] for t in tasks}]
-        completed = {e.data.get("task") for e in events if e.kind == "task.completed"}
-        events += [
-            Event("task.cancelled", {"task": open_before[tid]}) for tid in gone if open_before[tid] not in completed
-        ]
-        events += [_opened(t) for t in new_tasks]
-        if status != case.status:
-            events.append(Event("case.stage", {"stage": status, "from": case.status}))
-        closed = workflow.completed
-        if closed and case.closed_at is None:
-            events.append(Event("case.closed", {"stage": status}))
-        event_rows = self._event_rows(case.id, case.event_seq, now, principal, power, events)
-        values = {
-            **changes,
-            "status": status,
-            "state": runtime.dump(workflow),
-            "next_due": runtime.next_due(workflow),
-            "event_seq": case.event_seq + len(event_rows),
-            "version": case.version + 1,
-            "updated_at": now,
-            "closed_at": case.closed_at or (now if closed else None),
-        }
-        return Pending(
-            case.id,
-            case.version,
-            values,
-            gone,
-            new_tasks,
-            event_rows,
-            Outcome(case.id, status, case.version + 1, event_rows),
+        """Commit one event that moves no workflow (a rating, a contribution) on the case as read."""
+        change = plan_event(
+            snapshot, actor=principal, power=power, now=self.clock.now(), events=[Event(kind, data)], extra=extra
         )
+        return self.uow.commit(change)
 
     # -- timers ----------------------------------------------------------------------
-    def prepare_timers(self, case: Any, open_before: Mapping[uuid.UUID, str]) -> Pending | dt.datetime | None:
-        """Fire the due timers of ``case`` (a row read under lock) in memory.
+    def decide_timers(self, snapshot: CaseSnapshot) -> Change | None:
+        """Fire the due timers of a case (read under lock by a worker) in memory.
 
-        Returns what to write, or — when no timer was due after all — the case's
-        recomputed ``next_due`` (the worker refreshes it). Used by :mod:`.timers`.
+        Returns the change to write, or ``None`` when no timer was due after all
+        (the worker then only refreshes ``next_due``, see :mod:`.timers`).
         """
-        pack = self.packs.get(case.pack_name, case.pack_version)
+        case, pack = snapshot.row, snapshot.pack
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
         records: list[Record] = []
         runtime.advance(workflow, self.clock, records)
         if not records:
-            return runtime.next_due(workflow)
+            return None
         timer = Principal(TIMER_ACTOR, "timer", "system", case.district, None, ())
-        return self._prepare(timer, "deadline", pack, case, workflow, [], {}, records, open_before)
+        return plan(snapshot, workflow, actor=timer, power="deadline", now=self.clock.now(), records=records)
 
-    @staticmethod
-    def _record_events(pack: LoadedPack, records: list[Record], case: dict[str, Any], now: dt.datetime) -> list[Event]:
-        """Events for what diagram elements asked to record (reminders, overdue, escalations)."""
-        events = []
-        for record in records:
-            data: dict[str, Any] = {"element": record.element, **record.data, "owner": case.get("owner_unit")}
-            target = record.data.get("escalate_to")
-            if target == "command_centre":
-                data["escalate_to"] = pack.catalog.command_centre
-            if target:
-                case["escalated_to"] = data["escalate_to"]
-            events.append(Event(record.kind, data))
-        return events
-
-    @staticmethod
-    def _event_rows(
-        case_id: uuid.UUID, seq: int, now: dt.datetime, principal: Principal, power: str, events: list[Event]
-    ) -> list[dict[str, Any]]:
-        return [
-            {
-                "case_id": case_id,
-                "seq": seq + i + 1,
-                "at": now,
-                "kind": e.kind,
-                "actor": principal.id,
-                "actor_unit": principal.unit,
-                "power": power,
-                "data": e.data,
-            }
-            for i, e in enumerate(events)
-        ]
-
-    def _notify(self, event_rows: list[dict[str, Any]]) -> None:
-        for listener in self.listeners:
-            listener(event_rows)
+    def next_due(self, snapshot: CaseSnapshot) -> Any:
+        """The case's earliest pending timer, recomputed from its stored state."""
+        case = snapshot.row
+        return snapshot.pack.runtime.next_due(snapshot.pack.runtime.load(case.state, case.process_id))
 
 
-TIMER_ACTOR = "system.timer"
-#: recorded facts that make a case overdue (others, like a rejected call, only notify upward)
-OVERDUE_KINDS = ("deadline.overdue", "deadline.escalated", "callout.no_response")
-
-
-def _tier(pack: LoadedPack, matter: str | None) -> str | None:
+def tier_of(pack: LoadedPack, matter: str | None) -> str | None:
+    """The tier (马上办/快速办/限时办) of a matter in the pack's catalog."""
     found = pack.catalog.matters.get(matter) if matter else None
     return found.tier if found else None
 
 
-def _opened(task: dict[str, Any]) -> Event:
-    return Event(
-        "task.opened",
-        {
-            "task": task["name"],
-            "unit": task["unit_code"],
-            "assignee": task["assignee_user"],
-            "due_at": task["due_at"].isoformat() if task["due_at"] else None,
-        },
-    )
+def check_assignment(principal: Principal, task: Any) -> None:
+    """The principal must be the task's assignee: its user, or staff of its unit in its role."""
+    if task.assignee_user is not None:
+        if task.assignee_user != principal.id:
+            raise PermissionDenied(
+                "this task belongs to the case's reporter", task=str(task.id), principal=principal.id
+            )
+        return
+    if principal.unit != task.unit_code or (task.role and task.role not in principal.roles):
+        raise PermissionDenied(
+            f"this task is assigned to {task.role or 'staff'} of {task.unit_code}; {principal.id} is not",
+            task=str(task.id),
+            principal=principal.id,
+        )
 
 
-def _check_new_case(new: NewCase) -> None:
+def check_new_case(new: NewCase) -> None:
+    """A report's fields within the engine's limits (the API's schemas use the same limits)."""
     errors = []
     if new.channel not in CHANNELS:
         errors.append({"loc": ["channel"], "msg": f"must be one of {', '.join(CHANNELS)}"})
-    if not new.description or not new.description.strip() or len(new.description) > 4000:
-        errors.append({"loc": ["description"], "msg": "1 to 4000 characters"})
+    if not new.description or not new.description.strip() or len(new.description) > DESCRIPTION_MAX:
+        errors.append({"loc": ["description"], "msg": f"1 to {DESCRIPTION_MAX} characters"})
     if (new.lat is None) != (new.lng is None):
         errors.append({"loc": ["location"], "msg": "lat and lng go together"})
     elif new.lat is not None and new.lng is not None and not (-90 <= new.lat <= 90 and -180 <= new.lng <= 180):
         errors.append({"loc": ["location"], "msg": "lat must be in [-90, 90] and lng in [-180, 180]"})
     if errors:
         raise InvalidInput("the report is invalid", errors=errors)
+
+
+__all__ = [
+    "TIMER_ACTOR",
+    "CaseService",
+    "NewCase",
+    "Outcome",
+    "check_assignment",
+    "check_new_case",
+    "parse_uuid",
+    "tier_of",
+]

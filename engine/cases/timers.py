@@ -7,7 +7,7 @@ A case's earliest pending timer is kept in ``cases.next_due`` (indexed).
    ``FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint batches and
    never wait on each other;
 2. for each case, fire its due timers through the command path in memory
-   (:meth:`CaseService.prepare_timers`: load, advance with the injected clock,
+   (:meth:`CaseService.decide_timers`: advance with the injected clock,
    compute state, tasks, events and the new ``next_due``) and write its row
    with a version-checked update;
 3. write the batch's task changes and events in three statements, commit, then
@@ -30,12 +30,15 @@ import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import select, update
 
-from govflow.engine.cases.service import TIMER_ACTOR, CaseService, Pending
+from govflow.engine.access.identity import Principal
+from govflow.engine.cases.service import TIMER_ACTOR, CaseService
+from govflow.engine.cases.unit_of_work import Change, Event, plan_event, write_rows
 from govflow.engine.model.errors import ConcurrentUpdate, GovflowError
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
+from govflow.engine.store.db import CaseRow, CaseTask
 
 log = logging.getLogger("govflow.timers")
 
@@ -54,9 +57,10 @@ class TickReport:
 def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
     """Fire one batch of due timers in one transaction; returns what happened."""
     report = TickReport()
+    uow = service.uow
     now = service.clock.now()
-    written: list[dict] = []
-    with service.db.begin() as conn:
+    applied: list[Change] = []
+    with uow.db.begin() as conn:
         query = select(CaseRow).where(CaseRow.next_due <= now).order_by(CaseRow.next_due).limit(batch)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -64,72 +68,53 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
         report.due = len(rows)
         if not rows:
             return report
-        open_tasks: dict = defaultdict(dict)
-        for task in conn.execute(
-            select(CaseTask.id, CaseTask.name, CaseTask.case_id).where(CaseTask.case_id.in_([r.id for r in rows]))
-        ):
-            open_tasks[task.case_id][task.id] = task.name
-        applied: list[Pending] = []
+        open_tasks: dict[Any, dict[Any, Any]] = defaultdict(dict)
+        for task in conn.execute(select(CaseTask).where(CaseTask.case_id.in_([r.id for r in rows]))):
+            open_tasks[task.case_id][task.id] = task
         for case in rows:
+            snapshot = uow.snapshot(case, open_tasks[case.id])
             try:
-                result = service.prepare_timers(case, open_tasks[case.id])
+                change = service.decide_timers(snapshot)
             except GovflowError as exc:
                 report.failed += 1
-                written += _record_failure(conn, case, exc, now)
-                continue
-            if not isinstance(result, Pending):  # nothing was due after all: refresh next_due only
+                change = _failure(snapshot, exc, now)
+            if change is None:  # nothing was due after all: refresh next_due only
                 report.idle += 1
-                if result != case.next_due:
+                next_due = service.next_due(snapshot)
+                if next_due != case.next_due:
                     conn.execute(
                         update(CaseRow)
                         .where(CaseRow.id == case.id, CaseRow.version == case.version)
-                        .values(next_due=result)
+                        .values(next_due=next_due)
                     )
                 continue
             try:
-                result.update_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
+                change.write_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
             except ConcurrentUpdate:
                 report.conflicts += 1
                 continue
-            applied.append(result)
-            report.fired += 1
+            applied.append(change)
+            if change.events and change.events[0]["kind"] != "timer.failed":
+                report.fired += 1
         # the rest of the batch's writes go in a few statements, in the same transaction
-        gone = [task for p in applied for task in p.gone]
-        if gone:
-            conn.execute(delete(CaseTask).where(CaseTask.id.in_(gone)))
-        new_tasks = [task for p in applied for task in p.new_tasks]
-        if new_tasks:
-            conn.execute(insert(CaseTask), new_tasks)
-        events = [e for p in applied for e in p.event_rows]
-        if events:
-            conn.execute(insert(CaseEvent), events)
-        written += events
-    if written:
-        service._notify(written)
+        write_rows(conn, applied)
+    uow.notify([e for change in applied for e in change.events])
     return report
 
 
-def _record_failure(conn, case, exc: GovflowError, now: dt.datetime) -> list[dict]:
-    log.warning("timer of case %s failed: %s", case.id, exc)
-    result = conn.execute(
-        update(CaseRow)
-        .where(CaseRow.id == case.id, CaseRow.version == case.version)
-        .values(next_due=now + RETRY_AFTER, event_seq=case.event_seq + 1, version=case.version + 1)
+def _failure(snapshot: Any, exc: GovflowError, now: dt.datetime) -> Change:
+    """A failed timer: on the record, and tried again after a back-off (it never blocks the batch)."""
+    log.warning("timer of case %s failed: %s", snapshot.id, exc)
+    retry_at = now + RETRY_AFTER
+    actor = Principal(TIMER_ACTOR, "timer", "system", snapshot.row.district, None, ())
+    return plan_event(
+        snapshot,
+        actor=actor,
+        power="deadline",
+        now=now,
+        events=[Event("timer.failed", {"error": exc.message, "retry_at": retry_at.isoformat()})],
+        values={"next_due": retry_at},
     )
-    if result.rowcount != 1:
-        return []
-    event = {
-        "case_id": case.id,
-        "seq": case.event_seq + 1,
-        "at": now,
-        "kind": "timer.failed",
-        "actor": TIMER_ACTOR,
-        "actor_unit": None,
-        "power": "deadline",
-        "data": {"error": exc.message, "retry_at": (now + RETRY_AFTER).isoformat()},
-    }
-    conn.execute(insert(CaseEvent), event)
-    return [event]
 
 
 class TimerLoop(threading.Thread):

@@ -28,7 +28,8 @@ from zoneinfo import ZoneInfo
 from govflow.engine.model.errors import EngineFault, PackIssue
 
 UNITS = ("minutes", "working_hours", "working_days")
-TIERS = ("simple", "complex", "difficult")
+from govflow.engine.model.limits import TIERS  # noqa: E402  (one definition: limits)
+
 DEFAULT_HOURS = (("08:30", "12:00"), ("14:30", "17:30"))
 
 

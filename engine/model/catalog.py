@@ -32,7 +32,8 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=SAFE_LOADER)
 
 
-TIERS = ("simple", "complex", "difficult")
+from govflow.engine.model.limits import TIERS  # noqa: E402  (one definition: limits)
+
 _CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 #: the role that acts for a unit of each kind when a task is assigned to the unit

@@ -20,6 +20,7 @@ id, task, pack file and line) in ``context``.
     │   └── IdempotencyMismatch       an Idempotency-Key reused with a different request
     ├── PackError                     a process pack is invalid (422 on deploy); carries issues
     └── EngineFault                   a diagram or plugin failed while running (500, case untouched)
+        └── PluginFailed              a plugin raised inside a hook; names the plugin and the hook
 """
 
 from __future__ import annotations
@@ -145,3 +146,23 @@ class EngineFault(GovflowError):
     """A diagram expression, script or plugin failed while running; the case was not changed."""
 
     title = "Engine fault"
+
+
+class PluginFailed(EngineFault):
+    """A plugin raised inside a hook; ``plugin`` and ``hook`` name it for the record.
+
+    Raised by ``govflow.plugins`` around every hook call. Where the failure is
+    isolated (dispatch: the case goes to the command centre; notifications: the
+    change stays committed) the message lands on the record or in the log;
+    elsewhere (a pack's calendar or service functions at compile time) it
+    propagates like any engine fault. ``plugin`` is ``None`` when no
+    implementation of the hook could be found in the traceback (e.g. pluggy
+    itself refused the call).
+    """
+
+    title = "Plugin failed"
+
+    def __init__(self, plugin: str | None, hook: str, exc: BaseException) -> None:
+        who = f"plugin {plugin}" if plugin is not None else "a plugin"
+        super().__init__(f"{who} failed in {hook}: {type(exc).__name__}: {exc}", plugin=plugin, hook=hook)
+        self.plugin, self.hook = plugin, hook

@@ -44,3 +44,16 @@ CHINESE: dict[str, str] = {
 def furthest(stages: list[str]) -> str | None:
     """The stage furthest along the board among ``stages`` (None if empty)."""
     return max(stages, key=ORDER.__getitem__) if stages else None
+
+
+#: Facts a diagram element may put on the record when it completes (its ``record`` property).
+RECORD_KINDS = (
+    "deadline.reminder",  # a step's deadline is near (提醒)
+    "deadline.overdue",  # a step is overdue; escalated (超时)
+    "deadline.escalated",  # supervision itself is overdue; escalated further (升级)
+    "callout.no_response",  # a called department did not report in by its deadline (未报到)
+    "callout.rejected",  # a called department rejected the call (拒绝)
+)
+#: Recorded facts that make a case overdue (others, like a rejected call, only notify upward).
+#: The boundary timers recording them are also what gives an open task its due time.
+OVERDUE_KINDS = ("deadline.overdue", "deadline.escalated", "callout.no_response")

@@ -14,77 +14,80 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+from govflow.engine.access.control import AccessControl
 from govflow.engine.access.identity import Principal
 from govflow.engine.model.errors import NotFound, PermissionDenied
 from govflow.engine.packs.loader import LoadedPack, read_zip
 from govflow.engine.packs.registry import PackRegistry, VersionInfo
 
 
-def authorize(registry: PackRegistry, principal: Principal, district: str, action: str) -> None:
-    """Raise :class:`PermissionDenied` unless ``principal`` may ``action`` the packs of ``district``."""
-    try:
-        active = registry.active(district)
-    except NotFound:
-        raise PermissionDenied(
-            f"district {district} has no active pack: its first pack is deployed by an operator (govflow pack deploy)",
-            district=district,
-            action=action,
-        ) from None
-    domain = active.catalog.domain_of(None)
-    if not registry.authorizer(active, principal).allowed(principal.id, domain, action):
-        raise PermissionDenied(
-            f"{principal.id} may not {action} in {domain}", principal=principal.id, action=action, domain=domain
-        )
+class PackAdmin:
+    """Pack administration by a principal: every action checked by Casbin first."""
 
+    def __init__(self, registry: PackRegistry, access: AccessControl) -> None:
+        self.registry = registry
+        self.access = access
 
-def visible_versions(registry: PackRegistry, principal: Principal) -> list[VersionInfo]:
-    """The deployed versions of the districts whose packs ``principal`` may read."""
-    allowed: dict[str, bool] = {}
-    out = []
-    for info in registry.versions():
-        if info.district not in allowed:
-            try:
-                authorize(registry, principal, info.district, "read_packs")
-                allowed[info.district] = True
-            except PermissionDenied:
-                allowed[info.district] = False
-        if allowed[info.district]:
-            out.append(info)
-    return out
+    def authorize(self, principal: Principal, district: str, action: str) -> None:
+        """Raise :class:`PermissionDenied` unless ``principal`` may ``action`` the packs of ``district``."""
+        try:
+            active = self.registry.active(district)
+        except NotFound:
+            raise PermissionDenied(
+                f"district {district} has no active pack: its first pack is deployed by an operator (govflow pack deploy)",
+                district=district,
+                action=action,
+            ) from None
+        domain = active.catalog.domain_of(None)
+        if not self.access.authorizer(active, principal).allowed(principal.id, domain, action):
+            raise PermissionDenied(
+                f"{principal.id} may not {action} in {domain}", principal=principal.id, action=action, domain=domain
+            )
 
+    def visible_versions(self, principal: Principal) -> list[VersionInfo]:
+        """The deployed versions of the districts whose packs ``principal`` may read."""
+        allowed: dict[str, bool] = {}
+        out = []
+        for info in self.registry.versions():
+            if info.district not in allowed:
+                try:
+                    self.authorize(principal, info.district, "read_packs")
+                    allowed[info.district] = True
+                except PermissionDenied:
+                    allowed[info.district] = False
+            if allowed[info.district]:
+                out.append(info)
+        return out
 
-def deploy_archive(
-    registry: PackRegistry, principal: Principal, archive: bytes, *, now: dt.datetime, activate: bool = True
-) -> tuple[LoadedPack, bool]:
-    """Validate an uploaded zip (bounded, see :func:`~govflow.engine.packs.loader.read_zip`) and store it.
+    def deploy_archive(
+        self, principal: Principal, archive: bytes, *, now: dt.datetime, activate: bool = True
+    ) -> tuple[LoadedPack, bool]:
+        """Validate an uploaded zip (bounded, see :func:`~govflow.engine.packs.loader.read_zip`) and store it.
 
-    Returns the pack and whether the version is new. The principal needs
-    ``deploy_pack`` (and ``activate_pack`` to activate) in the pack's district.
-    """
-    pack = registry.compile(read_zip(archive))
-    authorize(registry, principal, pack.manifest.district, "deploy_pack")
-    if activate:
-        authorize(registry, principal, pack.manifest.district, "activate_pack")
-    created = registry.deploy(pack, actor=principal.id, now=now, activate=activate)
-    return pack, created
+        Returns the pack and whether the version is new. The principal needs
+        ``deploy_pack`` (and ``activate_pack`` to activate) in the pack's district.
+        """
+        pack = self.registry.compile(read_zip(archive))
+        self.authorize(principal, pack.manifest.district, "deploy_pack")
+        if activate:
+            self.authorize(principal, pack.manifest.district, "activate_pack")
+        created = self.registry.deploy(pack, actor=principal.id, now=now, activate=activate)
+        return pack, created
 
+    def read_version(self, principal: Principal, name: str, version: str) -> LoadedPack:
+        """A deployed version, if ``principal`` may read its district's packs."""
+        pack = self.registry.get(name, version)
+        self.authorize(principal, pack.manifest.district, "read_packs")
+        return pack
 
-def read_version(registry: PackRegistry, principal: Principal, name: str, version: str) -> LoadedPack:
-    """A deployed version, if ``principal`` may read its district's packs."""
-    pack = registry.get(name, version)
-    authorize(registry, principal, pack.manifest.district, "read_packs")
-    return pack
+    def activate(self, principal: Principal, name: str, version: str) -> LoadedPack:
+        pack = self.registry.get(name, version)
+        self.authorize(principal, pack.manifest.district, "activate_pack")
+        return self.registry.activate(name, version)
 
-
-def activate(registry: PackRegistry, principal: Principal, name: str, version: str) -> LoadedPack:
-    pack = registry.get(name, version)
-    authorize(registry, principal, pack.manifest.district, "activate_pack")
-    return registry.activate(name, version)
-
-
-def rollback(registry: PackRegistry, principal: Principal, district: str) -> LoadedPack:
-    authorize(registry, principal, district, "activate_pack")
-    return registry.rollback(district)
+    def rollback(self, principal: Principal, district: str) -> LoadedPack:
+        self.authorize(principal, district, "activate_pack")
+        return self.registry.rollback(district)
 
 
 def describe(pack: LoadedPack) -> dict[str, object]:

@@ -19,7 +19,6 @@ content hash; the spec objects inside are shared by every case of that version.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import zipfile
@@ -31,10 +30,12 @@ from typing import Any
 import yaml
 
 from govflow.engine.access.authz import Authorizer, parse_policy_rows
+from govflow.engine.cache import Cache
 from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
 from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
 from govflow.engine.model.errors import PackError, PackIssue
 from govflow.engine.model.forms import Form, parse_forms
+from govflow.engine.model.hashing import content_hash
 from govflow.engine.model.lifecycle import Stage
 from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
 from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
@@ -104,13 +105,6 @@ class LoadedPack:
 
     def archive(self) -> bytes:
         return files_to_zip(self.files)
-
-
-def content_hash(files: Mapping[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return digest.hexdigest()
 
 
 def read_folder(root: Path) -> dict[str, bytes]:
@@ -337,7 +331,8 @@ def load_pack(
     services: Mapping[str, Callable[..., Any]] | Callable[[Manifest], Mapping[str, Callable[..., Any]]] | None = None,
     available_plugins: Iterable[str] | None = None,
     resolve_base: BaseResolver | None = None,
-    calendar_factory: Callable[[str, Mapping[str, Any]], WorkCalendar | None] | None = None,
+    compile_cache: Cache[str, CompiledDiagrams] | None = None,
+    calendar_factory: Callable[[Manifest], WorkCalendar | None] | None = None,
 ) -> LoadedPack:
     """Validate and compile a pack; raise :class:`PackError` listing every issue.
 
@@ -345,9 +340,12 @@ def load_pack(
     callable giving them for the pack's manifest (the functions of the plugins
     the pack enables). ``resolve_base`` finds the base of a pack that
     ``extends`` another (see :mod:`govflow.engine.packs.compose`).
+    ``compile_cache`` (the application's) shares compiled diagrams between
+    versions with the same diagrams.
 
-    ``calendar_factory(district, settings)`` supplies the district's working-day
-    calendar (the ``govflow_calendar`` plugin hook); Monday–Friday without one.
+    ``calendar_factory(manifest)`` supplies the pack's working-day calendar
+    (the ``govflow_calendar`` hook of the plugins the manifest selects);
+    Monday–Friday without one.
     """
     files = resolve_extends(files, resolve_base)
     issues: list[PackIssue] = []
@@ -405,7 +403,9 @@ def load_pack(
     diagram_files = {n: b for n, b in files.items() if n.startswith("processes/") and n.endswith((".bpmn", ".dmn"))}
     if not any(n.endswith(".bpmn") for n in diagram_files):
         issues.append(PackIssue("processes/", "no .bpmn diagram found"))
-    diagrams, diagram_issues = compile_diagrams(diagram_files, forms=forms, stages=[s.value for s in Stage])
+    diagrams, diagram_issues = compile_diagrams(
+        diagram_files, forms=forms, stages=[s.value for s in Stage], cache=compile_cache
+    )
     issues += diagram_issues
     if diagrams is not None and manifest is not None and manifest.process not in diagrams.specs:
         issues.append(
@@ -414,6 +414,8 @@ def load_pack(
                 f"process {manifest.process!r} is not defined by any diagram (found: {', '.join(sorted(diagrams.specs))})",
             )
         )
+    elif diagrams is not None and manifest is not None:
+        issues += diagrams.role_issues.get(manifest.process, [])
 
     if callable(services):
         services = services(manifest) if manifest is not None else {}
@@ -433,9 +435,7 @@ def load_pack(
 
     deadlines = None
     if manifest is not None:
-        calendar = (
-            calendar_factory(manifest.district, manifest.settings) if calendar_factory else None
-        ) or WeekdayCalendar()
+        calendar = (calendar_factory(manifest) if calendar_factory else None) or WeekdayCalendar()
         deadlines, deadline_issues = parse_deadline_settings(manifest.settings, calendar)
         issues += deadline_issues
 

@@ -15,10 +15,12 @@ when it is **safe**, which :func:`check_case` decides conservatively:
   steps *after* the open ones may change freely (Spiff re-plans them);
 * the stored state restores under the target's specs.
 
-Migrating rewrites the case's pack version and workflow state (restored under
-the target specs, not advanced), refreshes the titles and stages of its open
-tasks, and appends a ``case.migrated`` event, under the optimistic lock, in one
-transaction per case. Unsafe cases are left alone and reported with the reasons.
+Migrating is a command like any other, through the one unit of work
+(:mod:`govflow.engine.cases.unit_of_work`): the case's pack version and workflow
+state (restored under the target specs, not advanced) are rewritten, its open
+tasks, their deadlines, its status and ``next_due`` recomputed under the target,
+and ``case.migrated`` appended, under the optimistic lock, in one transaction per
+case, then notified. Unsafe cases are left alone and reported with the reasons.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
-from govflow.engine.model.errors import InvalidInput
-from govflow.engine.model.lifecycle import furthest
+from govflow.engine.access.identity import Principal
+from govflow.engine.cases.unit_of_work import Event, UnitOfWork, plan
+from govflow.engine.model.errors import ConcurrentUpdate, InvalidInput
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.packs.registry import PackRegistry
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
+from govflow.engine.store.db import CaseRow
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
@@ -114,6 +117,7 @@ def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[
 
 
 def migrate(
+    uow: UnitOfWork,
     registry: PackRegistry,
     name: str,
     source_version: str,
@@ -148,48 +152,37 @@ def migrate(
         if dry_run:
             report.migrated.append(str(case.id))
             continue
-        if _apply(registry, case, target, workflow, actor, now, source_version):
+        if _apply(uow, case, target, workflow, actor, now):
             report.migrated.append(str(case.id))
         else:
             report.conflicts.append(str(case.id))
     return report
 
 
-def _apply(
-    registry: PackRegistry, case: Any, target: LoadedPack, workflow: Any, actor: str, now: Any, source_version: str
-) -> bool:
-    open_tasks = {
-        str(t.id): target.diagrams.user_tasks[t.task_spec.bpmn_id] for t in target.runtime.open_tasks(workflow)
-    }
-    status = furthest([info.stage for info in open_tasks.values()]) or case.status
-    event = {
-        "case_id": case.id,
-        "seq": case.event_seq + 1,
-        "at": now,
-        "kind": "case.migrated",
-        "actor": actor,
-        "actor_unit": None,
-        "power": "pack_admin:migrate",
-        "data": {"from": source_version, "to": target.manifest.version, "pack": target.manifest.name},
-    }
-    with registry.db.begin() as conn:
-        result = conn.execute(
-            update(CaseRow)
-            .where(CaseRow.id == case.id, CaseRow.version == case.version)
-            .values(
-                pack_version=target.manifest.version,
-                state=target.runtime.dump(workflow),
-                status=status,
-                event_seq=case.event_seq + 1,
-                version=case.version + 1,
-                updated_at=now,
-            )
-        )
-        if result.rowcount != 1:
-            return False  # the case moved meanwhile; run the migration again
-        for task_id, info in open_tasks.items():
-            conn.execute(
-                update(CaseTask).where(CaseTask.id == uuid.UUID(task_id)).values(title=info.title, stage=info.stage)
-            )
-        conn.execute(insert(CaseEvent), [event])
+def _apply(uow: UnitOfWork, case: Any, target: LoadedPack, workflow: Any, actor: str, now: Any) -> bool:
+    """Move one case through the unit of work: its open tasks, deadlines and timers are recomputed
+    under the target version, and ``case.migrated`` goes on its record, in one version-checked
+    transaction. False if the case moved meanwhile (run the migration again)."""
+    snapshot = uow.load(case.id)
+    if snapshot.version != case.version:
+        return False
+    operator = Principal(actor, actor, "system", case.district, None, ())
+    event = Event(
+        "case.migrated",
+        {"from": case.pack_version, "to": target.manifest.version, "pack": target.manifest.name},
+    )
+    change = plan(
+        snapshot,
+        workflow,
+        actor=operator,
+        power="pack_admin:migrate",
+        now=now,
+        events=[event],
+        changes={"pack_version": target.manifest.version},
+        pack=target,
+    )
+    try:
+        uow.commit(change)
+    except ConcurrentUpdate:
+        return False
     return True

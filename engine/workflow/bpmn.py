@@ -20,11 +20,8 @@ line and element id; nothing is half-loaded.
 from __future__ import annotations
 
 import functools
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,11 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
-from govflow.engine.model.errors import PackIssue
+from govflow.engine.cache import Cache
+from govflow.engine.model.errors import EngineFault, PackIssue
+from govflow.engine.model.hashing import content_hash
+from govflow.engine.model.lifecycle import RECORD_KINDS
+from govflow.engine.workflow.roles import DiagramRoles, RoleDeclaration, check_process_roles, find_roles
 from govflow.engine.workflow.sandbox import ScriptRejected, check_script
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -107,7 +108,17 @@ class CompiledDiagrams:
     specs: dict[str, Any]  # process id -> spec
     subprocess_specs: dict[str, dict[str, Any]]  # process id -> {called id -> spec}
     user_tasks: dict[str, UserTaskInfo] = field(default_factory=dict)
-    signals: frozenset[str] = frozenset()
+    #: process id -> the roles its elements (and those of the processes it calls) declare
+    roles: dict[str, DiagramRoles] = field(default_factory=dict)
+    #: process id -> why its roles are incomplete (reported when a pack runs that process)
+    role_issues: dict[str, list[PackIssue]] = field(default_factory=dict)
+
+    def roles_of(self, process_id: str) -> DiagramRoles:
+        """The declared roles of a case process (validated when its pack was loaded)."""
+        try:
+            return self.roles[process_id]
+        except KeyError:
+            raise EngineFault(f"process {process_id!r} declares no complete set of diagram roles") from None
 
 
 @functools.cache
@@ -282,39 +293,47 @@ def _user_task_issues(
     return issues, infos
 
 
-_COMPILED: OrderedDict[str, CompiledDiagrams] = OrderedDict()
-_COMPILED_MAX = 32
-_COMPILED_LOCK = threading.Lock()
+class _Refused(Exception):
+    """Carries the issues of diagrams that did not compile out of a cache build (never cached)."""
+
+    def __init__(self, issues: list[PackIssue]) -> None:
+        super().__init__(f"{len(issues)} issue(s)")
+        self.issues = issues
 
 
 def compile_diagrams(
-    files: Mapping[str, bytes], *, forms: Mapping[str, Any], stages: Iterable[str]
+    files: Mapping[str, bytes],
+    *,
+    forms: Mapping[str, Any],
+    stages: Iterable[str],
+    cache: Cache[str, CompiledDiagrams] | None = None,
 ) -> tuple[CompiledDiagrams | None, list[PackIssue]]:
     """Validate and parse ``files`` (relative name -> bytes; ``.bpmn`` and ``.dmn``).
 
     Returns the compiled diagrams, or ``None`` and the list of issues. Compiled
-    specs are immutable and cached by the content hash of the diagrams (and the
-    form names they are checked against): pack versions with the same diagrams
-    share one set of spec objects.
+    specs are immutable; with a ``cache`` (the application's, see
+    :mod:`govflow.engine.cache`) they are kept by the content hash of the
+    diagrams and of the forms they are checked against, so pack versions with the
+    same diagrams share one set of spec objects and concurrent loads compile once.
     """
     stages = list(stages)
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    digest.update(repr((sorted(forms), stages)).encode())
-    key = digest.hexdigest()
-    with _COMPILED_LOCK:
-        hit = _COMPILED.get(key)
-        if hit is not None:
-            _COMPILED.move_to_end(key)
-            return hit, []
-    compiled, issues = _compile(files, forms=forms, stages=stages)
-    if compiled is not None:
-        with _COMPILED_LOCK:
-            _COMPILED[key] = compiled
-            while len(_COMPILED) > _COMPILED_MAX:
-                _COMPILED.popitem(last=False)
-    return compiled, issues
+    if cache is None:
+        return _compile(files, forms=forms, stages=stages)
+    form_digest = {name: repr(getattr(form, "fields", form)) for name, form in forms.items()}
+    key = content_hash(
+        {**files, "\0forms": repr(sorted(form_digest.items())).encode(), "\0stages": repr(stages).encode()}
+    )
+
+    def build() -> CompiledDiagrams:
+        compiled, issues = _compile(files, forms=forms, stages=stages)
+        if compiled is None:
+            raise _Refused(issues)
+        return compiled
+
+    try:
+        return cache.get(key, build), []
+    except _Refused as refused:
+        return None, refused.issues
 
 
 def _compile(
@@ -323,6 +342,7 @@ def _compile(
     issues: list[PackIssue] = []
     roots: dict[str, tuple[str, etree._Element]] = {}
     user_tasks: dict[str, UserTaskInfo] = {}
+    declarations: list[RoleDeclaration] = []
     for name in sorted(files):
         kind = "dmn" if name.endswith(".dmn") else "bpmn"
         try:
@@ -336,6 +356,9 @@ def _compile(
             ut_issues, infos = _user_task_issues(root, name, forms, stages)
             file_issues += ut_issues
             user_tasks.update(infos)
+            found, role_issues = find_roles(root, name)
+            declarations += found
+            file_issues += role_issues + _record_issues(root, name)
         issues += file_issues
         if not file_issues:
             roots[name] = (kind, root)
@@ -356,7 +379,6 @@ def _compile(
 
     specs: dict[str, Any] = {}
     subs: dict[str, dict[str, Any]] = {}
-    signals: set[str] = set()
     for pid in parser.get_process_ids():
         try:
             spec = parser.get_spec(pid)
@@ -370,13 +392,35 @@ def _compile(
             continue
         specs[pid] = spec
         subs[pid] = sub
-    for _kind, root in roots.values():
-        for sig in root.iter(f"{{{BPMN_NS}}}signal"):
-            if sig.get("name"):
-                signals.add(sig.get("name"))
     if issues:
         return None, issues
-    return CompiledDiagrams(specs, subs, user_tasks, frozenset(signals)), []
+    roles: dict[str, DiagramRoles] = {}
+    role_issues: dict[str, list[PackIssue]] = {}
+    for pid in specs:
+        found, problems = check_process_roles(pid, subs[pid], declarations, forms)
+        if found is not None:
+            roles[pid] = found
+        else:
+            where = _file_of(parser, pid)
+            role_issues[pid] = [replace(p, file=where) if p.file == "?" else p for p in problems]
+    return CompiledDiagrams(specs, subs, user_tasks, roles, role_issues), []
+
+
+def _record_issues(root: etree._Element, filename: str) -> list[PackIssue]:
+    """``record`` properties must name a kind of fact the engine knows (a typo would record nothing useful)."""
+    issues = []
+    for prop in root.iter(f"{{{SPIFF_NS}}}property"):
+        if prop.get("name") == "record" and prop.get("value") not in RECORD_KINDS:
+            owner = _owner_id(prop)
+            issues.append(
+                PackIssue(
+                    filename,
+                    f"unknown record kind {prop.get('value')!r}; expected one of {', '.join(RECORD_KINDS)}",
+                    line=prop.sourceline,
+                    element=owner,
+                )
+            )
+    return issues
 
 
 def _from_validation(exc: ValidationException, file: str = "?", element: str | None = None) -> PackIssue:

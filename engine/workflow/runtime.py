@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ from SpiffWorkflow.util.task import TaskState
 from govflow.engine.model import clock as clock_mod
 from govflow.engine.model.calendar import DeadlinePolicy
 from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
+from govflow.engine.model.lifecycle import OVERDUE_KINDS
 from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
 from govflow.engine.workflow.spiff_clock import install_spiff_clock
@@ -160,7 +161,29 @@ class Runtime:
                 raise EngineFault(f"the diagram failed while running: {type(exc).__name__}: {exc}") from exc
 
     def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
-        return [t for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+        """The user tasks waiting for a person."""
+        return list(workflow.get_tasks(state=TaskState.READY, manual=True))
+
+    @staticmethod
+    def element_of(task: Any) -> str:
+        """The diagram element id of a task (multi-instance instances share their activity's)."""
+        return task.task_spec.bpmn_id
+
+    @staticmethod
+    def task_data(task: Any) -> Mapping[str, Any]:
+        """A task's workflow variables (read-only use)."""
+        return task.data
+
+    @staticmethod
+    def is_complete(workflow: BpmnWorkflow) -> bool:
+        """True once the workflow has run to its end."""
+        return bool(workflow.completed)
+
+    @staticmethod
+    def reached_any(workflow: BpmnWorkflow, elements: Iterable[str]) -> bool:
+        """True if any of these elements (by id, in any sub-process) has completed."""
+        wanted = set(elements)
+        return any(task.task_spec.bpmn_id in wanted for task in workflow.get_tasks(state=TaskState.COMPLETED))
 
     def complete(
         self,
@@ -224,7 +247,7 @@ class Runtime:
         for sibling in candidates:
             spec = sibling.task_spec
             props = (getattr(spec, "extensions", None) or {}).get("properties") or {}
-            if props.get("record") not in ("deadline.overdue", "deadline.escalated", "callout.no_response"):
+            if props.get("record") not in OVERDUE_KINDS:
                 continue
             value = sibling._get_internal_data("event_value") if sibling.state == TaskState.WAITING else None
             if isinstance(value, str):

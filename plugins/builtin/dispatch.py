@@ -35,29 +35,30 @@ split's misses); the held-out split is only ever reported
 
 Cost: a scorer is built once per pack version and past-case snapshot
 (:class:`~govflow.engine.cases.history.CaseHistory` caps and refreshes the snapshot)
-and kept while that snapshot lives; scoring a report walks inverted indexes —
-the keyword profiles, and the past cases cut to a few champions per n-gram —
-so it stays under a millisecond with thousands of past cases.
+and kept in the pack's cache (``pack.cache``: the application's, bounded, one
+build however many reports arrive at once) until a newer snapshot replaces it;
+scoring a report walks inverted indexes — the keyword profiles, and the past
+cases cut to a few champions per n-gram — so it stays under a millisecond with
+thousands of past cases.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-import threading
-import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from govflow.engine.cases.history import PastCases
+from govflow.engine.model.catalog import Catalog
 from govflow.engine.model.dispatch import Report
-from govflow.engine.packs.loader import LoadedPack
-from govflow.plugins import hookimpl
+from govflow.plugins import PackView, hookimpl
 
 #: n-gram lengths and their weight (on top of IDF)
-GRAM_WEIGHTS: Mapping[int, float] = {1: 2.0, 2: 1.0, 3: 1.0}
+GRAM_WEIGHTS: Mapping[int, float] = MappingProxyType({1: 2.0, 2: 1.0, 3: 1.0})
 #: weight of the exact-keyword evidence (0..1 per matter)
 KEYWORD_WEIGHT = 0.25
 #: weight of the past-case evidence (mean similarity of the nearest past cases, per matter)
@@ -86,10 +87,8 @@ COLD_START = 50
 COLD_UNIGRAM = 1.0
 COLD_RATIO = 1.5
 
-_INDEX: dict[str, _Keywords] = {}
-_SCORERS: weakref.WeakKeyDictionary[PastCases, dict[str, MatterScorer]] = weakref.WeakKeyDictionary()
-_NO_HISTORY: dict[str, MatterScorer] = {}
-_LOCK = threading.Lock()
+#: the name of the scorer in each pack's cache
+SCORER_CACHE = "dispatch.scorer"
 
 
 # -- keyword rules from the catalog ---------------------------------------------------------
@@ -101,32 +100,21 @@ class _Keywords:
     lengths: tuple[int, ...]
 
 
-def _keyword_index(pack: LoadedPack) -> _Keywords:
-    """The keyword index of a pack version (cached by content hash)."""
-    hit = _INDEX.get(pack.content_hash)
-    if hit is None:
-        if len(_INDEX) > 64:
-            _INDEX.clear()
-        hit = _INDEX[pack.content_hash] = _build_index(pack)
-    return hit
-
-
-def _build_index(pack: LoadedPack) -> _Keywords:
+def _keyword_index(catalog: Catalog) -> _Keywords:
     owners: dict[str, list[str]] = {}
-    for matter in pack.catalog.matters.values():
+    for matter in catalog.matters.values():
         for keyword in matter.keywords:
             if keyword:
                 owners.setdefault(keyword, []).append(matter.code)
     return _Keywords(owners, tuple(sorted({len(k) for k in owners}, reverse=True)))
 
 
-def keyword_scores(pack: LoadedPack, text: str) -> list[tuple[str, int, list[str]]]:
+def keyword_scores(index: _Keywords, text: str) -> list[tuple[str, int, list[str]]]:
     """Matters whose keywords occur in ``text``: (code, total matched length, keywords), best first.
 
     At each position of the text only the longest keyword starting there counts
     (井盖没了, not also 井盖); each keyword counts once.
     """
-    index = _keyword_index(pack)
     found: set[str] = set()
     for i in range(len(text)):
         for n in index.lengths:
@@ -188,9 +176,9 @@ class MatterScorer:
     (反映, 麻烦, 门口…) weigh little.
     """
 
-    def __init__(self, pack: LoadedPack, cases: Iterable[tuple[str, str]] = ()) -> None:
-        self._pack = pack
-        matters = pack.catalog.matters
+    def __init__(self, catalog: Catalog, cases: Iterable[tuple[str, str]] = ()) -> None:
+        self._keywords = _keyword_index(catalog)
+        matters = catalog.matters
         keyword_docs = [(_grams(k), m.code) for m in matters.values() for k in m.keywords if k]
         case_docs = [(_grams(text), matter) for text, matter in cases if matter in matters and text]
         df: Counter[str] = Counter()
@@ -233,7 +221,7 @@ class MatterScorer:
         for g, w in query.items():
             for code, pw in self._profiles.get(g, ()):
                 profile[code] += w * pw
-        hits = keyword_scores(self._pack, text)
+        hits = keyword_scores(self._keywords, text)
         keywords = {code: words for code, _, words in hits}
         top = hits[0][1] if hits else 0
         past: dict[str, float] = defaultdict(float)
@@ -265,41 +253,28 @@ class MatterScorer:
         return Scored(ranked, dict(profile), keywords, dict(past), support, nearest, self.ratio)
 
 
-def scorer(pack: LoadedPack, past: PastCases | None) -> MatterScorer:
+def scorer(pack: PackView, past: PastCases | None) -> MatterScorer:
     """The scorer of a pack version and a past-case snapshot.
 
-    Built once and kept while the snapshot lives (a refreshed snapshot from
-    :class:`~govflow.engine.cases.history.CaseHistory` gets a new one; the old one goes
-    with its snapshot). Builds are serialised, so a refresh under load builds once.
+    Built once and kept in the pack's cache until a newer snapshot replaces it
+    (a refreshed snapshot from :class:`~govflow.engine.cases.history.CaseHistory`
+    gets a new scorer); reports arriving together while it is built wait for
+    that one build.
     """
-    if past is None or not past.cases:
-        hit = _NO_HISTORY.get(pack.content_hash)
-        if hit is None:
-            with _LOCK:
-                hit = _NO_HISTORY.get(pack.content_hash)
-                if hit is None:
-                    if len(_NO_HISTORY) > 64:
-                        _NO_HISTORY.clear()
-                    hit = _NO_HISTORY[pack.content_hash] = MatterScorer(pack)
-        return hit
-    per_pack = _SCORERS.get(past)
-    hit = per_pack.get(pack.content_hash) if per_pack is not None else None
-    if hit is None:
-        with _LOCK:
-            per_pack = _SCORERS.setdefault(past, {})
-            hit = per_pack.get(pack.content_hash)
-            if hit is None:
-                if len(per_pack) > 8:
-                    per_pack.clear()
-                hit = per_pack[pack.content_hash] = MatterScorer(pack, ((c.description, c.matter) for c in past.cases))
-    return hit
+    snapshot = past if past is not None and past.cases else None
+    cases = snapshot.cases if snapshot is not None else ()
+    return pack.cache(
+        SCORER_CACHE,
+        lambda: MatterScorer(pack.catalog, ((c.description, c.matter) for c in cases)),
+        depends_on=snapshot,
+    )
 
 
-def classify(pack: LoadedPack, report: Report, history: Any = None) -> tuple[str, str] | None:
+def classify(pack: PackView, report: Report, history: Any = None) -> tuple[str, str] | None:
     """The matter of a report and how it was decided, or None when unsure (see the module docstring)."""
     if report.category:
         return report.category, "given by the reporter"
-    past = history.past_cases(pack.catalog.district) if history is not None else None
+    past = history.past_cases(pack.district) if history is not None else None
     scored = scorer(pack, past).score(report.description)
     matter = scored.decided()
     if matter is None:
@@ -320,23 +295,23 @@ def _how(scored: Scored, matter: str) -> str:
 
 
 @hookimpl
-def govflow_classify(pack: LoadedPack, report: Report, history: Any) -> tuple[str, str] | None:
+def govflow_classify(pack: PackView, report: Report, history: Any) -> tuple[str, str] | None:
     return classify(pack, report, history)
 
 
 @hookimpl
-def govflow_locate(pack: LoadedPack, report: Report) -> str | None:
+def govflow_locate(pack: PackView, report: Report) -> str | None:
     if report.lat is None or report.lng is None:
         return None
     return pack.territory.locate(report.lat, report.lng)
 
 
 @hookimpl(trylast=True)
-def govflow_route(pack: LoadedPack, report: Report, matter: str | None, street: str | None) -> str | None:
+def govflow_route(pack: PackView, report: Report, matter: str | None, street: str | None) -> str | None:
     if street is None or matter is None:
         return None
-    decision = (pack.manifest.settings.get("dispatch") or {}).get("owner_decision")
-    if decision and pack.decisions is not None:
+    decision = (pack.settings.get("dispatch") or {}).get("owner_decision")
+    if decision:
         inputs = {
             "matter": matter,
             "group": matter.split(".", 1)[0],
@@ -344,7 +319,7 @@ def govflow_route(pack: LoadedPack, report: Report, matter: str | None, street: 
             "street": street,
             "channel": report.channel,
         }
-        owner = pack.decisions.evaluate(decision, inputs).get("owner")
+        owner = pack.decide(decision, inputs).get("owner")
         if owner:
             return str(owner)
     return street

@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
+from govflow.engine.cache import Cache
 from govflow.engine.model.errors import PackError
 from govflow.engine.model.lifecycle import Stage
 from govflow.engine.packs.loader import load_pack
@@ -81,7 +82,12 @@ def test_reference_diagram_compiles_cleanly(compile_one):
         "evaluate",
     }
     assert diagrams.user_tasks["review"].assignee == "owner"
-    assert diagrams.signals == {"withdrawn", "call_out"}
+    roles = diagrams.roles_of("frontline_disposal")
+    assert (roles.withdrawal_signal, roles.withdrawn_ends) == ("withdrawn", {"case_withdrawn"})
+    assert (roles.call_out_signal, roles.call_out_variable) == ("call_out", "called")
+    assert (roles.report_in_task, roles.report_in_item) == ("report_in", "department")
+    assert (roles.evaluation_task, roles.rating_field) == ("evaluate", "satisfaction")
+    assert roles.dispatch_tasks == {"dispatch", "supervise"}
 
 
 # -- XML safety -----------------------------------------------------------------------------
@@ -310,10 +316,14 @@ def test_load_pack_reports_diagram_issues_with_file_line_and_element(reference_f
 
 
 def test_compiled_specs_are_cached_by_content_hash(reference_pack):
+    cache = Cache("diagrams")
     files = {REF_NAME: REF}
-    first, issues = compile_diagrams(files, forms=reference_pack.forms, stages=STAGES)
-    again, _ = compile_diagrams(dict(files), forms=reference_pack.forms, stages=STAGES)
+    first, issues = compile_diagrams(files, forms=reference_pack.forms, stages=STAGES, cache=cache)
+    again, _ = compile_diagrams(dict(files), forms=reference_pack.forms, stages=STAGES, cache=cache)
     assert issues == [] and again is first
     changed = {name: body.replace(b'name="Sign for', b'name="Sign for now') for name, body in files.items()}
-    other, _ = compile_diagrams(changed, forms=reference_pack.forms, stages=STAGES)
+    other, _ = compile_diagrams(changed, forms=reference_pack.forms, stages=STAGES, cache=cache)
     assert other is not first and other.user_tasks["sign_for"].title.startswith("Sign for now")
+    assert cache.stats.builds == 2
+    uncached, _ = compile_diagrams(files, forms=reference_pack.forms, stages=STAGES)
+    assert uncached is not first  # no cache given: nothing is kept between calls

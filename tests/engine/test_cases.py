@@ -7,12 +7,12 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from govflow.engine.cases.service import NewCase
+from govflow.engine.cases.unit_of_work import Change
 from govflow.engine.model.errors import (
     ConcurrentUpdate,
     FormValidationError,
     IdempotencyMismatch,
     InvalidInput,
-    InvalidTransition,
     NotFound,
     PermissionDenied,
 )
@@ -59,20 +59,35 @@ def test_a_stale_write_is_refused_and_nothing_is_written(govflow, principals):
 
 
 def test_two_writers_on_the_same_version_one_wins(govflow, principals, monkeypatch):
-    """The loser of a race between load and save gets ConcurrentUpdate (no lost update)."""
+    """The loser of a race between load and commit is refused at the version-checked write, and
+    nothing of it is written (no lost update)."""
     case = report(govflow, principals)
     task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
-    service = govflow.cases
-    original_load = service._load
-    stale = original_load(case.case_id)
-    service.complete_task(principals["dongjie.dispatcher"], task["id"], {})  # the winner
-    monkeypatch.setattr(service, "_load", lambda case_id: stale)  # the loser read before the winner wrote
-    handle = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
-    with pytest.raises((ConcurrentUpdate, NotFound, InvalidTransition)):
-        service.complete_task(principals["dongjie.dispatcher"], handle["id"], {"result": "x"})
+    uow = govflow.uow
+    stale = uow.load(case.case_id)  # the loser reads ...
+    govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})  # ... the winner commits
+    events_after_winner = count(govflow, CaseEvent, case_id=case.case_id)
+    # the loser found the task's case and read it before the winner committed, and decides on that
+    monkeypatch.setattr(uow, "case_of_task", lambda task_id: case.case_id)
+    monkeypatch.setattr(uow, "load", lambda case_id: stale)
+    refused_at_write = []
+    original_write_row = Change.write_row
+
+    def spy(self, conn):
+        try:
+            original_write_row(self, conn)
+        except ConcurrentUpdate:
+            refused_at_write.append(self.read_version)
+            raise
+
+    monkeypatch.setattr(Change, "write_row", spy)
+    with pytest.raises(ConcurrentUpdate):  # the same sign-for, decided on the stale snapshot
+        govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {"note": "late"})
+    assert refused_at_write == [1]  # it reached the write, with the version it read
     with govflow.db.connect() as conn:
         row = conn.execute(select(CaseRow.version, CaseRow.status).where(CaseRow.id == case.case_id)).one()
     assert (row.version, row.status) == (2, "handling")
+    assert count(govflow, CaseEvent, case_id=case.case_id) == events_after_winner
 
 
 def test_idempotency_key_returns_the_same_case(govflow, principals):
@@ -193,13 +208,12 @@ def test_status_follows_the_lifecycle_vocabulary(govflow, principals):
 
 def test_a_standalone_event_moves_the_version_so_a_stale_command_is_refused(govflow, principals, monkeypatch):
     case = report(govflow, principals)
-    stale = govflow.cases._load(case.case_id)
-    with govflow.db.begin() as conn:  # e.g. a rating lands between a command's read and its write
-        event = govflow.cases.append_event(
-            conn, case.case_id, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5}
-        )
-    assert event["seq"] == stale.event_seq + 1
-    monkeypatch.setattr(govflow.cases, "_load", lambda case_id: stale)
+    uow = govflow.uow
+    stale = uow.load(case.case_id)
+    # e.g. a rating lands between a command's read and its write
+    outcome = govflow.cases.record_fact(stale, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5})
+    assert outcome.events[0]["seq"] == stale.row.event_seq + 1 and outcome.version == stale.version + 1
+    monkeypatch.setattr(uow, "load", lambda case_id: stale)
     task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
     with pytest.raises(ConcurrentUpdate):
         govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})

@@ -117,9 +117,9 @@ def test_example_districts_deploy_side_by_side_and_follow_their_own_pack(govflow
 def test_migrate_moves_a_case_when_safe_and_it_finishes_on_the_new_version(govflow, principals):
     case = report(govflow, principals)
     deploy_1_1(govflow)
-    dry = migrate(govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now(), dry_run=True)
+    dry = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now(), dry_run=True)
     assert dry.migrated == [str(case.case_id)] and case_row(govflow, case.case_id).pack_version == "1.0.0"
-    done = migrate(govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now())
+    done = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now())
     assert (done.migrated, done.refused) == ([str(case.case_id)], {})
     row = case_row(govflow, case.case_id)
     assert (row.pack_version, row.version) == ("1.1.0", case.version + 1)
@@ -144,7 +144,7 @@ def test_migrate_refuses_when_the_open_step_is_gone_and_says_why(govflow, princi
     renamed = re.sub(r'(id|Ref)="sign_for"', r'\1="sign_for_v2"', diagram)
     pack = govflow.packs.compile(gulou_version("2.0.0", processes__frontline_disposal_DOT_bpmn=renamed.encode()))
     govflow.packs.deploy(pack, actor="tests", now=govflow.clock.now())
-    result = migrate(govflow.packs, "reference", "1.0.0", "2.0.0", actor="ops", now=govflow.clock.now())
+    result = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "2.0.0", actor="ops", now=govflow.clock.now())
     assert result.migrated == []
     assert "open step sign_for of intake does not exist in the target" in result.refused[str(case.case_id)]
     assert case_row(govflow, case.case_id).pack_version == "1.0.0"
@@ -154,6 +154,6 @@ def test_migrate_refuses_another_district_and_same_version(govflow, principals):
     report(govflow, principals)
     deploy_example(govflow, CANGSHAN)
     with pytest.raises(InvalidInput):
-        migrate(govflow.packs, "reference", "1.0.0", "1.0.0", actor="ops", now=govflow.clock.now())
+        migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.0.0", actor="ops", now=govflow.clock.now())
     with pytest.raises(NotFound):
-        migrate(govflow.packs, "reference", "1.0.0", "7.0.0", actor="ops", now=govflow.clock.now())
+        migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "7.0.0", actor="ops", now=govflow.clock.now())

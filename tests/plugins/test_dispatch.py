@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from govflow.bootstrap import PackPlugins, PluginDispatcher
+from govflow.engine.cache import Caches
 from govflow.engine.cases.history import CaseHistory, PastCase, StaticHistory
 from govflow.engine.cases.service import NewCase
 from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import load_pack, read_folder
 from govflow.engine.store.db import CaseEvent, CaseRow
-from govflow.plugins import hookimpl, plugin_manager
+from govflow.plugins import PackPlugins, PackView, PluginDispatcher, hookimpl, plugin_manager
 from govflow.plugins.builtin import dispatch
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example
 
@@ -23,66 +23,66 @@ def rep(text, category=None, lat=None, lng=None):
     return Report(text, category, lat, lng, None, "app")
 
 
-def test_keywords_decide_and_a_tie_is_left_to_a_person(reference_pack):
-    matter, how = dispatch.classify(reference_pack, rep("东街口有个井盖没了"))
+def test_keywords_decide_and_a_tie_is_left_to_a_person(reference_view):
+    matter, how = dispatch.classify(reference_view, rep("东街口有个井盖没了"))
     assert matter == "road.manhole_cover" and how.startswith("keywords: 井盖没了 (score ")
-    assert dispatch.classify(reference_pack, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: too close to call
-    assert dispatch.classify(reference_pack, rep("随便说点什么")) is None
+    assert dispatch.classify(reference_view, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: too close to call
+    assert dispatch.classify(reference_view, rep("随便说点什么")) is None
 
 
-def test_a_paraphrase_of_a_keyword_counts(reference_pack):
-    matter, how = dispatch.classify(reference_pack, rep("大树被台风吹歪了"))  # keywords: 大树歪, 树被风吹倒
+def test_a_paraphrase_of_a_keyword_counts(reference_view):
+    matter, how = dispatch.classify(reference_view, rep("大树被台风吹歪了"))  # keywords: 大树歪, 树被风吹倒
     assert matter == "green.tree_fallen" and how.startswith("keyword profile: score ")
 
 
-def test_without_enough_past_cases_the_scorer_is_more_cautious(reference_pack):
+def test_without_enough_past_cases_the_scorer_is_more_cautious(reference_view):
     few = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * (dispatch.COLD_START - 1))
     enough = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * dispatch.COLD_START)
-    assert dispatch.scorer(reference_pack, None).ratio == dispatch.COLD_RATIO
-    assert dispatch.scorer(reference_pack, few.past_cases("gulou")).ratio == dispatch.COLD_RATIO
-    assert dispatch.scorer(reference_pack, enough.past_cases("gulou")).ratio == dispatch.RATIO
+    assert dispatch.scorer(reference_view, None).ratio == dispatch.COLD_RATIO
+    assert dispatch.scorer(reference_view, few.past_cases("gulou")).ratio == dispatch.COLD_RATIO
+    assert dispatch.scorer(reference_view, enough.past_cases("gulou")).ratio == dispatch.RATIO
 
 
-def test_one_shared_character_is_no_evidence(reference_pack):
+def test_one_shared_character_is_no_evidence(reference_view):
     past = StaticHistory(
         "gulou",
         [PastCase("楼下的路灯全黑", "lighting.streetlight_out"), PastCase("小区门口垃圾桶满了", "env.garbage_overflow")]
         * 20,
     )
     for text in ("你好", "我要投诉", "谢谢"):
-        assert dispatch.classify(reference_pack, rep(text)) is None
-        assert dispatch.classify(reference_pack, rep(text), past) is None
+        assert dispatch.classify(reference_view, rep(text)) is None
+        assert dispatch.classify(reference_view, rep(text), past) is None
 
 
-def test_past_cases_decide_when_keywords_do_not(reference_pack):
+def test_past_cases_decide_when_keywords_do_not(reference_view):
     text = "巷子口的蜂窝越来越大"
     past = StaticHistory(
         "gulou",
         [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
         + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")],
     )
-    matter, how = dispatch.classify(reference_pack, rep(text), past)
+    matter, how = dispatch.classify(reference_view, rep(text), past)
     assert matter == "health.pests" and how.startswith("similar past cases: nearest ")
-    assert dispatch.classify(reference_pack, rep(text), StaticHistory("gulou", [])) is None
+    assert dispatch.classify(reference_view, rep(text), StaticHistory("gulou", [])) is None
 
 
-def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_pack):
+def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_view):
     history = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
     snapshot = history.past_cases("gulou")
-    first = dispatch.scorer(reference_pack, snapshot)
-    assert dispatch.scorer(reference_pack, history.past_cases("gulou")) is first
+    first = dispatch.scorer(reference_view, snapshot)
+    assert dispatch.scorer(reference_view, history.past_cases("gulou")) is first
     assert (
-        dispatch.scorer(reference_pack, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first
+        dispatch.scorer(reference_view, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first
     )  # a refresh
-    assert dispatch.scorer(reference_pack, None) is dispatch.scorer(
-        reference_pack, StaticHistory("gulou", []).past_cases("gulou")
+    assert dispatch.scorer(reference_view, None) is dispatch.scorer(
+        reference_view, StaticHistory("gulou", []).past_cases("gulou")
     )
 
 
 def test_the_neighbour_search_stays_bounded_however_long_the_history(reference_pack):
     cases = [(f"巷子口的蜂窝越来越大了，怕蜇到小孩（{i}）", "health.pests") for i in range(300)]
     cases += [(f"楼下的路灯全黑（{i}）", "lighting.streetlight_out") for i in range(300)]
-    scorer = dispatch.MatterScorer(reference_pack, cases)
+    scorer = dispatch.MatterScorer(reference_pack.catalog, cases)
     assert scorer.size == 600
     assert max(len(posting) for posting in scorer._postings.values()) <= dispatch.CHAMPIONS
     assert scorer.score("巷子口的蜂窝越来越大").decided() == "health.pests"
@@ -125,7 +125,7 @@ def test_case_history_reads_only_the_most_recent_cases(govflow, principals):
 
 
 def test_a_dmn_owner_decision_routes_where_the_pack_provides_one(reference_files):
-    pack = load_pack(read_folder(CANGSHAN), resolve_base=lambda n, v: reference_files)
+    pack = PackView.of(load_pack(read_folder(CANGSHAN), resolve_base=lambda n, v: reference_files), Caches())
     assert (
         dispatch.govflow_route(pack, rep("x", lat=26.045, lng=119.31), "utility.gas_leak", "cangshan.cangqian")
         == "cangshan.rqgs"
@@ -142,7 +142,7 @@ def test_a_district_plugin_acts_only_for_packs_that_enable_it(reference_pack, re
     plugins = PackPlugins(pm, {"dispatch", "calendar"})
     assert "zone_routing" in plugins.excluded(reference_pack.manifest)
     assert "zone_routing" not in plugins.excluded(taijiang.manifest)
-    disp = PluginDispatcher(plugins)
+    disp = PluginDispatcher(plugins, Caches())
     inside = disp.dispatch(taijiang, rep("路面有个大坑", lat=26.062, lng=119.302))
     outside = disp.dispatch(taijiang, rep("路面有个大坑", lat=26.062, lng=119.312))
     assert (inside.street, inside.owner) == ("taijiang.cangxia", "taijiang.sxh")
@@ -150,15 +150,18 @@ def test_a_district_plugin_acts_only_for_packs_that_enable_it(reference_pack, re
     assert outside.owner == "taijiang.shanghai"
 
 
-def test_a_pack_may_disable_a_builtin(reference_pack):
+def test_a_pack_may_disable_a_builtin(reference_pack, reference_view):
     plugins = PackPlugins(plugin_manager(load_entry_points=False), {"dispatch", "calendar"})
     manifest = reference_pack.manifest.__class__(
         **{**reference_pack.manifest.__dict__, "plugins": (), "disabled_plugins": ("dispatch",)}
     )
     assert plugins.excluded(manifest) == frozenset({"dispatch"})
-    assert plugins.first_result(
-        manifest, "govflow_locate", pack=reference_pack, report=rep("x", lat=26.0865, lng=119.3025)
-    ) == (None, None)
+    located = rep("x", lat=26.0865, lng=119.3025)
+    assert plugins.call_answered(manifest, "govflow_locate", pack=reference_view, report=located) == (None, None)
+    assert plugins.call_answered(reference_pack.manifest, "govflow_locate", pack=reference_view, report=located) == (
+        "gulou.dongjie",
+        "dispatch",
+    )
 
 
 class Exploding:

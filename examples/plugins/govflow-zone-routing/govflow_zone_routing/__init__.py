@@ -7,37 +7,39 @@ plugin only for packs that enable it (``plugins: [zone_routing]``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from shapely.geometry import Point, Polygon
 
-from govflow.plugins import hookimpl
+from govflow.plugins import PackView, hookimpl
 
-#: zones by pack content hash (a pack version's settings never change)
-_ZONES: dict[str, list[tuple[str, Polygon, tuple[str, ...]]]] = {}
+Zone = tuple[str, Polygon, tuple[str, ...]]
 
 
-def zones(pack: Any) -> list[tuple[str, Polygon, tuple[str, ...]]]:
+def zones(pack: PackView) -> list[Zone]:
     """The pack's zones as (unit, polygon, matter patterns), parsed once per pack version.
 
+    Kept in the pack's cache (``pack.cache``), never in a module global.
     Raises ``ValueError`` naming the zone when the settings are malformed (govflow
     records the failure on the case and sends it to the command centre).
     """
-    cached = _ZONES.get(pack.content_hash)
-    if cached is None:
-        cached = []
-        for index, raw in enumerate((pack.manifest.settings.get("zone_routing") or {}).get("zones") or []):
-            unit = raw.get("unit") if isinstance(raw, dict) else None
-            if unit not in pack.catalog.units:
-                raise ValueError(f"settings.zone_routing.zones[{index}]: unit {unit!r} is not in the catalog")
-            polygon = Polygon(raw.get("polygon") or [])
-            if not polygon.is_valid or polygon.area == 0:
-                raise ValueError(
-                    f"settings.zone_routing.zones[{index}] ({unit}): polygon must be a valid ring of [lng, lat] points"
-                )
-            cached.append((unit, polygon, tuple(raw.get("matters") or ())))
-        _ZONES[pack.content_hash] = cached
-    return cached
+    return pack.cache("zone_routing.zones", lambda: _parse_zones(pack))
+
+
+def _parse_zones(pack: PackView) -> list[Zone]:
+    parsed = []
+    for index, raw in enumerate((pack.settings.get("zone_routing") or {}).get("zones") or ()):
+        unit = raw.get("unit") if isinstance(raw, Mapping) else None
+        if unit not in pack.catalog.units:
+            raise ValueError(f"settings.zone_routing.zones[{index}]: unit {unit!r} is not in the catalog")
+        polygon = Polygon(raw.get("polygon") or [])
+        if not polygon.is_valid or polygon.area == 0:
+            raise ValueError(
+                f"settings.zone_routing.zones[{index}] ({unit}): polygon must be a valid ring of [lng, lat] points"
+            )
+        parsed.append((unit, polygon, tuple(raw.get("matters") or ())))
+    return parsed
 
 
 def _covers(patterns: tuple[str, ...], matter: str | None) -> bool:
@@ -49,7 +51,7 @@ def _covers(patterns: tuple[str, ...], matter: str | None) -> bool:
 
 
 @hookimpl
-def govflow_route(pack: Any, report: Any, matter: str | None, street: str | None) -> str | None:
+def govflow_route(pack: PackView, report: Any, matter: str | None, street: str | None) -> str | None:
     """The zone office when the report lies inside one of the pack's zones; otherwise defer."""
     if report.lat is None or report.lng is None:
         return None
