@@ -39,11 +39,11 @@ from typing import Any
 
 import yaml
 
-from govflow.bootstrap import BUILTIN, PackPlugins, PluginDispatcher
+from govflow.engine.cache import Caches
 from govflow.engine.cases.history import PastCase, StaticHistory
 from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
-from govflow.plugins import plugin_manager
+from govflow.plugins import PackPlugins, PackView, PluginDispatcher, plugin_manager
 from govflow.plugins.builtin import dispatch as builtin_dispatch
 from govflow.settings import REFERENCE_PACK
 
@@ -56,13 +56,13 @@ def splits(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 
 
 def dispatcher(pack: LoadedPack, past: list[dict[str, Any]] | None) -> PluginDispatcher:
-    plugins = PackPlugins(plugin_manager(load_entry_points=False), {n.rsplit(".", 1)[-1] for n in BUILTIN})
+    plugins = PackPlugins.acting(plugin_manager(load_entry_points=False))
     history = (
         StaticHistory(pack.catalog.district, [PastCase(r["description"], r["matter"]) for r in past])
         if past is not None
         else None
     )
-    return PluginDispatcher(plugins, history)
+    return PluginDispatcher(plugins, Caches(), history)
 
 
 def evaluate(pack: LoadedPack, test: list[dict[str, Any]], past: list[dict[str, Any]] | None) -> dict[str, Any]:
@@ -113,8 +113,9 @@ def classify_cost(
         for r in past
     ]
     history = StaticHistory(pack.catalog.district, cases)
+    view = PackView.of(pack, Caches())
     started = time.perf_counter()
-    builtin_dispatch.scorer(pack, history.past_cases(pack.catalog.district))
+    builtin_dispatch.scorer(view, history.past_cases(pack.catalog.district))
     build = time.perf_counter() - started
     samples: list[float] = []
     means: list[float] = []
@@ -123,7 +124,7 @@ def classify_cost(
         for r in reports:
             report = Report(r["description"], None, r["lat"], r["lng"], None, "app")
             started = time.perf_counter()
-            builtin_dispatch.classify(pack, report, history)
+            builtin_dispatch.classify(view, report, history)
             spent.append(time.perf_counter() - started)
         means.append(statistics.fmean(spent))
         samples += spent
