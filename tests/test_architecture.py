@@ -1,11 +1,19 @@
-"""Layering: the engine knows no web framework, API, plugin, bootstrap or CLI code; plugins
-know nothing of the API. Checked on the source with ``ast`` (imports inside functions and
-relative imports included)."""
+"""Layering, checked on the source with ``ast`` (imports inside functions, under
+``TYPE_CHECKING`` and relative imports included).
+
+One table, ``RULES``: each row names a source folder (or file), the modules it must not
+import, the exceptions, and why. ``api -> engine <- plugins``: the engine knows no web
+framework, API, plugin, bootstrap or CLI code, and plugins know nothing of the API. Inside
+the engine, ``model/`` is the pure vocabulary of the domain (no database, no BPMN engine, no
+other layer), ``workflow/`` runs diagrams without persistence, cases, authorization or
+packs, and ``store/`` persists without knowing what it stores for.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -13,16 +21,39 @@ ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> dotted package it is installed as (pyproject's package-dir)
 PACKAGES = {"engine": "govflow.engine", "plugins": "govflow.plugins", "api": "govflow.api", "govflow": "govflow"}
 
-ENGINE_FORBIDDEN = (
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "govflow.api",
-    "govflow.plugins",
-    "govflow.bootstrap",
-    "govflow.cli",
+
+def layers(*names: str) -> tuple[str, ...]:
+    return tuple(f"govflow.engine.{name}" for name in names)
+
+
+class Rule(NamedTuple):
+    sources: str  # a folder or a file, relative to the repository root
+    forbidden: tuple[str, ...]  # a module is forbidden if it is one of these or inside one
+    allowed: tuple[str, ...]  # ... unless it is one of these or inside one
+    why: str
+
+
+# fmt: off
+RULES = (
+    Rule("engine", ("fastapi", "starlette", "uvicorn", "govflow.api", "govflow.plugins", "govflow.bootstrap", "govflow.cli"), (),
+         "the engine knows no web framework, API, plugin or entry point"),
+    Rule("plugins", ("govflow.api",), (),
+         "plugins know the engine, never the API"),
+    Rule("engine/model", ("sqlalchemy", "alembic", "psycopg", "SpiffWorkflow", "govflow"), ("govflow.engine.model",),
+         "the domain's vocabulary is pure: no database, no BPMN engine, no other engine layer"),
+    Rule("engine/workflow", layers("store", "cases", "access", "packs"), (),
+         "the runtime over SpiffWorkflow knows no persistence, cases, authorization or packs"),
+    Rule("engine/store", layers("cases", "packs", "workflow", "access"), (),
+         "persistence knows no cases, packs, runtime or authorization"),
+    Rule("engine/cache.py", ("govflow",), (),
+         "the cache is a leaf every layer may use"),
 )
-PLUGINS_FORBIDDEN = ("govflow.api",)
+# fmt: on
+
+#: "<rule sources>: <file>" (the test id) -> what is wrong. Strict xfail: delete the entry once fixed.
+KNOWN_VIOLATIONS: dict[str, str] = {
+    "engine/model: engine/model/dispatch.py": "the Dispatcher protocol names packs.loader.LoadedPack (TYPE_CHECKING)",
+}
 
 
 def module_package(path: Path) -> str:
@@ -55,23 +86,45 @@ def imported_modules(source: str, package: str) -> set[str]:
     return found
 
 
-def violations(path: Path, forbidden: tuple[str, ...]) -> list[str]:
+def matches(module: str, prefixes: tuple[str, ...]) -> bool:
+    """By module, not by string prefix: ``fastapi_utils`` is not inside ``fastapi``."""
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def violations(path: Path, rule: Rule) -> list[str]:
     modules = imported_modules(path.read_text(encoding="utf-8"), module_package(path))
     return sorted(
         f"{path.relative_to(ROOT)} imports {m}"
         for m in modules
-        if any(m == f or m.startswith(f + ".") for f in forbidden)
+        if matches(m, rule.forbidden) and not matches(m, rule.allowed)
     )
 
 
 def sources(folder: str) -> list[Path]:
-    return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+    base = ROOT / folder
+    if base.is_file():
+        return [base]
+    return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def rule_cases() -> list:
+    cases = []
+    for rule in RULES:
+        for path in sources(rule.sources):
+            case_id = f"{rule.sources}: {path.relative_to(ROOT)}"
+            known = KNOWN_VIOLATIONS.get(case_id)
+            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
+            cases.append(pytest.param(rule, path, id=case_id, marks=marks))
+    return cases
 
 
 def test_the_walk_sees_the_code():
     engine = sources("engine")
     assert {"bpmn.py", "sandbox.py", "runtime.py", "loader.py", "catalog.py"} <= {p.name for p in engine}
-    assert sources("plugins")
+    for rule in RULES:  # a renamed or moved layer must not leave its rule checking nothing
+        assert sources(rule.sources), f"{rule.sources} has no Python source"
+    ids = {f"{rule.sources}: {path.relative_to(ROOT)}" for rule in RULES for path in sources(rule.sources)}
+    assert set(KNOWN_VIOLATIONS) <= ids, "a known violation names a rule or file that no longer exists"
 
 
 @pytest.mark.parametrize(
@@ -106,14 +159,19 @@ def test_import_finder(source, package, expected):
 def test_forbidden_matching_is_by_module_not_prefix():
     # "fastapi_utils" is not "fastapi"; "govflow.apiary" is not "govflow.api"
     modules = imported_modules("import fastapi_utils\nimport govflow.apiary", "govflow.engine")
-    assert not any(m == f or m.startswith(f + ".") for m in modules for f in ENGINE_FORBIDDEN)
+    assert not any(matches(m, RULES[0].forbidden) for m in modules)
 
 
-@pytest.mark.parametrize("path", sources("engine"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_engine_imports_no_framework_api_plugin_or_entry_point(path):
-    assert violations(path, ENGINE_FORBIDDEN) == []
+def test_allowed_carves_out_of_forbidden():
+    model = next(rule for rule in RULES if rule.sources == "engine/model")
+    source = "from govflow.engine.model.errors import PackIssue\nfrom govflow.engine.store.db import CaseRow"
+    found = {m for m in imported_modules(source, "govflow.engine.model") if matches(m, model.forbidden)}
+    assert {m for m in found if not matches(m, model.allowed)} == {
+        "govflow.engine.store.db",
+        "govflow.engine.store.db.CaseRow",
+    }
 
 
-@pytest.mark.parametrize("path", sources("plugins"), ids=lambda p: str(p.relative_to(ROOT)))
-def test_plugins_import_nothing_from_the_api(path):
-    assert violations(path, PLUGINS_FORBIDDEN) == []
+@pytest.mark.parametrize("rule, path", rule_cases())
+def test_layering(rule, path):
+    assert violations(path, rule) == [], rule.why
