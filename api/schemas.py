@@ -1,21 +1,49 @@
-"""Request and response bodies of the REST API (pydantic v2)."""
+"""Request and response bodies of the REST API (pydantic v2).
+
+Limits and vocabularies the engine checks are imported from the engine, which owns
+them (:mod:`govflow.engine.model.limits`, the call-out rating dimensions): the
+OpenAPI document states exactly what the engine enforces, and a change is made in
+one place. Limits without an engine counterpart (lengths of codes, names, phone
+numbers, addresses) are the API's own.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from govflow.engine.cases.service import CHANNELS
+from govflow.engine.cases.callouts import DIMENSIONS
+from govflow.engine.model.limits import (
+    CHANNELS,
+    COMMENT_MAX,
+    DESCRIPTION_MAX,
+    LAT_MAX,
+    LAT_MIN,
+    LNG_MAX,
+    LNG_MIN,
+    MAX_DEPARTMENTS,
+    MEETING_PLACE_MAX,
+    PART_MAX,
+    REASON_MAX,
+    SCORE_MAX,
+    SCORE_MIN,
+)
+
+#: the API's own limit for codes (units, matters, districts)
+CODE_MAX = 64
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+#: every rating dimension, whichever the direction (the engine checks the direction's own)
+RATING_DIMENSIONS = tuple(dict.fromkeys(d for dims in DIMENSIONS.values() for d in dims))
+Dimension = Literal[RATING_DIMENSIONS]  # type: ignore[valid-type]
 
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: float | None = Field(None, ge=-90, le=90)
-    lng: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=LAT_MIN, le=LAT_MAX)
+    lng: float | None = Field(None, ge=LNG_MIN, le=LNG_MAX)
     address: str | None = Field(None, max_length=256)
 
 
@@ -42,11 +70,11 @@ class CaseCreate(BaseModel):
         },
     )
     channel: Channel
-    description: str = Field(min_length=1, max_length=4000)
-    category: str | None = Field(None, max_length=64, description="a matter code, e.g. road.pothole")
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX)
+    category: str | None = Field(None, max_length=CODE_MAX, description="a matter code, e.g. road.pothole")
     location: Location | None = None
     reporter: Reporter | None = None
-    district: str | None = Field(None, max_length=64)
+    district: str | None = Field(None, max_length=CODE_MAX)
 
 
 class CaseCreated(BaseModel):
@@ -134,4 +162,88 @@ class TaskCompleted(BaseModel):
 
 class Withdraw(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
+
+
+# -- call-outs, delegations, ratings (呼叫·报到·会商·评价) ------------------------------------
+
+
+class CallOutIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "departments": ["gulou.cgj", "gulou.zjj"],
+                    "reason": "井盖缺失需城管与住建联合处置",
+                    "meeting_at": "2026-09-28T15:00:00+08:00",
+                    "meeting_place": "东街口",
+                }
+            ]
+        },
+    )
+    departments: list[str] = Field(min_length=1, max_length=MAX_DEPARTMENTS)
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
+    meeting_at: AwareDatetime | None = None
+    meeting_place: str | None = Field(None, max_length=MEETING_PLACE_MAX)
+    main: str | None = Field(
+        None, description="the department with main responsibility (default: the list's main, if called)"
+    )
+
+
+class ContributionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part: str = Field(min_length=1, max_length=PART_MAX, description="what this cooperating department does (配合)")
+
+
+class DelegationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    street: str = Field(max_length=CODE_MAX)
+    department: str = Field(max_length=CODE_MAX)
+    matter_pattern: str = Field("*", max_length=CODE_MAX, description="a matter code, a group like road.*, or *")
+    expires_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=REASON_MAX)
+    district: str | None = Field(None, max_length=CODE_MAX)
+
+
+class DelegationOut(BaseModel):
+    id: int
+    district: str
+    street: str
+    department: str
+    matter_pattern: str
+    reason: str
+    granted_by: str
+    granted_at: dt.datetime
+    expires_at: dt.datetime
+    active: bool | None = None
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(max_length=CODE_MAX, description="the rated unit")
+    dimension: Dimension
+    score: int = Field(ge=SCORE_MIN, le=SCORE_MAX)
+    comment: str | None = Field(None, max_length=COMMENT_MAX)
+
+
+class RatingOut(BaseModel):
+    direction: str
+    rater_party: str
+    rater: str
+    target: str
+    dimension: str
+    score: int
+    comment: str | None
+    at: dt.datetime
+
+
+class Responsibility(BaseModel):
+    district: str
+    matter: str
+    street: str | None
+    main: str
+    cooperating: list[str]
+    matched_entry: str
+    why: str
+    time_limit: dict | None

@@ -2,95 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from govflow.engine.cases.callouts import CallOut
 from govflow.engine.model.errors import InvalidInput, NotFound
 
 from ..deps import AppDep, CurrentPrincipal
-from ..schemas import TaskCompleted
+from ..schemas import (
+    CODE_MAX,
+    CallOutIn,
+    ContributionIn,
+    DelegationIn,
+    DelegationOut,
+    RatingIn,
+    RatingOut,
+    Responsibility,
+    TaskCompleted,
+)
 
 router = APIRouter(tags=["call-outs"])
-
-
-class CallOutIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "departments": ["gulou.cgj", "gulou.zjj"],
-                    "reason": "井盖缺失需城管与住建联合处置",
-                    "meeting_at": "2026-09-28T15:00:00+08:00",
-                    "meeting_place": "东街口",
-                }
-            ]
-        },
-    )
-    departments: list[str] = Field(min_length=1, max_length=10)
-    reason: str = Field(min_length=1, max_length=1000)
-    meeting_at: AwareDatetime | None = None
-    meeting_place: str | None = Field(None, max_length=256)
-    main: str | None = Field(
-        None, description="the department with main responsibility (default: the list's main, if called)"
-    )
-
-
-class DelegationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    street: str = Field(max_length=64)
-    department: str = Field(max_length=64)
-    matter_pattern: str = Field("*", max_length=64, description="a matter code, a group like road.*, or *")
-    expires_at: AwareDatetime
-    reason: str = Field(min_length=1, max_length=1000)
-    district: str | None = Field(None, max_length=64)
-
-
-class DelegationOut(BaseModel):
-    id: int
-    district: str
-    street: str
-    department: str
-    matter_pattern: str
-    reason: str
-    granted_by: str
-    granted_at: dt.datetime
-    expires_at: dt.datetime
-    active: bool | None = None
-
-
-class RatingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    target: str = Field(max_length=64, description="the rated unit")
-    dimension: Literal["report_in", "disposal", "accuracy"]
-    score: int = Field(ge=1, le=5)
-    comment: str | None = Field(None, max_length=1000)
-
-
-class RatingOut(BaseModel):
-    direction: str
-    rater_party: str
-    rater: str
-    target: str
-    dimension: str
-    score: int
-    comment: str | None
-    at: dt.datetime
-
-
-class Responsibility(BaseModel):
-    district: str
-    matter: str
-    street: str | None
-    main: str
-    cooperating: list[str]
-    matched_entry: str
-    why: str
-    time_limit: dict | None
 
 
 @router.post("/api/v1/cases/{case_id}/call-outs", response_model=TaskCompleted, status_code=status.HTTP_201_CREATED)
@@ -100,11 +32,6 @@ def call_out(case_id: str, body: CallOutIn, app: AppDep, principal: CurrentPrinc
         principal, case_id, CallOut(body.departments, body.reason, body.meeting_at, body.meeting_place, body.main)
     )
     return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
-
-
-class ContributionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    part: str = Field(min_length=1, max_length=2000, description="what this cooperating department does (配合)")
 
 
 @router.post("/api/v1/cases/{case_id}/contributions", status_code=status.HTTP_201_CREATED)
@@ -129,7 +56,7 @@ def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> di
 
 @router.get("/api/v1/delegations", response_model=list[DelegationOut])
 def delegations(
-    app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=64)] = None
+    app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=CODE_MAX)] = None
 ) -> list[dict]:
     return app.callouts.delegations(principal, district)
 
@@ -152,9 +79,9 @@ def ratings(case_id: str, app: AppDep, principal: CurrentPrincipal) -> list[dict
 def responsibility(
     app: AppDep,
     principal: CurrentPrincipal,
-    matter: Annotated[str, Query(max_length=64)],
-    street: Annotated[str | None, Query(max_length=64)] = None,
-    district: Annotated[str | None, Query(max_length=64)] = None,
+    matter: Annotated[str, Query(max_length=CODE_MAX)],
+    street: Annotated[str | None, Query(max_length=CODE_MAX)] = None,
+    district: Annotated[str | None, Query(max_length=CODE_MAX)] = None,
 ) -> dict:
     """Who is main (主体责任) and who cooperates (配合责任) for a matter, and which entry says so."""
     pack = app.packs.active(district or principal.district)

@@ -11,6 +11,9 @@ from __future__ import annotations
 CHANNELS = ("hotline_12345", "wechat", "app", "weibo", "grid_worker", "sensor", "web", "walk_in")
 #: a report's description
 DESCRIPTION_MAX = 4000
+#: a report's location, in degrees (WGS 84)
+LAT_MIN, LAT_MAX = -90, 90
+LNG_MIN, LNG_MAX = -180, 180
 #: reasons (withdrawal, call-out, delegation)
 REASON_MAX = 1000
 #: a cooperating department's part of a joint disposal (配合)
