@@ -49,7 +49,8 @@ class PackPlugins:
         """The selection of an application: the built-ins and the ``explicit`` plugin objects act for every pack."""
         from govflow.plugins import BUILTIN  # the package imports this module first
 
-        return cls(pm, {name.rsplit(".", 1)[-1] for name in BUILTIN} | {pm.get_name(p) for p in explicit})
+        builtins = {name.rsplit(".", 1)[-1] for name in BUILTIN}
+        return cls(pm, builtins | {name for p in explicit if (name := pm.get_name(p)) is not None})
 
     def excluded(self, manifest: Manifest) -> frozenset[str]:
         """Names of registered plugins that must not act for a pack with this manifest."""
