@@ -4,6 +4,7 @@ chosen per pack like every other hook, and a plugin that raises is named on the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 import yaml
@@ -180,6 +181,15 @@ def test_a_failure_outside_every_implementation_names_no_plugin():
     assert failing_plugin(RuntimeError("pluggy refused"), plugin_manager().hook.govflow_locate.get_hookimpls()) is None
 
 
+def app_with(plugin, *, database, clock, pack, entries):
+    """An application with one extra plugin, the reference pack and the demo principals; and a citizen."""
+    app = build("", db=database, clock=clock, extra_plugins=[plugin])
+    app.packs.deploy(pack, actor="tests", now=clock.now())
+    with Session(database) as session, session.begin():
+        store_principals(session, entries, clock.now())
+    return app, next(p for p, _ in entries if p.id == "citizen.zhang")
+
+
 @pytest.mark.parametrize("hook", ["govflow_classify", "govflow_locate", "govflow_route"])
 def test_a_failing_plugin_is_named_on_the_record(database, clock, reference_pack, demo_entries, hook):
     class Broken:
@@ -190,11 +200,7 @@ def test_a_failing_plugin_is_named_on_the_record(database, clock, reference_pack
 
     broken = Broken()
     setattr(broken, hook, hookimpl(tryfirst=True)(fail))
-    app = build("", db=database, clock=clock, extra_plugins=[broken])
-    app.packs.deploy(reference_pack, actor="tests", now=clock.now())
-    with Session(database) as session, session.begin():
-        store_principals(session, demo_entries, clock.now())
-    citizen = next(p for p, _ in demo_entries if p.id == "citizen.zhang")
+    app, citizen = app_with(broken, database=database, clock=clock, pack=reference_pack, entries=demo_entries)
     out = app.cases.report(citizen, NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025))
     with database.connect() as conn:
         how = conn.execute(
@@ -202,3 +208,26 @@ def test_a_failing_plugin_is_named_on_the_record(database, clock, reference_pack
         ).scalar_one()["how"]
     assert f"dispatch failed: plugin district_geo failed in {hook}: RuntimeError: geocoder down" in how
     assert how.endswith("sent to the command centre")
+
+
+def test_a_failing_notifier_is_logged_by_name_and_the_change_stays(
+    database, clock, reference_pack, demo_entries, caplog
+):
+    class Pager:
+        __name__ = "pager"
+
+        @hookimpl
+        def govflow_case_events(self, events):
+            raise ConnectionError("SMS gateway down")
+
+    app, citizen = app_with(Pager(), database=database, clock=clock, pack=reference_pack, entries=demo_entries)
+    with caplog.at_level(logging.ERROR, logger="govflow.plugins"):
+        out = app.cases.report(citizen, NewCase("app", "东街口有个井盖没了", lat=26.0865, lng=119.3025))
+    assert out.status == "dispatched"  # the report went through, routed as usual
+    with database.connect() as conn:
+        kinds = conn.execute(select(CaseEvent.kind).where(CaseEvent.case_id == out.case_id)).scalars().all()
+    assert "case.routed" in kinds
+    assert (
+        "plugin pager failed in govflow_case_events: ConnectionError: SMS gateway down; the events stay committed"
+        in caplog.text
+    )
