@@ -71,7 +71,7 @@ def grants_for(principal: Principal, catalogs: Iterable[Catalog]) -> list[Grant]
     return [Grant(principal.id, role, domain) for role in principal.roles]
 
 
-def from_row(row: PrincipalRow) -> Principal:
+def from_row(row: Any) -> Principal:
     return Principal(row.id, row.name, row.kind, row.district, row.unit_code, tuple(row.roles))
 
 

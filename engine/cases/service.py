@@ -76,6 +76,8 @@ class AccessSource(Protocol):
 
     def authorizer(self, pack: LoadedPack, principal: Principal | None = None) -> Authorizer: ...
 
+    def refresh_delegations(self, pack: LoadedPack, authz: Authorizer | None = None) -> None: ...
+
 
 @dataclass(frozen=True)
 class NewCase:

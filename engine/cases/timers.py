@@ -32,11 +32,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.cases.service import TIMER_ACTOR, CaseService
-from govflow.engine.cases.unit_of_work import Change, Event, plan_event, write_rows
+from govflow.engine.cases.unit_of_work import Change, Event, plan_event, refresh_next_due, write_rows
 from govflow.engine.model.errors import ConcurrentUpdate, GovflowError
 from govflow.engine.store.db import CaseRow, CaseTask
 
@@ -82,11 +82,7 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
                 report.idle += 1
                 next_due = service.next_due(snapshot)
                 if next_due != case.next_due:
-                    conn.execute(
-                        update(CaseRow)
-                        .where(CaseRow.id == case.id, CaseRow.version == case.version)
-                        .values(next_due=next_due)
-                    )
+                    refresh_next_due(conn, case, next_due)
                 continue
             try:
                 change.write_row(conn)  # version-checked; on PostgreSQL the row is ours anyway

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.access.identity import Principal
@@ -100,7 +100,7 @@ class Change:
     new_tasks: list[dict[str, Any]] = field(default_factory=list)
     gone_tasks: list[uuid.UUID] = field(default_factory=list)
     updated_tasks: list[dict[str, Any]] = field(default_factory=list)
-    extra: list[tuple[Table, list[dict[str, Any]]]] = field(default_factory=list)
+    extra: list[tuple[Any, list[dict[str, Any]]]] = field(default_factory=list)
     outcome: Outcome | None = None
 
     def write_row(self, conn: Connection) -> None:
@@ -148,6 +148,12 @@ def write_rows(conn: Connection, changes: Sequence[Change]) -> None:
         for table, rows in change.extra:
             if rows:
                 conn.execute(insert(table), rows)
+
+
+def refresh_next_due(conn: Connection, row: Any, next_due: dt.datetime | None) -> None:
+    """Correct a case's ``next_due`` index when no timer was due after all (nothing else changes:
+    no event, no new version). Version-checked, so it never overwrites a newer write."""
+    conn.execute(update(CaseRow).where(CaseRow.id == row.id, CaseRow.version == row.version).values(next_due=next_due))
 
 
 class UnitOfWork:
@@ -326,7 +332,7 @@ def plan(
     changes: Mapping[str, Any] | None = None,
     records: Sequence[Record] = (),
     pack: LoadedPack | None = None,
-    extra: Sequence[tuple[Table, list[dict[str, Any]]]] = (),
+    extra: Sequence[tuple[Any, list[dict[str, Any]]]] = (),
 ) -> Change:
     """Everything a workflow command will write, from the workflow after it ran.
 
@@ -407,7 +413,7 @@ def plan_event(
     now: dt.datetime,
     events: Sequence[Event],
     values: Mapping[str, Any] | None = None,
-    extra: Sequence[tuple[Table, list[dict[str, Any]]]] = (),
+    extra: Sequence[tuple[Any, list[dict[str, Any]]]] = (),
 ) -> Change:
     """A change that moves no workflow: facts on the record (a rating, a contribution, a failed
     timer), optional row values, extra rows. The version moves too, so a command that read the case
@@ -437,6 +443,7 @@ __all__ = [
     "plan",
     "plan_event",
     "recorded",
+    "refresh_next_due",
     "task_opened",
     "write_rows",
 ]

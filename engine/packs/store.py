@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.model.errors import Conflict, NotFound
@@ -69,7 +69,7 @@ class VersionStore:
             created = row is None
             if created:
                 conn.execute(
-                    PackVersion.__table__.insert().values(
+                    insert(PackVersion).values(
                         name=name,
                         version=version,
                         district=district,

@@ -356,9 +356,9 @@ def _compile(
             ut_issues, infos = _user_task_issues(root, name, forms, stages)
             file_issues += ut_issues
             user_tasks.update(infos)
-            found, role_issues = find_roles(root, name)
+            found, declaration_issues = find_roles(root, name)
             declarations += found
-            file_issues += role_issues + _record_issues(root, name)
+            file_issues += declaration_issues + _record_issues(root, name)
         issues += file_issues
         if not file_issues:
             roots[name] = (kind, root)
@@ -397,9 +397,9 @@ def _compile(
     roles: dict[str, DiagramRoles] = {}
     role_issues: dict[str, list[PackIssue]] = {}
     for pid in specs:
-        found, problems = check_process_roles(pid, subs[pid], declarations, forms)
-        if found is not None:
-            roles[pid] = found
+        checked, problems = check_process_roles(pid, subs[pid], declarations, forms)
+        if checked is not None:
+            roles[pid] = checked
         else:
             where = _file_of(parser, pid)
             role_issues[pid] = [replace(p, file=where) if p.file == "?" else p for p in problems]

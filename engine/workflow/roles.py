@@ -180,6 +180,11 @@ def find_roles(root: etree._Element, filename: str) -> tuple[list[RoleDeclaratio
     return found, issues
 
 
+def _first(by_role: Mapping[str, list[RoleDeclaration]], role: str) -> RoleDeclaration | None:
+    found = by_role.get(role)
+    return found[0] if found else None
+
+
 def check_process_roles(
     process: str,
     called: Iterable[str],
@@ -214,8 +219,8 @@ def check_process_roles(
                     element=extra.element,
                 )
             )
-    call_out = (by_role.get("call_out") or [None])[0]
-    report_in = (by_role.get("report_in") or [None])[0]
+    call_out = _first(by_role, "call_out")
+    report_in = _first(by_role, "report_in")
     if (call_out is None) != (report_in is None):
         there = call_out or report_in
         assert there is not None
@@ -237,7 +242,7 @@ def check_process_roles(
                 element=report_in.element,
             )
         )
-    evaluation = (by_role.get("evaluation") or [None])[0]
+    evaluation = _first(by_role, "evaluation")
     if evaluation is not None:
         form = forms.get(evaluation.action or "")
         fields = getattr(form, "fields", {}) or {}

@@ -117,7 +117,9 @@ def test_example_districts_deploy_side_by_side_and_follow_their_own_pack(govflow
 def test_migrate_moves_a_case_when_safe_and_it_finishes_on_the_new_version(govflow, principals):
     case = report(govflow, principals)
     deploy_1_1(govflow)
-    dry = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now(), dry_run=True)
+    dry = migrate(
+        govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now(), dry_run=True
+    )
     assert dry.migrated == [str(case.case_id)] and case_row(govflow, case.case_id).pack_version == "1.0.0"
     done = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now())
     assert (done.migrated, done.refused) == ([str(case.case_id)], {})
