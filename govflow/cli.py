@@ -284,8 +284,8 @@ def pack_migrate(
     database_url: DbOption = None,
 ) -> None:
     """Move running cases to another version when safe; list those refused and why."""
+    from govflow.engine.cases.migration import migrate
     from govflow.engine.model.errors import GovflowError
-    from govflow.engine.packs.migration import migrate
 
     govflow_app = _build(_settings(database_url))
     try:

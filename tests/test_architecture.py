@@ -51,9 +51,7 @@ RULES = (
 # fmt: on
 
 #: "<rule sources>: <file>" (the test id) -> what is wrong. Strict xfail: delete the entry once fixed.
-KNOWN_VIOLATIONS: dict[str, str] = {
-    "engine/model: engine/model/dispatch.py": "the Dispatcher protocol names packs.loader.LoadedPack (TYPE_CHECKING)",
-}
+KNOWN_VIOLATIONS: dict[str, str] = {}
 
 
 def module_package(path: Path) -> str:

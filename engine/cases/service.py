@@ -41,7 +41,7 @@ from govflow.engine.cases.unit_of_work import (
     task_opened,
 )
 from govflow.engine.model.clock import Clock
-from govflow.engine.model.dispatch import Dispatcher, Report
+from govflow.engine.model.dispatch import Report, Routing
 from govflow.engine.model.errors import (
     ConcurrentUpdate,
     IdempotencyMismatch,
@@ -53,6 +53,10 @@ from govflow.engine.model.errors import (
 from govflow.engine.model.limits import (
     CHANNELS,
     DESCRIPTION_MAX,
+    LAT_MAX,
+    LAT_MIN,
+    LNG_MAX,
+    LNG_MIN,
     REASON_MAX,
 )
 from govflow.engine.packs.loader import LoadedPack
@@ -69,6 +73,14 @@ class PackSource(Protocol):
     def get(self, name: str, version: str) -> LoadedPack: ...
 
     def active(self, district: str | None = None) -> LoadedPack: ...
+
+
+class Dispatcher(Protocol):
+    """What the engine asks of smart dispatch (answered by plugins, wired by the composition root)."""
+
+    def dispatch(self, pack: LoadedPack, report: Report) -> Routing:
+        """Decide the matter, street and owner unit of a new case (owner None: command centre)."""
+        ...
 
 
 class AccessSource(Protocol):
@@ -470,7 +482,11 @@ def check_new_case(new: NewCase) -> None:
         errors.append({"loc": ["description"], "msg": f"1 to {DESCRIPTION_MAX} characters"})
     if (new.lat is None) != (new.lng is None):
         errors.append({"loc": ["location"], "msg": "lat and lng go together"})
-    elif new.lat is not None and new.lng is not None and not (-90 <= new.lat <= 90 and -180 <= new.lng <= 180):
+    elif (
+        new.lat is not None
+        and new.lng is not None
+        and not (LAT_MIN <= new.lat <= LAT_MAX and LNG_MIN <= new.lng <= LNG_MAX)
+    ):
         errors.append({"loc": ["location"], "msg": "lat must be in [-90, 90] and lng in [-180, 180]"})
     if errors:
         raise InvalidInput("the report is invalid", errors=errors)

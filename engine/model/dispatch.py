@@ -1,6 +1,7 @@
 """Smart dispatch (智能派遣): what the engine asks of a dispatcher.
 
-The engine only knows this protocol; the behaviour comes from plugins
+What a dispatcher sees of a report and what it decides. The engine asks a
+``Dispatcher`` (:mod:`govflow.engine.cases.service`); the behaviour comes from plugins
 (``govflow.plugins``: classify, locate and route hooks, the built-in ones
 included), wired in by the composition root (``govflow.bootstrap``).
 """
@@ -8,10 +9,6 @@ included), wired in by the composition root (``govflow.bootstrap``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from govflow.engine.packs.loader import LoadedPack
 
 
 @dataclass(frozen=True)
@@ -34,9 +31,3 @@ class Routing:
     street: str | None
     owner: str | None
     how: str
-
-
-class Dispatcher(Protocol):
-    def dispatch(self, pack: LoadedPack, report: Report) -> Routing:
-        """Decide the matter, street and owner unit of a new case (owner None: command centre)."""
-        ...

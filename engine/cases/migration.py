@@ -29,7 +29,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
 from govflow.engine.access.identity import Principal
@@ -38,8 +37,7 @@ from govflow.engine.model.errors import ConcurrentUpdate, InvalidInput
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.packs.registry import PackRegistry
 from govflow.engine.store.db import CaseRow
-
-_OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+from govflow.engine.workflow.compat import step_differences
 
 
 @dataclass
@@ -52,12 +50,6 @@ class MigrationReport:
     migrated: list[str] = field(default_factory=list)
     refused: dict[str, list[str]] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
-
-
-def _spec_of(pack: LoadedPack, process_id: str, workflow_spec: str) -> Any:
-    if workflow_spec == process_id:
-        return pack.diagrams.specs.get(process_id)
-    return pack.diagrams.subprocess_specs.get(process_id, {}).get(workflow_spec)
 
 
 def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[str], Any]:
@@ -73,40 +65,7 @@ def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[
     if case.matter and case.matter not in target.catalog.matters:
         reasons.append(f"matter {case.matter} does not exist in the target catalog")
     workflow = source.runtime.load(case.state, case.process_id)
-    for task in workflow.get_tasks():
-        name, where = task.task_spec.name, task.workflow.spec.name
-        new_spec = _spec_of(target, case.process_id, where)
-        if new_spec is None:
-            reasons.append(f"(sub-)process {where} does not exist in the target")
-            break
-        new_task = new_spec.task_specs.get(name)
-        if new_task is None:
-            state = (
-                "open" if task.has_state(_OPEN) else ("taken" if task.has_state(TaskState.FINISHED_MASK) else "planned")
-            )
-            reasons.append(f"{state} step {name} of {where} does not exist in the target")
-            continue
-        if not task.has_state(_OPEN):
-            continue
-        if type(new_task) is not type(task.task_spec):
-            reasons.append(
-                f"open step {name} changes kind ({type(task.task_spec).__name__} → {type(new_task).__name__})"
-            )
-        if task.task_spec.manual:
-            old_info, new_info = source.diagrams.user_tasks.get(name), target.diagrams.user_tasks.get(name)
-            if new_info is None or old_info is None or new_info.action != old_info.action:
-                reasons.append(
-                    f"open task {name} changes its action ({getattr(old_info, 'action', '?')} → {getattr(new_info, 'action', 'none')})"
-                )
-            elif new_info.action not in target.forms:
-                reasons.append(f"open task {name} has no form {new_info.action!r} in the target")
-        if any(child.has_state(TaskState.DEFINITE_MASK | TaskState.FINISHED_MASK) for child in task.children):
-            old_out = sorted(s.name for s in task.task_spec.outputs)
-            new_out = sorted(s.name for s in new_task.outputs)
-            if old_out != new_out:
-                reasons.append(
-                    f"open step {name} has different outgoing steps in the target ({', '.join(old_out)} → {', '.join(new_out)})"
-                )
+    reasons += step_differences(workflow, case.process_id, source.diagrams, target.diagrams, target.forms)
     if reasons:
         return sorted(set(reasons)), None
     try:
