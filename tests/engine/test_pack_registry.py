@@ -9,10 +9,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from govflow.engine.cases.migration import migrate
 from govflow.engine.cases.service import NewCase
 from govflow.engine.model.errors import Conflict, InvalidInput, NotFound, PackError
 from govflow.engine.packs.loader import read_zip
-from govflow.engine.packs.migration import migrate
 from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example, gulou_version
 
@@ -152,10 +152,13 @@ def test_migrate_refuses_when_the_open_step_is_gone_and_says_why(govflow, princi
     assert case_row(govflow, case.case_id).pack_version == "1.0.0"
 
 
-def test_migrate_refuses_another_district_and_same_version(govflow, principals):
-    report(govflow, principals)
-    deploy_example(govflow, CANGSHAN)
-    with pytest.raises(InvalidInput):
+def test_migrate_refuses_the_same_version_and_an_undeployed_one(govflow, principals):
+    """Refusals of the whole request; a target of another district is refused per case (test_pack_migration)."""
+    case = report(govflow, principals)
+    with pytest.raises(InvalidInput) as same:
         migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.0.0", actor="ops", now=govflow.clock.now())
-    with pytest.raises(NotFound):
+    assert same.value.message == "the source and target versions are the same"
+    with pytest.raises(NotFound) as missing:
         migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "7.0.0", actor="ops", now=govflow.clock.now())
+    assert missing.value.message == "pack reference 7.0.0 is not deployed"
+    assert (case_row(govflow, case.case_id).pack_version, case_row(govflow, case.case_id).version) == ("1.0.0", 1)
