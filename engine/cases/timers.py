@@ -94,6 +94,7 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
                 report.fired += 1
         # the rest of the batch's writes go in a few statements, in the same transaction
         write_rows(conn, applied)
+        uow.project(conn, applied)
     uow.notify([e for change in applied for e in change.events])
     return report
 

@@ -14,6 +14,7 @@ four steps, and only this module touches the case tables for writing:
     commit    ONE transaction: UPDATE cases … WHERE id = :id AND version = :read_version,
       │       task rows, event rows, extra rows. A lost race raises ConcurrentUpdate and
       │       writes nothing.
+      │       Projectors run inside the same transaction (read models, an outbox).
     notify    listeners (notification plugins) hear of the committed events, after the commit.
 
 :func:`plan` turns what a workflow command did (the workflow after running, the
@@ -47,6 +48,10 @@ from govflow.engine.workflow.runtime import Record
 TASK_FIELDS = ("title", "stage", "action", "unit_code", "role", "assignee_user", "due_at")
 
 Listener = Callable[[Sequence[dict[str, Any]]], None]
+#: Called inside the commit's transaction with the changes being committed: read models kept in
+#: step with the record (rates), an outbox of what must leave the process (webhooks). Whatever it
+#: writes commits or rolls back with the change itself; an exception aborts the whole commit.
+Projector = Callable[[Connection, Sequence["Change"]], None]
 
 
 @dataclass(frozen=True)
@@ -166,11 +171,13 @@ class UnitOfWork:
         pack_of: Callable[[str, str], LoadedPack],
         clock: Clock,
         listeners: Sequence[Listener] = (),
+        projectors: Sequence[Projector] = (),
     ) -> None:
         self.db = db
         self.pack_of = pack_of
         self.clock = clock
         self.listeners = list(listeners)
+        self.projectors = list(projectors)
 
     # -- load ---------------------------------------------------------------------
     def read_row(self, case_id: uuid.UUID) -> Any:
@@ -207,6 +214,7 @@ class UnitOfWork:
         """Write one change in one transaction, then notify; ConcurrentUpdate if the case moved."""
         with self.db.begin() as conn:
             change.apply(conn)
+            self.project(conn, [change])
         self.notify(change.events)
         assert change.outcome is not None
         return change.outcome
@@ -214,6 +222,12 @@ class UnitOfWork:
     def run(self, case_id: uuid.UUID, decide: Callable[[CaseSnapshot], Change]) -> Outcome:
         """load → decide → commit → notify."""
         return self.commit(decide(self.load(case_id)))
+
+    def project(self, conn: Connection, changes: Sequence[Change]) -> None:
+        """Run the projectors inside the transaction that writes ``changes`` (see :data:`Projector`)."""
+        if changes:
+            for projector in self.projectors:
+                projector(conn, changes)
 
     def notify(self, events: Sequence[dict[str, Any]]) -> None:
         if not events:
@@ -437,6 +451,7 @@ __all__ = [
     "Event",
     "Listener",
     "Outcome",
+    "Projector",
     "UnitOfWork",
     "event_rows",
     "open_task_rows",

@@ -219,3 +219,22 @@ def test_a_standalone_event_moves_the_version_so_a_stale_command_is_refused(govf
         govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})
     kinds = [e["kind"] for e in govflow.queries.events(principals["cc.supervisor"], str(case.case_id))]
     assert kinds[-1] == "rating.given" and "task.completed" not in kinds
+
+
+def test_projectors_run_inside_the_commit_and_abort_it_when_they_fail(govflow, principals):
+    """A projector sees each committed change in the same transaction; if it fails, nothing is written."""
+    seen = []
+    govflow.uow.projectors.append(lambda conn, changes: seen.extend((c.case_id, len(c.events)) for c in changes))
+    case = report(govflow, principals)
+    assert seen == [(case.case_id, len(case.events))]
+
+    def broken(conn, changes):
+        raise RuntimeError("projection failed")
+
+    govflow.uow.projectors.append(broken)
+    task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
+    events_before = count(govflow, CaseEvent, case_id=case.case_id)
+    with pytest.raises(RuntimeError, match="projection failed"):
+        govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})
+    assert count(govflow, CaseEvent, case_id=case.case_id) == events_before
+    assert open_task(govflow, principals, "dongjie.dispatcher", case.case_id)["name"] == "sign_for"
