@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -59,8 +60,8 @@ def parse_policy_rows(text: str, filename: str = "policies/policy.csv") -> tuple
     issues: list[PackIssue] = []
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [c.strip() for c in row]
-        if not cells or not cells[0] or cells[0].startswith("#"):
-            continue
+        if not any(cells) or cells[0].startswith("#"):
+            continue  # a blank line or a comment; a row with an empty first cell is reported below
         if cells[0] != "p":
             issues.append(
                 PackIssue(
@@ -115,9 +116,24 @@ class Authorizer:
     def check_model(
         cls, model_text: str, rows: list[list[str]], filename: str = "policies/model.conf"
     ) -> list[PackIssue]:
-        """Load the model and rows once; report anything Casbin refuses."""
+        """Load the model and rows once; report anything Casbin refuses.
+
+        A model with call-out sections is exercised too (a delegation row, then a call-out
+        decision): a broken ``m2`` or ``p2`` would otherwise only fail at the first call-out. A
+        matcher calling an unknown function is refused as well (Casbin evaluates lazily: a call
+        behind a false condition would only fail on the first request that reaches it)."""
         try:
-            cls(model_text, rows).allowed("nobody", "x/y", "nothing")
+            authz = cls(model_text, rows)
+            model = authz._enforcer.model
+            known = set(authz._enforcer.fm.get_functions()) | set(model["g"] if "g" in model.keys() else ())
+            for key, matcher in (model["m"] if "m" in model.keys() else {}).items():
+                for name in re.findall(r"([A-Za-z_]\w*)\s*\(", matcher.value):
+                    if name not in known:
+                        raise ValueError(f"matcher {key} calls an unknown function {name!r}")
+            authz.allowed("nobody", "x/y", "nothing")
+            if authz.call_outs:
+                authz.set_delegations([("x/y", "nothing", "nobody", "1970-01-01T00:00:00Z", "0")])
+                authz.may_call_out("x/y", "nothing", "nobody", "1970-01-01T00:00:00Z")
         except Exception as exc:  # casbin raises assorted errors for bad models
             return [PackIssue(filename, f"the Casbin model or policy does not load: {exc}")]
         return []
@@ -125,7 +141,9 @@ class Authorizer:
     def set_grants(self, grants: Iterable[Grant]) -> None:
         """Replace all ``g`` rows (principals' roles) and drop cached decisions."""
         with self._lock:
-            current = self._enforcer.get_named_grouping_policy("g")
+            # a copy: pycasbin hands out its own list, and removing rows from the list being
+            # removed skips every other row (and the role links of the rest are never deleted)
+            current = [list(r) for r in self._enforcer.get_named_grouping_policy("g")]
             if current:
                 self._enforcer.remove_named_grouping_policies("g", current)
             rows = sorted({(g.subject, g.role, g.domain) for g in grants})
@@ -152,7 +170,7 @@ class Authorizer:
         if not self.call_outs:
             return
         with self._lock:
-            current = self._enforcer.get_named_policy("p2")
+            current = [list(r) for r in self._enforcer.get_named_policy("p2")]  # a copy, as in set_grants
             if current:
                 self._enforcer.remove_named_policies("p2", current)
             rows = [list(r) for r in rows]
@@ -171,7 +189,7 @@ class Authorizer:
         key = (domain, matter, unit)
         hit = self._call_cache.get(key)
         if hit is not None and now < hit[1]:
-            return hit[0], hit[2]
+            return hit[0], list(hit[2])  # a copy: the caller cannot change the cached row
         with self._lock:
             context = self._enforcer.new_enforce_context("2")
             allowed, row = self._enforcer.enforce_ex(context, domain, matter, unit, now)
@@ -184,7 +202,7 @@ class Authorizer:
             if len(self._call_cache) >= _CACHE_LIMIT:
                 self._call_cache.clear()
             self._call_cache[key] = (bool(allowed), valid_until, row)
-        return bool(allowed), row
+        return bool(allowed), list(row)
 
     def _responsible(self, matter: str, domain: str, unit: str) -> bool:
         fn = self._enforcer.fm.get_functions().get("responsible")
@@ -195,7 +213,7 @@ class Authorizer:
         key = (subject, domain, action)
         hit = self._explained.get(key)
         if hit is not None:
-            return hit
+            return list(hit)  # a copy: the caller cannot change the cached row
         with self._lock:
             _, rule = self._enforcer.enforce_ex(subject, domain, action)
             if len(self._explained) >= _CACHE_LIMIT:
