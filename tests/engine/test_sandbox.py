@@ -12,9 +12,10 @@ from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 
 from govflow.engine.model.clock import ManualClock
 from govflow.engine.model.errors import EngineFault
+from govflow.engine.workflow import sandbox
 from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.runtime import Runtime
-from govflow.engine.workflow.sandbox import RestrictedEnvironment, SandboxedScriptEngine, ScriptRejected
+from govflow.engine.workflow.sandbox import RestrictedEnvironment, SandboxedScriptEngine, ScriptRejected, check_script
 
 ESCAPES = [
     "__import__('os')",
@@ -142,6 +143,219 @@ def test_engine_validate_uses_check_script():
     engine.validate("a is not None")
     with pytest.raises(ScriptRejected):
         engine.validate("__import__('os')")
+
+
+# -- what check_script refuses, and why ------------------------------------------------------
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("x = 1\nimport os", "import statements are not allowed in diagram scripts (line 2)"),
+        ("from os import path", "import statements are not allowed in diagram scripts (line 1)"),
+        ("while x:\n    pass", "while loops are not allowed in diagram scripts (use a service task) (line 1)"),
+        ("def f():\n    pass", "function definitions are not allowed in diagram scripts (use a service task) (line 1)"),
+        ("async def f():\n    pass", "function definitions are not allowed in diagram scripts (line 1)"),
+        ("y = 2\nclass A:\n    pass", "class definitions are not allowed in diagram scripts (line 2)"),
+        ("f = lambda: 1", "lambdas are not allowed in diagram scripts (line 1)"),
+        ("global x\nx = 1", "global statements are not allowed in diagram scripts (line 1)"),
+        ("nonlocal x", "nonlocal statements are not allowed in diagram scripts (line 1)"),
+    ],
+)
+def test_check_script_refuses_each_forbidden_construct_with_its_reason(source, reason):
+    with pytest.raises(ScriptRejected) as info:
+        check_script(source)
+    assert str(info.value) == reason
+
+
+@pytest.mark.parametrize("expression", ["lambda: 1", "[f for f in [lambda: 1]]"])
+def test_check_script_refuses_lambdas_in_expressions(expression):
+    with pytest.raises(ScriptRejected, match=r"^lambdas are not allowed in diagram scripts"):
+        check_script(expression, mode="eval")
+
+
+def test_check_script_accepts_ordinary_scripts_and_expressions():
+    check_script("y = x + 1\nfor a in items:\n    total = a\nif y:\n    del y")
+    check_script("x == 1 and y in ('a', 'b')", mode="eval")
+
+
+def test_scripts_and_expressions_are_checked_in_their_own_mode():
+    check_script("y = 1")  # a script by default
+    with pytest.raises(ScriptRejected, match=r"^syntax error: invalid syntax \(line 1\)$"):
+        check_script("y = 1", mode="eval")  # not an expression
+
+
+def test_the_length_limit_is_4000_characters():
+    check_script("x" * 4000, mode="eval")  # exactly at the limit
+    with pytest.raises(ScriptRejected, match=r"^script longer than 4000 characters$"):
+        check_script("x" * 4001, mode="eval")
+    with pytest.raises(ScriptRejected, match=r"^script longer than 4000 characters$"):
+        check_script("#" * 4001)  # counted before anything is parsed
+
+
+@pytest.mark.parametrize("source, line", [("a +", 1), ("x = 1\ny = (", 2), ("if x:\nnope", 2)])
+def test_a_syntax_error_is_a_refusal_with_its_line(source, line):
+    with pytest.raises(ScriptRejected) as info:
+        check_script(source)
+    assert not isinstance(info.value, SyntaxError)
+    assert str(info.value).startswith("syntax error: ") and str(info.value).endswith(f"(line {line})")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_restricted_python_refusals_are_all_reported():
+    with pytest.raises(ScriptRejected) as info:
+        check_script("a._x + b._y", mode="eval")
+    assert str(info.value) == (
+        'Line 1: "_x" is an invalid attribute name because it starts with "_".; '
+        'Line 1: "_y" is an invalid attribute name because it starts with "_".'
+    )
+
+
+def test_the_environment_checks_before_it_compiles(env):
+    for expression in ("lambda: 1", "x._y", "y = 1"):
+        with pytest.raises(ScriptRejected):
+            env.evaluate(expression, {"x": 1})
+    for script in ("while True:\n    pass", "f = lambda: 1", "import os"):
+        with pytest.raises(ScriptRejected):
+            env.execute(script, {})
+
+
+def test_engine_validate_checks_expressions_not_scripts():
+    with pytest.raises(ScriptRejected, match=r"^syntax error"):
+        SandboxedScriptEngine().validate("x = 1")
+
+
+# -- the builtins and guards ----------------------------------------------------------------------
+#: every name a diagram can use without task data; a change here is a security review
+BUILTINS = {
+    *("ArithmeticError", "AssertionError", "AttributeError", "BaseException", "BufferError", "BytesWarning"),
+    *("DeprecationWarning", "EOFError", "Ellipsis", "EnvironmentError", "Exception", "False", "FloatingPointError"),
+    *("FutureWarning", "GeneratorExit", "IOError", "ImportError", "ImportWarning", "IndentationError", "IndexError"),
+    *("KeyError", "KeyboardInterrupt", "LookupError", "MemoryError", "NameError", "None", "NotImplementedError"),
+    *("OSError", "OverflowError", "PendingDeprecationWarning", "ReferenceError", "RuntimeError", "RuntimeWarning"),
+    *("StopIteration", "SyntaxError", "SyntaxWarning", "SystemError", "SystemExit", "TabError", "True", "TypeError"),
+    *("UnboundLocalError", "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError", "UnicodeTranslateError"),
+    *("UnicodeWarning", "UserWarning", "ValueError", "Warning", "ZeroDivisionError", "__build_class__", "_getattr_"),
+    *("abs", "all", "any", "bool", "callable", "chr", "complex", "delattr", "dict", "divmod", "enumerate", "filter"),
+    *("float", "hash", "hex", "id", "int", "isinstance", "issubclass", "len", "list", "map", "max", "min", "oct"),
+    *("ord", "pow", "range", "repr", "reversed", "round", "setattr", "slice", "sorted", "str", "sum", "tuple"),
+}
+
+
+def test_the_builtins_are_exactly_the_reviewed_set():
+    assert set(sandbox._BUILTINS) == BUILTINS
+    for name in ("eval", "exec", "open", "compile", "globals", "vars", "getattr", "type", "__import__", "input"):
+        assert name not in sandbox._BUILTINS
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("dict(a=1)", {"a": 1}),
+        ("list((1, 2))", [1, 2]),
+        ("min(xs) + max(xs)", 4),
+        ("sum(xs)", 6),
+        ("any(x > 2 for x in xs) and not all(x > 2 for x in xs)", True),
+        ("list(enumerate('ab'))", [(0, "a"), (1, "b")]),
+        ("sorted(xs, reverse=True)", [3, 2, 1]),
+        ("list(reversed(xs))", [2, 3, 1]),
+        ("list(map(str, xs))", ["1", "3", "2"]),
+        ("list(filter(None, [0, 1, 2]))", [1, 2]),
+        ("tuple(range(3))", (0, 1, 2)),
+    ],
+)
+def test_each_added_builtin_works(env, expression, expected):
+    assert env.evaluate(expression, {"xs": [1, 3, 2]}) == expected
+
+
+def test_range_stays_capped(env):
+    with pytest.raises(ValueError):
+        env.evaluate("range(10**9)", {})
+    with pytest.raises(ValueError):
+        env.execute("n = list(range(10**9))", {})
+
+
+def test_task_data_cannot_replace_a_guard_or_the_builtins(env):
+    class Holder:
+        value = 1
+
+    hostile = {
+        "__builtins__": {"eval": eval, "open": open},
+        "_getattr_": getattr,
+        "_write_": lambda ob: ob,
+        "h": Holder(),
+    }
+    with pytest.raises(NameError, match="open"):
+        env.evaluate("open", dict(hostile))
+    with pytest.raises(NameError, match="open"):
+        env.execute("x = open", dict(hostile))
+    with pytest.raises(TypeError):
+        env.execute("h.value = 2", dict(hostile))
+    assert Holder.value == 1
+    assert env.evaluate("len('ab')", dict(hostile)) == 2  # the sandbox's builtins, not the task data's
+
+
+def test_scripts_unpack_and_write_items_through_the_guards(env):
+    context = {"pair": [1, 2], "d": {}}
+    env.execute("a, b = pair\nd['k'] = a + b", context)
+    assert context == {"pair": [1, 2], "d": {"k": 3}, "a": 1, "b": 2}
+
+
+def test_the_same_text_as_script_and_as_expression(env):
+    context = {"total": 5}
+    assert env.execute("total", context) is True  # an expression statement: compiled as a script
+    assert env.evaluate("total", context) == 5  # and as an expression: another compiled form
+
+
+def test_compiled_code_is_cached_and_the_cache_is_bounded(env, monkeypatch):
+    checked: list[str] = []
+    real = sandbox.check_script
+    monkeypatch.setattr(
+        sandbox, "check_script", lambda source, mode="exec": (checked.append(source), real(source, mode=mode))
+    )
+    for expression in ("a", "a", "b", "a", "b"):
+        env.evaluate(expression, {"a": 1, "b": 2})
+    assert checked == ["a", "b"]
+    for i in range(4200):  # more distinct expressions than the cache keeps
+        env.evaluate(f"a + {i}", {"a": 1})
+    assert len(env._eval_cache) <= 4097
+
+
+# -- the environment: evaluation scope and task data ---------------------------------------------
+def test_task_data_never_leaks_into_the_next_evaluation(env):
+    assert env.evaluate("secret", {"secret": 1}) == 1
+    with pytest.raises(NameError):
+        env.evaluate("secret", {})
+    env.execute("y = secret", {"secret": 1})
+    with pytest.raises(NameError):
+        env.execute("y = secret", {})
+
+
+def test_engine_functions_are_callable_but_never_written_back():
+    functions = {"twice": lambda x: 2 * x}
+    env = RestrictedEnvironment(functions=functions)
+    functions["later"] = lambda: "added after"  # the environment keeps its own copy
+    assert env.evaluate("twice(a)", {"a": 2}) == 4
+    context = {"a": 2}
+    env.execute("b = twice(a)", context)
+    assert context == {"a": 2, "b": 4}
+    with pytest.raises(NameError):
+        env.evaluate("later()", {})
+
+
+def test_callables_made_by_a_script_are_not_written_back(env):
+    context = {"xs": [2, 1]}
+    env.execute("f = sorted\nys = f(xs)", context)
+    assert context == {"xs": [2, 1], "ys": [1, 2]}
+
+
+def test_services_are_copied_at_construction():
+    services = {"ping": lambda: "pong"}
+    env = RestrictedEnvironment(services)
+    services["late"] = lambda: "added after"
+    assert json.loads(env.call_service({}, operation_name="ping")) == "pong"
+    with pytest.raises(LookupError, match="'late'"):
+        env.call_service({}, operation_name="late")
+    with pytest.raises(LookupError, match="no service function named '' is registered"):
+        env.call_service({})
 
 
 # -- the sandbox inside the Runtime --------------------------------------------------------
