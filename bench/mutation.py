@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -121,10 +122,15 @@ class Mutant:
     def describe(self) -> str:
         return f"{self.path}:{self.line} [{self.operator}] {self.before} -> {self.after}  ({self.scope})"
 
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("source")
         data["key"] = self.key
+        data["sha"] = self.sha
         return data
 
 
@@ -432,9 +438,23 @@ class Runner:
         self.env = {**os.environ, **(env or {})}
         self.deselect: list[str] = []
         self.limits: dict[str, float] = {}
+        #: the child script: a copy in the snapshot, so editing this file during a run changes nothing
+        self.child = snapshot_root / ".mutation-child.py"
+        if not self.child.exists():
+            shutil.copy2(Path(__file__).resolve(), self.child)
 
     def _pytest(self, args: Sequence[str], timeout: float | None) -> tuple[str, int, float, str]:
-        command = [sys.executable, str(Path(__file__).resolve()), "--child", str(self.root), "-x", "-q", "-rfE"]
+        command = [
+            sys.executable,
+            str(self.child),
+            "--child",
+            str(self.root),
+            "-x",
+            "-q",
+            "-rfE",
+            "-p",
+            "no:randomly",
+        ]
         command += [*args, *(f"--deselect={d}" for d in self.deselect)]
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -457,7 +477,10 @@ class Runner:
             raise
 
     def stages(self) -> list[tuple[str, list[str]]]:
-        found = [("focused", self.focused)] if self.focused else []
+        """The module's own test file alone (quick to collect), the other focused files, the suite."""
+        found = [("unit", self.focused[:1])] if self.focused else []
+        if len(self.focused) > 1:
+            found.append(("focused", self.focused[1:]))
         if self.suite:
             found.append(("suite", self.suite))
         return found
@@ -509,16 +532,24 @@ class Runner:
                     mutant.status, mutant.stage = "timeout", name
                     break
                 if result == "failed":
-                    if code in (3, 4, 5):  # internal error, usage error, no tests: the runner's fault
-                        mutant.status, mutant.stage, mutant.reason = "error", name, out[-500:]
-                    else:
-                        mutant.status, mutant.stage = "killed", name
-                        mutant.reason = next((ln for ln in out.splitlines() if ln.startswith(("FAILED", "ERROR"))), "")
+                    mutant.status, mutant.stage, mutant.reason = _verdict(code, out)
+                    mutant.stage = name
                     break
         finally:
             _write(target, original)
             mutant.seconds = round(time.perf_counter() - start, 2)
         return mutant
+
+
+def _verdict(code: int, out: str) -> tuple[str, str, str]:
+    """killed (a test failed, or the code under test no longer imports) or error (the runner's fault)."""
+    lines = out.splitlines()
+    failed = next((ln for ln in lines if ln.startswith(("FAILED ", "ERROR "))), "")
+    if code in (1, 2) and (failed or "error" in (lines[-1] if lines else "")):
+        return "killed", "", failed or lines[-1]
+    if code == 4 and "while loading conftest" in out:  # the mutant breaks an import of the conftest
+        return "killed", "", next((ln for ln in lines if "Error" in ln), "conftest import fails")
+    return "error", "", out[-500:]
 
 
 def _write(target: Path, text: str) -> None:
@@ -568,6 +599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--allow-baseline-failures", action="store_true", help="deselect tests failing unmutated")
     parser.add_argument("--head", action="store_true", help="test the committed tree (HEAD), not the working tree")
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="a JSON report: its killed or timed-out mutants (same change, same mutated source) are not run again",
+    )
     parser.add_argument("--with", dest="overlay", nargs="*", default=[], help="with --head: working-tree files to add")
     args = parser.parse_args(argv)
     only = {int(i) for i in args.only.split(",")} if args.only else None
@@ -592,12 +628,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{m.id:4d} {m.describe()}")
                 continue
             selected = [m for m in mutants if only is None or m.id in only]
+            done: list[Mutant] = []
+            if args.previous:
+                before = json.loads(args.previous.read_text(encoding="utf-8"))["modules"].get(target.path, {})
+                detected = {
+                    (p["key"], p["sha"]): p for p in before.get("mutants", []) if p["status"] in ("killed", "timeout")
+                }
+                for m in list(selected):
+                    found = detected.get((m.key, m.sha))
+                    if found:
+                        m.status, m.stage, m.reason = found["status"], f"previous {found['stage']}", found["reason"]
+                        done.append(m)
+                        selected.remove(m)
             runner = Runner(snap, target.focused, SUITE if args.scope == "suite" else (), SUITE_IGNORE)
             print(f"== {target.path}: {len(mutants)} mutants, {len(selected)} to run; tests: {runner.stages()}")
             if not runner.baseline(snap / target.path, source, args.allow_baseline_failures):
                 report["modules"][target.path] = {"error": "baseline failed"}
                 continue
-            done: list[Mutant] = []
             try:
                 for m in selected:
                     runner.run(snap / target.path, m)
@@ -612,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 interrupted = True
                 print("interrupted: the snapshot's module was restored; the working tree was never touched")
             stale = sorted(set(equivalent) - {m.key for m in mutants})
+            done.sort(key=lambda m: m.id)
             result = summary(done)
             report["modules"][target.path] = {
                 **result,
