@@ -5,6 +5,8 @@ the case, API and Gherkin tests; here each rule is pinned where it is decided.)"
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from govflow.engine.access import authz as authz_module
@@ -390,3 +392,8 @@ def test_the_matcher_is_parsed_once_per_enforcer(authz):
     authz.may_call_out(NANJIE, "road.pothole", "gulou.roads", BEFORE)
     cached = authz._enforcer.__dict__["_expr_cache"]
     assert len(cached) == 2  # m and m2, each parsed once
+
+
+def test_casbin_logs_only_errors():
+    # pycasbin logs every policy change and role link at INFO: a reload would flood the log
+    assert logging.getLogger("casbin").level == logging.ERROR
