@@ -130,7 +130,7 @@ def test_validate_accepts_the_reference_pack(db_url):
     result = run("pack", "validate", REFERENCE_PACK)
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
-        rf"ok: reference 1\.0\.0 \(gulou\): 1 process\(es\), \d+ units, 53 matters, hash {HASH}\n", result.stdout
+        rf"ok: reference 1\.0\.0 \(gulou\): 1 process\(es\), \d+ units, 107 matters, hash {HASH}\n", result.stdout
     ), result.stdout
 
 
