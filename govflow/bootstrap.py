@@ -25,6 +25,7 @@ from govflow.engine.cases.queries import CaseQueries
 from govflow.engine.cases.service import CaseService
 from govflow.engine.cases.unit_of_work import UnitOfWork
 from govflow.engine.model.clock import Clock, SystemClock
+from govflow.engine.oversight.projection import project as project_rates
 from govflow.engine.packs.admin import PackAdmin
 from govflow.engine.packs.loader import LoadedPack, Manifest, read_folder
 from govflow.engine.packs.registry import PackRegistry
@@ -84,7 +85,7 @@ def build(
     access = AccessControl(engine, catalogs=lambda: [p.catalog for p in packs.loaded()], caches=caches)
     notify = PluginNotifier(plugins, lambda events: _events_by_pack(engine, packs, events))
     dispatcher = PluginDispatcher(plugins, caches, CaseHistory(engine, clock))
-    uow = UnitOfWork(db=engine, pack_of=packs.get, clock=clock, listeners=[notify])
+    uow = UnitOfWork(db=engine, pack_of=packs.get, clock=clock, listeners=[notify], projectors=[project_rates])
     cases = CaseService(uow=uow, packs=packs, access=access, dispatcher=dispatcher, clock=clock)
     return App(engine, packs, cases, CaseQueries(cases), pm, clock, access, plugins, caches)
 

@@ -40,7 +40,7 @@ from govflow.engine.cases.unit_of_work import (
     recorded,
     task_opened,
 )
-from govflow.engine.model.clock import Clock
+from govflow.engine.model.clock import Clock, iso
 from govflow.engine.model.dispatch import Report, Routing
 from govflow.engine.model.errors import (
     ConcurrentUpdate,
@@ -339,7 +339,18 @@ class CaseService:
                 values["tier"] = tier_of(pack, values["matter"])
         records: list[Record] = []
         runtime.complete(workflow, str(task.id), values, self.clock, records)
-        events = [Event("task.completed", {"task": task.name, "action": task.action, "form": dict(data or {})})]
+        completed = {
+            "task": task.name,
+            "action": task.action,
+            "form": dict(data or {}),
+            # what the supervision rates need of the task, on the record itself (see engine/oversight)
+            "unit": task.unit_code,
+            "stage": task.stage,
+            "role": roles.role_of(element),
+            "opened_at": iso(task.created_at),
+            "due_at": iso(task.due_at) if task.due_at else None,
+        }
+        events = [Event("task.completed", completed)]
         if changes:
             owner, matter = changes.get("owner_unit", case.owner_unit), changes.get("matter", case.matter)
             events.append(Event("case.dispatched", {"owner": owner, "matter": matter}))
@@ -358,6 +369,18 @@ class CaseService:
                 "at": now,
             }
             extra.append((Rating.__table__, [rating_row]))
+            events.append(
+                Event(
+                    "rating.given",
+                    {
+                        "direction": "citizen_to_case",
+                        "rater_party": principal.id,
+                        "target": case.owner_unit,
+                        "dimension": "satisfaction",
+                        "score": rating,
+                    },
+                )
+            )
         return plan(
             snapshot,
             workflow,

@@ -245,6 +245,34 @@ class Rating(Base):
     at: Mapped[dt.datetime]
 
 
+class OversightCase(Base):
+    """What the supervision projection remembers of a case between its events (see engine/oversight)."""
+
+    __tablename__ = "oversight_cases"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"), primary_key=True)
+    district: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    matter: Mapped[str | None] = mapped_column(String(64))
+    handled: Mapped[bool] = mapped_column(Boolean)
+    called: Mapped[bool] = mapped_column(Boolean)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class RateCounter(Base):
+    """One supervision counter: a sum of increments by district, local day, unit, matter and metric."""
+
+    __tablename__ = "rate_counters"
+    __table_args__ = (Index("ix_rate_counters_district_day", "district", "day"),)
+
+    district: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # district-local date, YYYY-MM-DD
+    unit: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when none
+    matter: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" when none
+    metric: Mapped[str] = mapped_column(String(96), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create a SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout.
 

@@ -97,6 +97,16 @@ class DiagramRoles:
     rating_field: str | None = None
     dispatch_tasks: frozenset[str] = field(default_factory=frozenset)
 
+    def role_of(self, element: str) -> str | None:
+        """The role a user task declares (report_in, evaluation, dispatch), or None."""
+        if element == self.report_in_task:
+            return "report_in"
+        if element == self.evaluation_task:
+            return "evaluation"
+        if element in self.dispatch_tasks:
+            return "dispatch"
+        return None
+
 
 def _props(elem: etree._Element) -> dict[str, str]:
     found: dict[str, str] = {}

@@ -1,0 +1,226 @@
+"""The supervision projection: counters kept in step with the record, and provably equal to it.
+
+:func:`project` is a unit-of-work projector (``UnitOfWork.projectors``): inside
+the transaction that appends a case's events it folds them
+(:func:`~govflow.engine.oversight.definitions.fold`) from the case's remembered
+context (``oversight_cases``) and adds the increments to ``rate_counters``. So a
+counter never misses an event and never counts one twice: both commit or roll
+back together.
+
+:func:`recompute` folds the whole event log from scratch, case by case in
+sequence order, with the same function; :func:`verify` compares it with the
+tables and :func:`rebuild` replaces them (``govflow rates rebuild [--verify]``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from govflow.engine.cases.unit_of_work import Change
+from govflow.engine.oversight.definitions import CaseContext, Increment, fold, fold_all
+from govflow.engine.store.db import CaseEvent, CaseRow, OversightCase, RateCounter
+
+CounterKey = tuple[str, str, str, str, str]  # district, day, unit, matter, metric
+
+
+def _context_row(ctx: CaseContext, case_id: Any, last_seq: int) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "district": ctx.district,
+        "owner": ctx.owner,
+        "matter": ctx.matter,
+        "handled": ctx.handled,
+        "called": ctx.called,
+        "last_seq": last_seq,
+    }
+
+
+def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str], add: str | None) -> None:
+    """Insert rows, or on a key conflict add ``add`` (or replace every other column)."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    if add is not None:
+        update = {add: getattr(table.c, add) + getattr(stmt.excluded, add)}
+    else:
+        update = {c: getattr(stmt.excluded, c) for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
+
+
+def _add_counters(conn: Connection, district: str, increments: Iterable[Increment]) -> None:
+    summed: dict[CounterKey, int] = defaultdict(int)
+    for inc in increments:
+        summed[(district, inc.day, inc.unit, inc.matter, inc.metric)] += inc.value
+    rows = [
+        {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
+        for k, v in sorted(summed.items())  # one order everywhere: concurrent writers never deadlock
+        if v
+    ]
+    _upsert(conn, RateCounter.__table__, rows, ("district", "day", "unit", "matter", "metric"), "value")
+
+
+def project(conn: Connection, changes: Sequence[Change]) -> None:
+    """Fold the events of ``changes`` into the counters, in the same transaction (a projector)."""
+    for change in changes:
+        if not change.events:
+            continue
+        known = conn.execute(select(OversightCase).where(OversightCase.case_id == change.case_id)).first()
+        if known is not None:
+            ctx = CaseContext(known.district, known.owner, known.matter, known.handled, known.called)
+        else:
+            ctx = _context_before(conn, change)
+        increments: list[Increment] = []
+        for event in change.events:
+            ctx, more = fold(ctx, event)
+            increments += more
+        _add_counters(conn, ctx.district, increments)
+        row = _context_row(ctx, change.case_id, change.events[-1]["seq"])
+        _upsert(conn, OversightCase.__table__, [row], ("case_id",), None)
+
+
+def _context_before(conn: Connection, change: Change) -> CaseContext:
+    """A case the projection has not seen: new, or older than the projection (its earlier events
+    were counted by the migration that created the tables; only its context is needed)."""
+    district = change.values.get("district")
+    if district is None:
+        district = conn.execute(select(CaseRow.district).where(CaseRow.id == change.case_id)).scalar_one()
+    first_new = change.events[0]["seq"]
+    earlier = conn.execute(
+        select(CaseEvent.at, CaseEvent.kind, CaseEvent.data)
+        .where(CaseEvent.case_id == change.case_id, CaseEvent.seq < first_new)
+        .order_by(CaseEvent.seq)
+    ).all()
+    ctx, _ = fold_all(district, [dict(r._mapping) for r in earlier])
+    return ctx
+
+
+@dataclass
+class Recomputed:
+    """The projection as a full recomputation from the event log gives it."""
+
+    counters: dict[CounterKey, int] = field(default_factory=dict)
+    contexts: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    events: int = 0
+
+
+def recompute(db: Engine, *, batch: int = 5000) -> Recomputed:
+    """Fold every case's events from scratch, in sequence order (streamed)."""
+    with db.connect() as conn:
+        return recompute_on(conn, batch=batch)
+
+
+def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
+    """:func:`recompute` on an open connection (e.g. inside a schema migration)."""
+    out = Recomputed()
+    counters: dict[CounterKey, int] = defaultdict(int)
+    query = (
+        select(CaseEvent.case_id, CaseEvent.seq, CaseEvent.at, CaseEvent.kind, CaseEvent.data, CaseRow.district)
+        .join(CaseRow, CaseRow.id == CaseEvent.case_id)
+        .order_by(CaseEvent.case_id, CaseEvent.seq)
+        .execution_options(yield_per=batch)
+    )
+    current: Any = None
+    ctx: CaseContext | None = None
+    last_seq = 0
+
+    def close() -> None:
+        if current is not None and ctx is not None:
+            out.contexts[current] = _context_row(ctx, current, last_seq)
+
+    for row in conn.execute(query):
+        if row.case_id != current:
+            close()
+            current, ctx = row.case_id, CaseContext(row.district)
+        assert ctx is not None
+        ctx, increments = fold(ctx, {"kind": row.kind, "at": row.at, "data": row.data})
+        last_seq = row.seq
+        out.events += 1
+        for inc in increments:
+            counters[(row.district, inc.day, inc.unit, inc.matter, inc.metric)] += inc.value
+    close()
+    out.counters = {k: v for k, v in counters.items() if v}
+    return out
+
+
+def stored(db: Engine) -> Recomputed:
+    """The projection as the tables hold it."""
+    out = Recomputed()
+    with db.connect() as conn:
+        for r in conn.execute(select(RateCounter)):
+            if r.value:
+                out.counters[(r.district, r.day, r.unit, r.matter, r.metric)] = r.value
+        for c in conn.execute(select(OversightCase)):
+            out.contexts[c.case_id] = dict(c._mapping)
+    return out
+
+
+@dataclass
+class Verification:
+    """Differences between the stored projection and a full recomputation (empty: equal)."""
+
+    events: int
+    counters: int
+    counter_differences: list[tuple[CounterKey, int, int]]
+    context_differences: list[Any]
+
+    @property
+    def equal(self) -> bool:
+        return not self.counter_differences and not self.context_differences
+
+
+def compare(expected: Recomputed, actual: Recomputed) -> Verification:
+    keys = sorted(set(expected.counters) | set(actual.counters))
+    counter_diff = [
+        (k, expected.counters.get(k, 0), actual.counters.get(k, 0))
+        for k in keys
+        if expected.counters.get(k, 0) != actual.counters.get(k, 0)
+    ]
+    context_diff = [
+        case_id
+        for case_id in sorted(set(expected.contexts) | set(actual.contexts), key=str)
+        if expected.contexts.get(case_id) != actual.contexts.get(case_id)
+    ]
+    return Verification(expected.events, len(expected.counters), counter_diff, context_diff)
+
+
+def verify(db: Engine) -> Verification:
+    """Recompute from the event log and compare with the stored projection."""
+    return compare(recompute(db), stored(db))
+
+
+def rebuild(db: Engine) -> Recomputed:
+    """Replace the projection by a full recomputation from the event log (one transaction)."""
+    with db.begin() as conn:
+        return rebuild_on(conn)
+
+
+def rebuild_on(conn: Connection) -> Recomputed:
+    """:func:`rebuild` on an open transaction (the schema migration that adds the tables uses it)."""
+    fresh = recompute_on(conn)
+    conn.execute(delete(RateCounter))
+    conn.execute(delete(OversightCase))
+    rows = [
+        {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
+        for k, v in sorted(fresh.counters.items())
+    ]
+    for start in range(0, len(rows), 5000):
+        conn.execute(insert(RateCounter), rows[start : start + 5000])
+    contexts = list(fresh.contexts.values())
+    for start in range(0, len(contexts), 5000):
+        conn.execute(insert(OversightCase), contexts[start : start + 5000])
+    return fresh
+
+
+def as_mapping(rows: Iterable[Any]) -> Mapping[str, int]:
+    return {r.metric: int(r.value) for r in rows}
+
+
+__all__ = ["Recomputed", "Verification", "compare", "project", "rebuild", "recompute", "stored", "verify"]
