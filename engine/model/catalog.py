@@ -15,22 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import shapely
-import yaml
 from shapely.geometry import Point, shape
 from shapely.strtree import STRtree
 
 from govflow.engine.model.errors import PackIssue
 
+# YAML is read one way everywhere: safe, no anchors or aliases, bounded nesting (model/yaml_text.py)
+from govflow.engine.model.yaml_text import SAFE_LOADER, load_yaml  # noqa: F401  (re-exported)
+
 UNIT_KINDS = ("command_centre", "street", "department")
-
-#: PyYAML's safe loader, in C when libyaml is there (same semantics as yaml.safe_load, ~10× faster).
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` through the C safe loader when available."""
-    return yaml.load(text, Loader=SAFE_LOADER)
-
 
 from govflow.engine.model.limits import TIERS  # noqa: E402  (one definition: limits)
 

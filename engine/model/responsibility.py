@@ -31,8 +31,9 @@ from typing import Any
 
 import yaml
 
-from govflow.engine.model.catalog import SAFE_LOADER, Catalog, load_yaml
+from govflow.engine.model.catalog import Catalog, load_yaml
 from govflow.engine.model.errors import PackIssue
+from govflow.engine.model.yaml_text import compose_yaml
 
 FILENAME = "policies/responsibility.yaml"
 TIME_UNITS = ("minutes", "hours", "working_hours", "days", "working_days")
@@ -109,7 +110,7 @@ class ResponsibilityList:
 def _entry_lines(text: str) -> list[int]:
     """The 1-based line of each item of ``entries`` (YAML nodes keep their marks)."""
     try:
-        root = yaml.compose(text, Loader=SAFE_LOADER)
+        root = compose_yaml(text)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):

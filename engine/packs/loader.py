@@ -20,7 +20,9 @@ content hash; the spec objects inside are shared by every case of that version.
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,10 +32,11 @@ from typing import Any
 import yaml
 
 from govflow.engine.access.authz import Authorizer, parse_policy_rows
+from govflow.engine.access.identity import parse_principals
 from govflow.engine.cache import Cache
 from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
 from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
-from govflow.engine.model.errors import PackError, PackIssue
+from govflow.engine.model.errors import InvalidInput, PackError, PackIssue
 from govflow.engine.model.forms import Form, parse_forms
 from govflow.engine.model.hashing import content_hash
 from govflow.engine.model.lifecycle import Stage
@@ -49,8 +52,62 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
-_PACK_GLOBS = ("pack.yaml", "catalog.yaml", "boundaries.geojson", "processes/**/*", "policies/**/*")
-_ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojson", ".json"}
+MANIFEST_FILE = "pack.yaml"
+#: the files at a pack's root; everything else of a pack lives in PACK_FOLDERS
+ROOT_FILES = (MANIFEST_FILE, "catalog.yaml", "boundaries.geojson", "gazetteer.yaml")
+PACK_FOLDERS = ("processes", "decisions", "policies")
+#: the files of policies/ (demo-principals.yaml: `govflow serve --demo`, validated with the pack)
+DEMO_PRINCIPALS = "policies/demo-principals.yaml"
+POLICY_FILES = (
+    "policies/model.conf",
+    "policies/policy.csv",
+    "policies/responsibility.yaml",
+    "policies/demo-principals.yaml",
+)
+#: suffixes of pack content: such a file at a folder pack's root is refused as misplaced
+_ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojson", ".json", ".xml"}
+_LAYOUT = (
+    "a pack has pack.yaml, catalog.yaml, boundaries.geojson and gazetteer.yaml at its root, diagrams (*.bpmn), decision "
+    "tables (*.dmn) and forms.yaml in processes/, decision tables (*.dmn) in decisions/, and model.conf, "
+    "policy.csv, responsibility.yaml, demo-principals.yaml in policies/"
+)
+
+
+def _misplaced(name: str) -> str:
+    return f"not a file govflow reads at the pack's root, so it is refused rather than ignored: {_LAYOUT}"
+
+
+def member_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a file of a pack, or None when govflow reads it.
+
+    Every file of a pack is used or refused, never silently ignored: an unread
+    file (a DMN table in the wrong folder, a policy file with another name)
+    would look like configuration that takes effect and does not.
+    """
+    parts = name.split("/")
+    if len(parts) == 1:
+        return None if name in ROOT_FILES else _misplaced(name)
+    if any(part.startswith(".") for part in parts):
+        return f"hidden file refused (govflow would not read it): {_LAYOUT}"
+    top = parts[0]
+    if top == "processes":
+        if name.endswith((".bpmn", ".dmn")) or name == "processes/forms.yaml":
+            return None
+        return f"processes/ holds diagrams (*.bpmn), decision tables (*.dmn) and forms.yaml; govflow does not read this file: {_LAYOUT}"
+    if top == "decisions":
+        if name.endswith(".dmn"):
+            return None
+        return f"decisions/ holds decision tables (*.dmn) only; govflow does not read this file: {_LAYOUT}"
+    if top == "policies":
+        if name in POLICY_FILES:
+            return None
+        return f"policies/ holds model.conf, policy.csv, responsibility.yaml and demo-principals.yaml; govflow does not read this file: {_LAYOUT}"
+    return f"not part of a pack: {_LAYOUT}"
+
+
+def member_issues(names: Iterable[str]) -> list[PackIssue]:
+    """One issue per file of ``names`` that a pack may not hold (see :func:`member_problem`)."""
+    return [PackIssue(name, why) for name in sorted(names) if (why := member_problem(name)) is not None]
 
 
 @dataclass(frozen=True)
@@ -108,21 +165,86 @@ class LoadedPack:
 
 
 def read_folder(root: Path) -> dict[str, bytes]:
-    """The pack files under ``root`` (only the pack's own entries, never the whole tree)."""
+    """The pack files under ``root`` (only the pack's own entries, never the whole tree).
+
+    The pack is the files of :data:`ROOT_FILES` at the root and everything under ``processes/``, ``decisions/`` and ``policies/``
+    (see :func:`member_issues` for what those may hold). Other entries at the
+    root are not part of the pack (a pack folder may be a repository: the
+    reference pack is), except files with a pack suffix, which are refused as
+    misplaced. Symbolic links and special files (FIFOs, sockets, devices) are
+    refused wherever they are in the pack: nothing outside the folder is read.
+    Each file is opened without following links and read up to the size limit.
+    """
     root = Path(root)
-    if not (root / "pack.yaml").is_file():
+    manifest = root / MANIFEST_FILE
+    if not manifest.is_file() or manifest.is_symlink():
         raise PackError(
-            "not a process pack: pack.yaml is missing",
-            issues=[PackIssue("pack.yaml", "file not found")],
+            "not a process pack: pack.yaml is missing"
+            if not manifest.is_symlink()
+            else "pack.yaml is a symbolic link: a pack's files must be regular files inside its folder",
+            issues=[PackIssue("pack.yaml", "file not found" if not manifest.is_symlink() else "symbolic link refused")],
             path=str(root),
         )
+    issues: list[PackIssue] = []
+    found: list[tuple[str, str]] = []  # (relative name, absolute path) of regular files
+    budget = [MAX_FILES + 1]
+
+    def visit(entry: os.DirEntry[str], name: str) -> None:
+        if budget[0] <= 0:
+            return
+        if entry.is_symlink():
+            issues.append(PackIssue(name, _SYMLINK))
+        elif entry.is_dir(follow_symlinks=False):
+            with os.scandir(entry.path) as children:
+                for child in sorted(children, key=lambda c: c.name):
+                    visit(child, f"{name}/{child.name}")
+        elif entry.is_file(follow_symlinks=False):
+            budget[0] -= 1
+            found.append((name, entry.path))
+        else:
+            issues.append(PackIssue(name, _SPECIAL))
+
+    with os.scandir(root) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name in PACK_FOLDERS or entry.name in ROOT_FILES:
+                visit(entry, entry.name)
+            elif not entry.name.startswith(".") and entry.name.endswith(tuple(_ALLOWED_SUFFIXES)):
+                issues.append(PackIssue(entry.name, _misplaced(entry.name)))
+    if budget[0] <= 0:
+        raise PackError(
+            f"the pack folder holds more than {MAX_FILES} files", issues=[PackIssue("(pack)", "too many files")]
+        )
     files: dict[str, bytes] = {}
-    for pattern in _PACK_GLOBS:
-        for path in sorted(root.glob(pattern)):
-            if path.is_file() and path.suffix in _ALLOWED_SUFFIXES and not path.name.startswith("."):
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    for name, path in found:
+        data = _read_regular_file(path, name, issues)
+        if data is not None:
+            files[name] = data
+    if issues:
+        raise PackError(f"the pack folder was refused: {len(issues)} issue(s)", issues=issues, path=str(root))
     _check_bounds(files)
     return files
+
+
+_SYMLINK = "symbolic link refused: a pack's files must be regular files inside its folder"
+_SPECIAL = "not a regular file (a FIFO, socket or device): refused"
+
+
+def _read_regular_file(path: str, name: str, issues: list[PackIssue]) -> bytes | None:
+    """Read a regular file without following a link, at most the per-file limit (+1 byte to notice more)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        issues.append(PackIssue(name, _SYMLINK if os.path.islink(path) else f"cannot be read: {exc.strerror}"))
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced between listing and opening
+            issues.append(PackIssue(name, _SPECIAL))
+            return None
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        issues.append(PackIssue(name, f"file larger than {MAX_FILE_BYTES} bytes"))
+        return None
+    return data
 
 
 def read_zip(content: bytes) -> dict[str, bytes]:
@@ -146,6 +268,16 @@ def read_zip(content: bytes) -> dict[str, bytes]:
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts or name.startswith("/") or ":" in pure.parts[0]:
             issues.append(PackIssue(name, "path escapes the pack folder"))
+            continue
+        mode = info.external_attr >> 16  # the Unix mode, when the archive was made on Unix
+        if stat.S_ISLNK(mode):
+            issues.append(PackIssue(name, _SYMLINK))
+            continue
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            issues.append(PackIssue(name, _SPECIAL))
+            continue
+        if str(pure) in files:
+            issues.append(PackIssue(name, "the archive holds this file twice"))
             continue
         if info.file_size > MAX_FILE_BYTES:
             issues.append(PackIssue(name, f"file larger than {MAX_FILE_BYTES} bytes"))
@@ -188,6 +320,8 @@ def _check_bounds(files: Mapping[str, bytes]) -> None:
     ]
     if len(files) > MAX_FILES:
         issues.append(PackIssue("(pack)", f"{len(files)} files; at most {MAX_FILES}"))
+    if sum(len(b) for b in files.values()) > MAX_TOTAL_BYTES:
+        issues.append(PackIssue("(pack)", f"more than {MAX_TOTAL_BYTES} bytes in all"))
     if issues:
         raise PackError("the pack is too large", issues=issues)
 
@@ -209,6 +343,24 @@ def _yaml(files: Mapping[str, bytes], name: str, issues: list[PackIssue], *, req
             )
         )
     return None
+
+
+def _demo_principal_issues(content: bytes, catalog: Catalog) -> list[PackIssue]:
+    """``policies/demo-principals.yaml`` (loaded by ``govflow serve --demo``) checked against the pack's catalog."""
+    try:
+        parse_principals(content.decode("utf-8"), [catalog], filename=DEMO_PRINCIPALS)
+    except InvalidInput as exc:
+        return [
+            PackIssue(DEMO_PRINCIPALS, f"{_loc(err.get('loc', ()))}: {err.get('msg', '')}") for err in exc.errors
+        ] or [PackIssue(DEMO_PRINCIPALS, exc.message)]
+    return []
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _manifest(data: Any, issues: list[PackIssue]) -> Manifest | None:
@@ -348,7 +500,7 @@ def load_pack(
     Monday–Friday without one.
     """
     files = resolve_extends(files, resolve_base)
-    issues: list[PackIssue] = []
+    issues: list[PackIssue] = member_issues(files)
     manifest = _manifest(_yaml(files, "pack.yaml", issues), issues)
     catalog: Catalog | None = None
     cat_issues: list[PackIssue] = []
@@ -389,6 +541,9 @@ def load_pack(
                 PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)")
             )
 
+    if DEMO_PRINCIPALS in files and _yaml(files, DEMO_PRINCIPALS, issues) is not None and catalog is not None:
+        issues += _demo_principal_issues(files[DEMO_PRINCIPALS], catalog)
+
     forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
     issues += form_issues
 
@@ -400,7 +555,11 @@ def load_pack(
     if model_text and not row_issues:
         issues += Authorizer.check_model(model_text, rows)
 
-    diagram_files = {n: b for n, b in files.items() if n.startswith("processes/") and n.endswith((".bpmn", ".dmn"))}
+    diagram_files = {
+        n: b
+        for n, b in files.items()
+        if n.startswith(("processes/", "decisions/")) and n.endswith((".bpmn", ".dmn")) and member_problem(n) is None
+    }
     if not any(n.endswith(".bpmn") for n in diagram_files):
         issues.append(PackIssue("processes/", "no .bpmn diagram found"))
     diagrams, diagram_issues = compile_diagrams(
@@ -428,7 +587,7 @@ def load_pack(
         issues.append(
             PackIssue(
                 "pack.yaml",
-                f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})",
+                f"settings.dispatch.owner_decision names decision {owner_decision!r}, which no processes/*.dmn or decisions/*.dmn defines (found: {', '.join(decisions.ids) or 'none'})",
                 element=str(owner_decision),
             )
         )

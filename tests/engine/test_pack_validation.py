@@ -100,7 +100,7 @@ def test_an_owner_decision_that_no_dmn_defines_is_refused(reference_files):
     )
     issues = issues_of(with_file(reference_files, "pack.yaml", text.encode()))
     assert [(i.file, i.element) for i in issues] == [("pack.yaml", "who_owns")]
-    assert "which no processes/*.dmn defines (found: none)" in issues[0].message
+    assert "which no processes/*.dmn or decisions/*.dmn defines (found: none)" in issues[0].message
 
 
 def test_a_missing_called_process_is_refused(reference_files):
