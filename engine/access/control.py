@@ -5,8 +5,16 @@
 * **authentication**: a bearer token → the active principal it belongs to
   (tokens are stored hashed, see :mod:`govflow.engine.access.identity`);
 * **grants**: each pack version's Casbin enforcer with the ``g`` rows of every
-  active principal (their roles in the domains of their units), rebuilt when a
-  principal the enforcer has not seen calls, or after :meth:`refresh_grants`;
+  active principal (their roles in the domains of their units). Grants take
+  effect at once, in every process: authentication reads the caller's row on
+  every request (a revoked principal or a replaced token is refused there),
+  and the enforcer remembers which unit, roles and district it granted each
+  principal; a caller whose current row differs (a role taken away, a move to
+  another unit) or whom it has not seen makes it reload every grant from the
+  database before deciding. No process holds a stale grant beyond the request
+  that reveals it, with no version to poll and no restart. Timers act as the
+  system and decide nothing by a principal's grants. :meth:`refresh_grants`
+  drops every enforcer's grants in this process (after a bulk change);
 * **delegations**: the district's delegated call-out powers (``p2`` rows),
   reloaded when a newer delegation exists in the database.
 
@@ -40,7 +48,8 @@ class _Enforcer:
     """One pack version's enforcer and what it was last loaded with."""
 
     authz: Authorizer
-    granted: set[str] = field(default_factory=set)
+    #: principal id -> what its grants were derived from (see _signature)
+    granted: dict[str, tuple[object, ...]] = field(default_factory=dict)
     delegations_seen: int | None = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,12 +81,15 @@ class AccessControl:
     def authorizer(self, pack: LoadedPack, principal: Principal | None = None) -> Authorizer:
         """The pack version's enforcer, with grants current for ``principal``."""
         entry = self._enforcers.get(pack.key, lambda: self._new(pack))
-        if principal is None or principal.id in entry.granted:
+        if principal is None:
+            return entry.authz
+        current = _signature(principal)
+        if entry.granted.get(principal.id) == current:
             return entry.authz
         with entry.lock:
-            if principal.id not in entry.granted:
+            if entry.granted.get(principal.id) != current:  # unseen, or changed since the grants were loaded
                 self._grant(entry)
-                entry.granted.add(principal.id)  # known now, even if it holds no grant
+                entry.granted[principal.id] = current  # known now, even if it holds no grant
         return entry.authz
 
     def _new(self, pack: LoadedPack) -> _Enforcer:
@@ -90,7 +102,7 @@ class AccessControl:
         with self.db.connect() as conn:
             principals = [from_row(r) for r in conn.execute(select(PrincipalRow).where(PrincipalRow.active.is_(True)))]
         entry.authz.set_grants([g for p in principals for g in grants_for(p, catalogs)])
-        entry.granted = {p.id for p in principals}
+        entry.granted = {p.id: _signature(p) for p in principals}
 
     def refresh_grants(self) -> None:
         """Reload every enforcer's grants on its next use (after principals changed)."""
@@ -98,7 +110,7 @@ class AccessControl:
             entry = self._enforcers.peek(key)
             if entry is not None:
                 with entry.lock:
-                    entry.granted = set()
+                    entry.granted = {}
 
     # -- delegations ------------------------------------------------------------------
     def refresh_delegations(self, pack: LoadedPack, authz: Authorizer | None = None) -> None:
@@ -119,6 +131,11 @@ class AccessControl:
                 (f"{district}/{r.street}", r.matter_pattern, r.department, iso(r.expires_at), str(r.id)) for r in rows
             )
             entry.delegations_seen = newest
+
+
+def _signature(principal: Principal) -> tuple[object, ...]:
+    """What a principal's grants are derived from: a change in any of these changes its grants."""
+    return (principal.district, principal.unit, tuple(sorted(principal.roles)))
 
 
 __all__ = ["AccessControl"]
