@@ -9,7 +9,7 @@ from govflow import __version__
 from govflow.bootstrap import App
 
 from . import problems
-from .routes import callouts, cases, meta, packs, tasks
+from .routes import callouts, cases, feed, meta, packs, tasks
 
 
 class BodyLimit:
@@ -60,7 +60,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
     )
     api.state.govflow = app
     problems.install(api)
-    for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router):
+    for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=max_request_bytes)
     return api

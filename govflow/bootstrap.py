@@ -24,6 +24,8 @@ from govflow.engine.cases.history import CaseHistory
 from govflow.engine.cases.queries import CaseQueries
 from govflow.engine.cases.service import CaseService
 from govflow.engine.cases.unit_of_work import UnitOfWork
+from govflow.engine.integrations.feed import FeedProjector
+from govflow.engine.integrations.hub import Integrations, IntegrationSettings
 from govflow.engine.model.clock import Clock, SystemClock
 from govflow.engine.oversight.projection import project as project_rates
 from govflow.engine.packs.admin import PackAdmin
@@ -49,6 +51,8 @@ class App:
     access: AccessControl
     pack_plugins: PackPlugins | None = None
     caches: Caches = field(default_factory=Caches)
+    #: set before the first use of ``integrations`` (the CLI reads them from the environment)
+    integration_settings: IntegrationSettings = field(default_factory=IntegrationSettings)
 
     @property
     def uow(self) -> UnitOfWork:
@@ -64,6 +68,20 @@ class App:
     def callouts(self) -> CallOuts:
         """Call-outs, delegations and ratings, over the same command path."""
         return CallOuts(self.cases)
+
+    @functools.cached_property
+    def integrations(self) -> Integrations:
+        """The change feed, webhooks, outbox delivery and Open311 (engine/integrations)."""
+        return Integrations(
+            db=self.db,
+            uow=self.uow,
+            packs=self.packs,
+            access=self.access,
+            cases=self.cases,
+            clock=self.clock,
+            plugins=self.plugins,
+            settings=self.integration_settings,
+        )
 
 
 def build(
@@ -86,6 +104,7 @@ def build(
     notify = PluginNotifier(plugins, lambda events: _events_by_pack(engine, packs, events))
     dispatcher = PluginDispatcher(plugins, caches, CaseHistory(engine, clock))
     uow = UnitOfWork(db=engine, pack_of=packs.get, clock=clock, listeners=[notify], projectors=[project_rates])
+    uow.projectors.append(FeedProjector())  # the change feed and outbox, in the commit's transaction
     cases = CaseService(uow=uow, packs=packs, access=access, dispatcher=dispatcher, clock=clock)
     return App(engine, packs, cases, CaseQueries(cases), pm, clock, access, plugins, caches)
 

@@ -297,3 +297,135 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+# -- integrations (engine/integrations): the change feed, the outbox's delivery, Open311 --------------------
+class FeedHead(Base):
+    """One row: the last feed position handed out. Taking it (``UPDATE … RETURNING``) at the end of a
+    commit's transaction serialises the feed's positions in commit order (docs/integrations.md)."""
+
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedEvent(Base):
+    """The change feed and outbox: every committed case event, public form, numbered in commit order.
+
+    Written in the transaction of the change itself (a projector of the unit of work), never
+    updated. ``unit`` is the case's owner and ``reporter`` its reporter at commit time: they decide
+    who may read the event and are never handed out. ``payload`` holds no personal data.
+    """
+
+    __tablename__ = "feed_events"
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq", name="uq_feed_events_case_seq"),
+        Index("ix_feed_events_shard_position", "shard", "position"),
+    )
+
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str | None] = mapped_column(String(64))
+    reporter: Mapped[str] = mapped_column(String(64))
+    shard: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]]
+
+
+class WebhookEndpoint(Base):
+    """An integrator's webhook: where to post which events of which district, signed with ``secret``."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    district: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))
+    kinds: Mapped[list[str]]
+    description: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime]
+    disabled_at: Mapped[dt.datetime | None]
+
+
+class OutboxStream(Base):
+    """Where one sink (a webhook, a plugin's publisher) stands in one shard of the feed, and who holds it."""
+
+    __tablename__ = "outbox_streams"
+
+    sink: Mapped[str] = mapped_column(String(128), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class DeadLetter(Base):
+    """An event a sink could not take (or one held behind such an event of the same case), until replayed."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        UniqueConstraint("sink", "position", name="uq_dead_letters_sink_position"),
+        Index("ix_dead_letters_sink_status", "sink", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sink: Mapped[str] = mapped_column(String(128))
+    shard: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(BigInteger)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(16))  # parked | replay | delivered
+    reason: Mapped[str] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer)
+    parked_at: Mapped[dt.datetime]
+    replay_requested_at: Mapped[dt.datetime | None]
+    replay_requested_by: Mapped[str | None] = mapped_column(String(64))
+    delivered_at: Mapped[dt.datetime | None]
+
+
+class DeliveryLogEntry(Base):
+    """One attempt to hand an event to a sink: when, how it went, how long it took."""
+
+    __tablename__ = "delivery_log"
+    __table_args__ = (Index("ix_delivery_log_sink_at", "sink", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sink: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | failed | dead | held | redelivered
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    at: Mapped[dt.datetime]
+
+
+class Open311Request(Base):
+    """What an Open311 GeoReport v2 request brought beyond the case itself.
+
+    ``email``, ``account_id`` and ``device_id`` are the reporter's personal data (like the case's
+    reporter name and phone): never in a GET answer, the feed or a webhook.
+    """
+
+    __tablename__ = "open311_requests"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    jurisdiction: Mapped[str] = mapped_column(String(64))
+    service_code: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]]
+    media_url: Mapped[str | None] = mapped_column(String(2048))
+    address_id: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(254))
+    account_id: Mapped[str | None] = mapped_column(String(128))
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    submitted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
