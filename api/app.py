@@ -9,6 +9,7 @@ from govflow import __version__
 from govflow.bootstrap import App
 
 from . import problems
+from .observability import RequestContext
 from .routes import callouts, cases, feed, meta, packs, tasks
 
 
@@ -63,4 +64,5 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
     for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=max_request_bytes)
+    api.add_middleware(RequestContext)  # outermost: every response, a 413 too, carries X-Request-ID
     return api

@@ -36,7 +36,7 @@ def _complete(api, ctx, who, name, **data):
 
 @given("the reference pack of Gulou district is active")
 def _active(api):
-    assert api.get(None, "/healthz").json()["districts"] == ["gulou"]
+    assert api.get(None, "/readyz").json()["districts"] == ["gulou"]
 
 
 @given(parsers.parse('{who} has reported "{text}" at {lat:g}, {lng:g}'), target_fixture="ctx")

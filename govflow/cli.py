@@ -1,27 +1,116 @@
-"""The govflow command line: serve, worker, pack, db, principals."""
+"""The govflow command line: serve, worker, init, pack, db, principals.
+
+Every command fails in one clear line on standard error with a non-zero exit code
+(1: refused or failed; 2: a migration that left cases behind); ``govflow --debug
+COMMAND`` (or ``GOVFLOW_DEBUG=1``) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.orm import Session
+from typer.core import TyperGroup
 
-from govflow.settings import Settings
+from govflow.settings import REFERENCE_PACK, Settings
 
-app = typer.Typer(help="govflow: configurable front-line governance workflows.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)  # one line stays one line
+log = logging.getLogger("govflow.cli")
+
+
+class CliRefusal(Exception):
+    """A command refuses with one line (e.g. a database whose schema is not current)."""
+
+
+def _command_line_exceptions() -> tuple[type[BaseException], ...]:
+    """Exits, aborts and usage errors: click prints those itself (typer may vendor its own click)."""
+    found: set[type[BaseException]] = {click.exceptions.Exit, click.exceptions.Abort, click.ClickException}
+    found |= {typer.Exit, typer.Abort}
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:  # pragma: no cover - typer using click itself
+        return tuple(found)
+    return tuple(found | {vendored.ClickException})
+
+
+_PASS_THROUGH = _command_line_exceptions()
+
+
+class OneLineErrors(TyperGroup):
+    """Any error a command does not handle itself becomes one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            if ctx.meta.get("govflow.debug") or os.environ.get("GOVFLOW_DEBUG") == "1":
+                raise
+            _print_error(exc)
+            raise typer.Exit(1) from None
+
+
+def _print_error(exc: Exception) -> None:
+    from govflow.engine.model.errors import GovflowError, PackError
+
+    if isinstance(exc, PackError):
+        console.print(f"[red]refused:[/] {escape(exc.message)}")
+        for issue in exc.issues:
+            print(str(issue))
+        return
+    if isinstance(exc, GovflowError | CliRefusal):
+        console.print(f"[red]refused:[/] {escape(str(exc))}")
+        return
+    console.print(f"[red]error:[/] {escape(one_line(exc))} (govflow --debug … shows the traceback)")
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line account of an unexpected error (database, file system, anything else)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        detail = str(exc.orig).strip().splitlines()
+        return f"database error: {detail[0] if detail else type(exc.orig).__name__}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {str(exc).strip().splitlines()[0]}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+app = typer.Typer(
+    help="govflow: configurable front-line governance workflows.",
+    no_args_is_help=True,
+    cls=OneLineErrors,
+    pretty_exceptions_enable=False,
+)
 pack_app = typer.Typer(help="Process packs.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 principals_app = typer.Typer(help="Principals (who may log in, with which unit and roles).", no_args_is_help=True)
 app.add_typer(pack_app, name="pack")
 app.add_typer(db_app, name="db")
 app.add_typer(principals_app, name="principals")
-console = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an unexpected error")] = False,
+) -> None:
+    """govflow: configurable front-line governance workflows."""
+    ctx.meta["govflow.debug"] = debug
+
 
 DbOption = Annotated[
     str | None,
@@ -33,15 +122,54 @@ def _settings(database_url: str | None = None) -> Settings:
     settings = Settings()
     if database_url:
         settings.database_url = database_url
-    if settings.database_url.startswith("sqlite:///") and not settings.database_url.startswith("sqlite:////"):
-        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if settings.database_url.startswith("sqlite:///"):
+        path = settings.database_url.removeprefix("sqlite:///").partition("?")[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     return settings
 
 
-def _build(settings: Settings):
+def _say(message: str) -> None:
+    console.print(escape(message))
+
+
+def _shown(url: str) -> str:
+    """A database URL fit to print (no password)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _build(settings: Settings, say: Callable[[str], None] = _say):
+    """The application on the settings' database, its schema checked first.
+
+    An embedded SQLite database is created or upgraded on the spot (and says so); any
+    other database whose schema is not current is refused with the command to run.
+    """
     from govflow.bootstrap import build
 
-    return build(settings.database_url)
+    govflow_app = build(settings.database_url)
+    _ensure_schema(govflow_app.db, settings.database_url, say)
+    return govflow_app
+
+
+def _ensure_schema(engine, url: str, say: Callable[[str], None]) -> None:
+    from govflow.engine.store.migrate import status, upgrade
+
+    found = status(engine)
+    if found.is_current:
+        return
+    if engine.dialect.name != "sqlite":
+        raise CliRefusal(f"{found.describe()} ({_shown(url)}): run `govflow db upgrade` first")
+    say(_upgraded(upgrade(engine), url))
+
+
+def _upgraded(done, url: str) -> str:
+    if done.current is None:
+        return f"created the database schema ({done.head}) in {_shown(url)}"
+    if done.is_current:
+        return f"the database schema is already current ({done.head}) in {_shown(url)}"
+    return f"upgraded the database schema from {done.current} to {done.head} in {_shown(url)}"
 
 
 def _load_principals(govflow_app, path: Path) -> int:
@@ -58,45 +186,52 @@ def _load_principals(govflow_app, path: Path) -> int:
 @app.command()
 def serve(
     pack: Annotated[
-        Path | None, typer.Option(help="pack folder to deploy and activate at start (default: the reference pack)")
+        Path | None,
+        typer.Option(help="the pack folder for its district (default: the reference pack); see --deploy-pack"),
     ] = None,
+    deploy_pack: Annotated[
+        bool,
+        typer.Option(
+            "--deploy-pack",
+            help="deploy and activate the folder pack even if its district has an active version",
+        ),
+    ] = False,
     demo: Annotated[bool, typer.Option(help="load the pack's demo principals (policies/demo-principals.yaml)")] = False,
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     database_url: DbOption = None,
 ) -> None:
-    """Run the REST API with the in-process timer loop (SQLite file by default)."""
-    import uvicorn
+    """Run the REST API with the in-process timer loop (SQLite file by default).
 
+    Start-up never changes what is live: the folder pack is deployed and activated only
+    when its district has no active version (a first start), or with --deploy-pack; it
+    says what it did. SIGTERM stops gracefully (requests in flight finish, then the
+    timer loop stops between batches).
+    """
+    from govflow import serving
     from govflow.api.app import create_app
-    from govflow.bootstrap import deploy_folder
-    from govflow.engine.cases.timers import TimerLoop
-    from govflow.engine.store.migrate import upgrade
+    from govflow.logs import configure
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("spiff").setLevel(logging.WARNING)  # per-task state changes are on the case record already
     settings = _settings(database_url)
-    govflow_app = _build(settings)
-    upgrade(govflow_app.db)
+    configure(settings.log_format)
+    serve_log = logging.getLogger("govflow.serve")
+    serve_log.info("database %s", _shown(settings.database_url))
+    govflow_app = _build(settings, say=serve_log.info)
     pack_path = pack or settings.pack_path
-    loaded = deploy_folder(govflow_app, pack_path)
-    console.print(
-        f"[green]pack[/] {loaded.manifest.name} {loaded.manifest.version} active for {loaded.manifest.district}"
-    )
+    outcome = serving.start_up(govflow_app, pack_path, deploy=deploy_pack)
+    serve_log.info(outcome.message, extra={"district": outcome.district, "pack_changed": outcome.changed})
     if demo:
         count = _load_principals(govflow_app, pack_path / "policies" / "demo-principals.yaml")
-        console.print(f"[green]demo principals[/] {count} loaded (tokens in policies/demo-principals.yaml)")
+        serve_log.info("demo principals: %d loaded (tokens in policies/demo-principals.yaml)", count)
     _freeze_heap()
-    loop = TimerLoop(govflow_app.cases, settings.timer_interval_seconds)
-    loop.start()
-    try:
-        uvicorn.run(
-            create_app(govflow_app, max_request_bytes=settings.max_request_bytes),
-            host=host or settings.host,
-            port=port or settings.port,
-        )
-    finally:
-        loop.stop()
+    serving.run(
+        govflow_app,
+        create_app(govflow_app, max_request_bytes=settings.max_request_bytes),
+        host=host or settings.host,
+        port=port or settings.port,
+        timer_interval=settings.timer_interval_seconds,
+        graceful_timeout=settings.graceful_timeout_seconds,
+    )
 
 
 @app.command()
@@ -106,11 +241,21 @@ def worker(
     batch: Annotated[int, typer.Option(help="due cases per batch")] = 200,
     once: Annotated[bool, typer.Option(help="run one tick and exit")] = False,
 ) -> None:
-    """Fire due timers from the database (several workers may run at once)."""
+    """Fire due timers from the database (several workers may run at once).
+
+    SIGTERM or SIGINT stops it between batches: the batch being fired commits first.
+    """
+    import signal
+    import threading
+
     from govflow.engine.cases.timers import fire_due
 
     govflow_app = _build(_settings(database_url))
-    while True:
+    stopping = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+    while not stopping.is_set():
         report = fire_due(govflow_app.cases, batch=batch)
         if report.due:
             console.print(
@@ -119,7 +264,30 @@ def worker(
         if once:
             return
         if report.due < batch:
-            time.sleep(interval)
+            stopping.wait(interval)
+    console.print("worker stopped")
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="a new (or empty) folder for the pack")],
+    district: Annotated[str, typer.Option(help="the district's code, e.g. cangshan (lower-case ascii)")],
+) -> None:
+    """Scaffold a district pack that extends the reference pack and validates at once.
+
+    Its files say in comments what to change: the district's units, street boundaries
+    and responsibility list.
+    """
+    from govflow.scaffold import scaffold
+
+    try:
+        written = scaffold(folder, district, REFERENCE_PACK)
+    except ValueError as exc:
+        raise CliRefusal(str(exc)) from None
+    for path in written:
+        print(f"wrote {path}")
+    pack_validate(folder, [])
+    print(f"next: edit the files (each says what to change), then `govflow pack deploy {folder}`")
 
 
 BaseOption = Annotated[
@@ -138,7 +306,7 @@ def _offline_resolver(bases: list[Path]):
     from govflow.engine.packs.loader import load_pack, read_folder
 
     def resolve(name: str, version: str | None):
-        for folder in [*bases, _settings().pack_path]:
+        for folder in [*bases, REFERENCE_PACK]:
             files = read_folder(folder)
             pack = load_pack(files, resolve_base=resolve)
             if pack.manifest.name == name and version in (None, pack.manifest.version):
@@ -335,8 +503,11 @@ def db_upgrade(database_url: DbOption = None) -> None:
     from govflow.engine.store.migrate import upgrade
 
     settings = _settings(database_url)
-    upgrade(make_engine(settings.database_url))
-    print("database is up to date")
+    engine = make_engine(settings.database_url)
+    try:
+        print(_upgraded(upgrade(engine), settings.database_url))
+    finally:
+        engine.dispose()
 
 
 @principals_app.command("load")

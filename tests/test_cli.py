@@ -52,7 +52,7 @@ def db_url(tmp_path, monkeypatch) -> str:
 @pytest.fixture
 def upgraded(db_url) -> str:
     result = run("db", "upgrade")
-    assert (result.exit_code, result.stdout) == (0, "database is up to date\n")
+    assert result.exit_code == 0 and result.stdout.startswith("created the database schema ("), result.output
     return db_url
 
 
@@ -103,13 +103,15 @@ def case_row(url: str, case_id: str):
 
 # -- db upgrade ------------------------------------------------------------------------------------
 def test_db_upgrade_creates_the_schema_and_is_idempotent(db_url):
-    assert run("db", "upgrade").stdout == "database is up to date\n"
+    from govflow.engine.store.migrate import head
+
+    assert run("db", "upgrade").stdout == f"created the database schema ({head()}) in {db_url}\n"
     engine = make_engine(db_url)
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"cases", "case_events", "case_tasks", "pack_versions", "principals", "alembic_version"} <= tables
     again = run("db", "upgrade")
-    assert (again.exit_code, again.stdout) == (0, "database is up to date\n")
+    assert (again.exit_code, again.stdout) == (0, f"the database schema is already current ({head()}) in {db_url}\n")
 
 
 def test_the_database_url_option_wins_over_the_environment(db_url, tmp_path):
@@ -362,27 +364,31 @@ def test_worker_once_fires_due_timers_and_reports(deployed, principals):
 
 
 # -- serve -----------------------------------------------------------------------------------------
-def test_serve_deploys_the_pack_loads_demo_principals_and_stops_its_timer_loop(db_url, monkeypatch, tmp_path):
+def test_serve_deploys_the_pack_loads_demo_principals_and_stops_its_timer_loop(db_url, monkeypatch, caplog):
     import uvicorn
+
+    import govflow.logs
 
     served = {}
 
-    def fake_run(asgi, host, port):
-        served.update(app=asgi, host=host, port=port)
+    def fake_run(server, sockets=None):
+        served.update(app=server.config.app, host=server.config.host, port=server.config.port)
         served["timers"] = [t for t in threading.enumerate() if t.name == "govflow-timers"]
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    monkeypatch.setattr(govflow.logs, "configure", lambda fmt: "text")  # keep pytest's log handlers
     monkeypatch.setattr(gc, "freeze", lambda: None)  # keep this test process's heap collectable
-    spiff = logging.getLogger("spiff")
-    monkeypatch.setattr(spiff, "level", spiff.level)
-    result = run("serve", "--demo", "--port", "8123", "--pack", REFERENCE_PACK)
+    with caplog.at_level(logging.INFO, logger="govflow"):
+        result = run("serve", "--demo", "--port", "8123", "--pack", REFERENCE_PACK)
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
-    assert "pack reference 1.0.0 active for gulou" in result.stderr
-    assert re.search(r"demo principals \d+ loaded", result.stderr)
+    said = [r.getMessage() for r in caplog.records if r.name == "govflow.serve"]
+    assert any(m.startswith("created the database schema") for m in said), said
+    assert "deployed and activated reference 1.0.0 for gulou (the district had no active version)" in said
+    assert any(re.match(r"demo principals: \d+ loaded", m) for m in said), said
+    assert "timer loop stopped" in said
     [loop] = served["timers"]
-    loop.join(timeout=10)
-    assert not loop.is_alive()  # stopped when the server returned
+    assert not loop.is_alive()  # stopped (and joined) when the server returned
     listed = run("pack", "list")
     assert listed.stdout.startswith("* gulou")
 

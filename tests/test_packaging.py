@@ -1,4 +1,4 @@
-"""The wheel holds the whole product: every package, its data, and nothing else.
+"""The wheel holds the whole product: every package, its data, the reference pack, and nothing else.
 
 pyproject.toml lists the packages by hand (``package-dir`` maps the source folders
 engine/, api/, plugins/ and govflow/ into the one package ``govflow``), so a new
@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -26,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #: source folder -> the package it is installed as (pyproject's package-dir)
 PACKAGES = {"engine": "govflow.engine", "api": "govflow.api", "plugins": "govflow.plugins", "govflow": "govflow"}
 #: what the build reads besides the source folders
-BUILD_FILES = ("pyproject.toml", "README.md")
+BUILD_FILES = ("pyproject.toml", "README.md", "setup.py")
+#: the reference pack: the repository's top level, shipped as govflow/reference/ (setup.py)
+REFERENCE_FILES = ("pack.yaml", "catalog.yaml", "boundaries.geojson")
+REFERENCE_FOLDERS = ("processes", "policies")
 #: modules that only run inside a host: Alembic executes env.py itself
 NOT_IMPORTABLE_ALONE = {"govflow.engine.store.migrations.env"}
 _JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
@@ -41,7 +45,15 @@ def source_files() -> dict[str, Path]:
             if path.is_dir() or "__pycache__" in rel.parts or path.suffix == ".pyc":
                 continue
             files[str(PurePosixPath(*package.split("."), *rel.parts))] = path
-    return files
+    return files | reference_files()
+
+
+def reference_files() -> dict[str, Path]:
+    """The reference pack's files, by the path they must have in the wheel (govflow/reference/…)."""
+    paths = [ROOT / name for name in REFERENCE_FILES]
+    for folder in REFERENCE_FOLDERS:
+        paths += [p for p in sorted((ROOT / folder).rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    return {str(PurePosixPath("govflow", "reference", *p.relative_to(ROOT).parts)): p for p in paths}
 
 
 def source_packages() -> set[str]:
@@ -64,8 +76,10 @@ def wheel(tmp_path_factory) -> Path:
     src.mkdir()
     for name in BUILD_FILES:
         shutil.copy2(ROOT / name, src / name)
-    for folder in PACKAGES:
+    for folder in (*PACKAGES, *REFERENCE_FOLDERS):
         shutil.copytree(ROOT / folder, src / folder, ignore=_JUNK)
+    for name in REFERENCE_FILES:
+        shutil.copy2(ROOT / name, src / name)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     built = subprocess.run(
         [
@@ -109,6 +123,14 @@ def test_the_walk_sees_the_sources():
     packages = source_packages()
     assert {"govflow", "govflow.engine", "govflow.engine.store.migrations.versions", "govflow.api.routes"} <= packages
     assert "govflow/engine/store/migrations/script.py.mako" in source_files()
+
+
+def test_the_reference_pack_ships_in_the_wheel(wheel_names):
+    """One source (the repository's top level), shipped as package data: what `govflow serve` runs when installed."""
+    shipped = {n for n in wheel_names if n.startswith("govflow/reference/")}
+    assert shipped == set(reference_files())
+    assert {"govflow/reference/pack.yaml", "govflow/reference/processes/frontline_disposal.bpmn"} <= shipped
+    assert not (ROOT / "govflow" / "reference").exists(), "the checkout must not hold a copy of the reference pack"
 
 
 def test_every_source_package_is_in_the_wheel(wheel_names):
@@ -207,3 +229,171 @@ def test_every_module_imports_from_the_wheel_alone(unpacked, wheel_names):
     venv = str(Path(sys.prefix).resolve())
     leaked = [p for p in report["path"] if p.startswith(root) and not Path(p).resolve().is_relative_to(venv)]
     assert leaked == [], f"the source checkout is on the child's sys.path: {leaked}"
+
+
+# -- installed in a fresh virtualenv: the main job from an empty folder ----------------------------
+# The wheel is installed with pip into a new virtualenv (no network, no index). Its dependencies
+# come from this environment's site-packages, seen through a .pth file in the new one, less any
+# govflow distribution (the editable install and its finder stay out): the child sees the
+# wheel's govflow and nothing of the checkout.
+
+
+def _site_dirs() -> list[Path]:
+    return [Path(p) for p in dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])]
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("install")
+    venv, deps = work / "venv", work / "deps"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    deps.mkdir()
+    for site in _site_dirs():
+        for entry in site.iterdir():
+            name = entry.name
+            if name.startswith(("govflow", "__editable__", "__pycache__")) or name.endswith(".pth"):
+                continue
+            if not (deps / name).exists():
+                (deps / name).symlink_to(entry)
+    python = venv / "bin" / "python"
+    child_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(child_site) / "_govflow_test_dependencies.pth").write_text(f"{deps}\n", encoding="utf-8")
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"pip install failed:\n{done.stdout}\n{done.stderr}"
+    return venv
+
+
+def _clean_env(venv: Path, home: Path) -> dict[str, str]:
+    """What a new user's shell has: no GOVFLOW_* settings, a home of its own."""
+    return {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "GOVFLOW_LOG_FORMAT": "json"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_installed_wheel_has_every_dependency(installed):
+    check = r"""
+import re
+from importlib import metadata
+missing = []
+for req in metadata.requires("govflow") or []:
+    if "extra ==" in req:
+        continue
+    name = re.split(r"[ <>=!~;\[]", req, maxsplit=1)[0]
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        missing.append(name)
+import govflow, govflow.settings as s
+print(missing, govflow.__file__, s.REFERENCE_PACK, s.FROM_CHECKOUT)
+"""
+    out = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", check], capture_output=True, text=True, timeout=60, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr
+    missing, module, reference, from_checkout = out.stdout.split()
+    assert missing == "[]"
+    assert Path(module).is_relative_to(installed) and Path(reference).is_relative_to(installed)
+    assert from_checkout == "False"
+
+
+def test_an_installed_govflow_serves_the_reference_pack_from_an_empty_folder(installed, tmp_path):
+    """`govflow serve --demo` from any folder: schema created in the user's data folder, the reference pack
+    deployed, a case reported, /healthz and /readyz answered, SIGTERM ends it with exit code 0."""
+    import signal
+
+    import httpx
+
+    home, folder = tmp_path / "home", tmp_path / "anywhere"
+    home.mkdir()
+    folder.mkdir()
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(installed / "bin" / "govflow"), "serve", "--demo", "--port", str(port)],
+            cwd=folder,
+            env=_clean_env(installed, home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 90
+            while True:
+                assert server.poll() is None, log_path.read_text(encoding="utf-8")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start:\n" + log_path.read_text()
+                time.sleep(0.2)
+            ready = httpx.get(f"{base}/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["districts"] == ["gulou"]
+            reported = httpx.post(
+                f"{base}/api/v1/cases",
+                headers={"Authorization": "Bearer demo-citizen-zhang", "X-Request-ID": "install-test-1"},
+                json={
+                    "channel": "app",
+                    "description": "东街口有个井盖没了",
+                    "location": {"lat": 26.0865, "lng": 119.3025},
+                },
+                timeout=30,
+            )
+            assert reported.status_code == 201, reported.text
+            assert reported.json()["status"] == "dispatched"
+            assert reported.headers["X-Request-ID"] == "install-test-1"
+        finally:
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(timeout=60)
+    lines = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    said = [entry["msg"] for entry in lines]
+    assert code == 0, said
+    [db] = list(home.rglob("govflow.sqlite3"))
+    assert db.parent == home / ".local" / "share" / "govflow"
+    assert any(m.startswith("created the database schema (") and str(db) in m for m in said), said
+    assert "deployed and activated reference 1.0.0 for gulou (the district had no active version)" in said
+    assert any(e["msg"].startswith("POST /api/v1/cases 201") and e.get("request_id") == "install-test-1" for e in lines)
+    assert "timer loop stopped" in said
+    assert list(folder.iterdir()) == [], "nothing is written into the folder it was started from"
+
+
+def test_an_installed_govflow_scaffolds_and_validates_district_packs(installed, tmp_path):
+    """The reference pack is known to an installed govflow: `init` and `pack validate` of a pack that extends it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _clean_env(installed, home)
+    govflow = str(installed / "bin" / "govflow")
+    made = subprocess.run(
+        [govflow, "init", "minhou", "--district", "minhou"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    assert "ok: minhou 0.1.0 (minhou)" in made.stdout
+    example = subprocess.run(
+        [govflow, "pack", "validate", str(ROOT / "examples" / "cangshan")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert example.returncode == 0, example.stderr
+    assert example.stdout.startswith("ok: cangshan")
