@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from govflow.engine.model.errors import Conflict, NotFound
+from govflow.engine.model.errors import Conflict, InvalidInput, NotFound
 from govflow.engine.store.db import PackVersion
 
 
@@ -122,6 +122,12 @@ class VersionStore:
             query = query.where(PackVersion.district == district)
         with self.db.connect() as conn:
             rows = conn.execute(query).all()
+        if district is None and len(rows) > 1:
+            served = ", ".join(sorted(row.district for row in rows))
+            raise InvalidInput(
+                f"this deployment serves several districts ({served}): name the district",
+                errors=[{"loc": ["district"], "msg": f"required while several districts are served: one of {served}"}],
+            )
         if len(rows) != 1:
             what = f"district {district!r}" if district else "this deployment (name the district)"
             raise NotFound(f"no active process pack for {what}", district=district)
