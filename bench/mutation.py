@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the environment variable that tells the child (a copy of this file in the snapshot) the tree it copies
+_SOURCE_ROOT = "GOVFLOW_MUTATION_SOURCE_ROOT"
 #: the whole suite: the second stage for every module
 SUITE: tuple[str, ...] = ("tests", "features")
 #: never part of a mutant's suite run: this runner's own test starts test processes itself
@@ -429,6 +432,7 @@ class Runner:
         suite_ignore: Sequence[str] = (),
         echo: Callable[[str], None] = print,
         env: dict[str, str] | None = None,
+        server: bool = True,
     ) -> None:
         self.root = snapshot_root
         self.focused = [t for t in focused if (snapshot_root / t).exists()]
@@ -442,20 +446,54 @@ class Runner:
         self.child = snapshot_root / ".mutation-child.py"
         if not self.child.exists():
             shutil.copy2(Path(__file__).resolve(), self.child)
+        self.env.setdefault(_SOURCE_ROOT, str(ROOT))
+        #: a process that has imported the third-party libraries once and forks a pytest run per request
+        self.server: subprocess.Popen | None = None
+        if server:
+            with (snapshot_root / ".mutation-server.log").open("ab") as log:
+                self.server = subprocess.Popen(
+                    [sys.executable, str(self.child), "--serve", str(snapshot_root)],
+                    cwd=snapshot_root,
+                    env=self.env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    start_new_session=True,
+                    text=True,
+                )
+
+    def _server_run(self, args: list[str], timeout: float | None) -> tuple[str, int, float, str] | None:
+        """Run pytest in a fork of the preloaded server; None if the server is gone (then a plain process)."""
+        if self.server is None or self.server.poll() is not None:
+            return None
+        assert self.server.stdin is not None and self.server.stdout is not None
+        out = self.root / ".mutation-out.txt"
+        start = time.perf_counter()
+        self.server.stdin.write(json.dumps({"args": args, "timeout": timeout, "out": str(out)}) + "\n")
+        self.server.stdin.flush()
+        ready, _, _ = select.select([self.server.stdout], [], [], (timeout or 3600) + 120)
+        line = self.server.stdout.readline() if ready else ""
+        if not line:  # the server hangs or died: never trust it again
+            self.close()
+            return None
+        reply = json.loads(line)
+        seconds = time.perf_counter() - start
+        text = out.read_text(encoding="utf-8", errors="replace") if out.exists() else ""
+        if reply["timeout"]:
+            return "timeout", -1, seconds, text
+        return ("passed" if reply["code"] == 0 else "failed"), reply["code"], seconds, text
+
+    def close(self) -> None:
+        if self.server is not None:
+            _kill(self.server)
+            self.server = None
 
     def _pytest(self, args: Sequence[str], timeout: float | None) -> tuple[str, int, float, str]:
-        command = [
-            sys.executable,
-            str(self.child),
-            "--child",
-            str(self.root),
-            "-x",
-            "-q",
-            "-rfE",
-            "-p",
-            "no:randomly",
-        ]
-        command += [*args, *(f"--deselect={d}" for d in self.deselect)]
+        pytest_args = ["-x", "-q", "-rfE", "-p", "no:randomly", *args, *(f"--deselect={d}" for d in self.deselect)]
+        served = self._server_run(pytest_args, timeout)
+        if served is not None:
+            return served
+        command = [sys.executable, str(self.child), "--child", str(self.root), *pytest_args]
         start = time.perf_counter()
         proc = subprocess.Popen(
             command,
@@ -494,21 +532,21 @@ class Runner:
         try:
             _write(target, ast.unparse(ast.parse(source)))
             for name, args in self.stages():
-                result, code, seconds, out = self._pytest(args, None)
-                if result != "passed":
+                for _ in range(20):  # -x stops at the first failure: deselect them one run at a time
+                    result, code, seconds, out = self._pytest(args, None)
+                    if result == "passed":
+                        break
                     failing = [
                         line.split(" ", 1)[1].split(" - ")[0]
                         for line in out.splitlines()
                         if line.startswith(("FAILED ", "ERROR "))
                     ]
                     self.echo(f"baseline {name} stage fails (exit {code}): {', '.join(failing) or out[-2000:]}")
-                    if not (allow_failures and failing):
+                    if not (allow_failures and failing) or set(failing) <= set(self.deselect):
                         return False
                     self.deselect += failing
-                    result, code, seconds, out = self._pytest(args, None)
-                    if result != "passed":
-                        self.echo(f"baseline {name} stage still fails after deselecting them:\n{out[-2000:]}")
-                        return False
+                else:
+                    return False
                 self.limits[name] = max(60.0, 5 * seconds)
                 self.echo(f"baseline {name} stage passes in {seconds:.1f}s ({' '.join(args)})")
             name, args = self.stages()[0]
@@ -599,6 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--allow-baseline-failures", action="store_true", help="deselect tests failing unmutated")
     parser.add_argument("--head", action="store_true", help="test the committed tree (HEAD), not the working tree")
+    parser.add_argument("--no-server", action="store_true", help="a fresh Python process per test run (slower)")
     parser.add_argument(
         "--previous",
         type=Path,
@@ -640,12 +679,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         m.status, m.stage, m.reason = found["status"], f"previous {found['stage']}", found["reason"]
                         done.append(m)
                         selected.remove(m)
-            runner = Runner(snap, target.focused, SUITE if args.scope == "suite" else (), SUITE_IGNORE)
+            runner = Runner(
+                snap, target.focused, SUITE if args.scope == "suite" else (), SUITE_IGNORE, server=not args.no_server
+            )
             print(f"== {target.path}: {len(mutants)} mutants, {len(selected)} to run; tests: {runner.stages()}")
-            if not runner.baseline(snap / target.path, source, args.allow_baseline_failures):
-                report["modules"][target.path] = {"error": "baseline failed"}
-                continue
             try:
+                if not runner.baseline(snap / target.path, source, args.allow_baseline_failures):
+                    report["modules"][target.path] = {"error": "baseline failed"}
+                    continue
                 for m in selected:
                     runner.run(snap / target.path, m)
                     if m.status == "survived" and m.key in equivalent:
@@ -658,12 +699,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (KeyboardInterrupt, _Stop):
                 interrupted = True
                 print("interrupted: the snapshot's module was restored; the working tree was never touched")
+            finally:
+                runner.close()
             stale = sorted(set(equivalent) - {m.key for m in mutants})
             done.sort(key=lambda m: m.id)
             result = summary(done)
             report["modules"][target.path] = {
                 **result,
                 "stale_equivalents": stale,
+                "deselected": runner.deselect,
                 "mutants": [m.as_json() for m in done],
             }
             print(
@@ -716,16 +760,96 @@ def _editable_mappings(root: Path, snap: Path) -> dict[str, str]:
     return found
 
 
-def _child(root: Path, pytest_args: list[str]) -> int:
+def _prepare(root: Path) -> None:
     sys.path[0] = str(root)  # as `python -m pytest` started in the snapshot
-    mapping = {**_editable_mappings(ROOT, root), **package_dirs(root)}
+    source = Path(os.environ.get(_SOURCE_ROOT, str(ROOT)))
+    mapping = {**_editable_mappings(source, root), **package_dirs(root)}
     sys.meta_path.insert(0, _SnapshotFinder(root, mapping))
+
+
+def _child(root: Path, pytest_args: list[str]) -> int:
+    _prepare(root)
     import pytest
 
     return int(pytest.main(pytest_args))
 
 
+def _project_module(name: str, module: Any, roots: Sequence[Path]) -> bool:
+    if name == "conftest" or name.split(".")[0] in ("govflow", "tests", "features"):
+        return True
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
+    path = Path(file).resolve()
+    if any(path.is_relative_to(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)):
+        return False  # installed libraries (the virtualenv may live inside the tree)
+    return any(path.is_relative_to(r) for r in roots)
+
+
+def _serve(root: Path) -> int:
+    """Import what the project's tests import, forget the project's own modules (they are re-read from
+    the snapshot, mutant included, by every run), then answer each request line with a forked pytest
+    run: ``{"args": [...], "timeout": seconds, "out": file}`` in, ``{"code": n, "timeout": bool}`` out."""
+    _prepare(root)
+    import importlib
+    from importlib.metadata import entry_points
+
+    import pytest  # noqa: F401 (preloaded for the forks)
+
+    for plugin in entry_points(group="pytest11"):  # pytest's plugins (some import seconds of code)
+        try:
+            importlib.import_module(plugin.module)
+        except Exception:
+            pass
+
+    try:
+        import conftest  # noqa: F401 (for its third-party imports)
+    except Exception:
+        pass
+    roots = [root.resolve(), Path(os.environ.get(_SOURCE_ROOT, str(ROOT))).resolve()]
+    for name, module in list(sys.modules.items()):
+        if _project_module(name, module, roots):
+            del sys.modules[name]
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the fork: one pytest run, its output in a file
+            code = 3
+            try:
+                os.setpgid(0, 0)
+                fd = os.open(request["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                import pytest as fresh
+
+                code = int(fresh.main(request["args"]))
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        deadline = time.monotonic() + request["timeout"] if request["timeout"] else None
+        timed_out = False
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                os.waitpid(pid, 0)
+                code, timed_out = -1, True
+                break
+            time.sleep(0.02)
+        print(json.dumps({"code": code, "timeout": timed_out}), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         sys.exit(_child(Path(sys.argv[2]), sys.argv[3:]))
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        sys.exit(_serve(Path(sys.argv[2])))
     sys.exit(main())
