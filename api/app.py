@@ -10,7 +10,7 @@ from govflow.bootstrap import App
 
 from . import problems
 from .observability import RequestContext
-from .routes import callouts, cases, feed, meta, packs, tasks
+from .routes import callouts, cases, feed, meta, oversight, packs, tasks
 
 
 class BodyLimit:
@@ -61,7 +61,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
     )
     api.state.govflow = app
     problems.install(api)
-    for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router):
+    for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router, oversight.router):
         api.include_router(router)
     api.add_middleware(BodyLimit, limit=max_request_bytes)
     api.add_middleware(RequestContext)  # outermost: every response, a 413 too, carries X-Request-ID

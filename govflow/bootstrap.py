@@ -28,6 +28,7 @@ from govflow.engine.integrations.feed import FeedProjector
 from govflow.engine.integrations.hub import Integrations, IntegrationSettings
 from govflow.engine.model.clock import Clock, SystemClock
 from govflow.engine.oversight.projection import project as project_rates
+from govflow.engine.oversight.rates import Oversight
 from govflow.engine.packs.admin import PackAdmin
 from govflow.engine.packs.loader import LoadedPack, Manifest, read_folder
 from govflow.engine.packs.registry import PackRegistry
@@ -63,6 +64,11 @@ class App:
     def pack_admin(self) -> PackAdmin:
         """Pack administration by principals (deploy, activate, roll back, read), Casbin first."""
         return PackAdmin(self.packs, self.access)
+
+    @functools.cached_property
+    def oversight(self) -> Oversight:
+        """Supervision reads: rates, ranking, the public board, scorecards."""
+        return Oversight(db=self.db, packs=self.packs, access=self.access, clock=self.clock)
 
     @functools.cached_property
     def callouts(self) -> CallOuts:

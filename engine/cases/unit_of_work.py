@@ -368,16 +368,14 @@ def plan(
         current["escalated_to"] = escalated_to
     tasks, status = open_task_rows(pack, case.process_id, workflow, current, now)
     roles = pack.diagrams.roles_of(case.process_id)
+    before = snapshot.open_tasks
+    # who had not reported in when the deadline passed: the report-in tasks open before this command
+    # (a timer that fires within a command was due before it; a late report-in still counts as late)
+    silent = sorted(str(t.unit_code) for t in before.values() if t.name == roles.report_in_task)
     all_events = [
-        Event(
-            e.kind,
-            {**e.data, "departments": sorted(t["unit_code"] for t in tasks if t["name"] == roles.report_in_task)},
-        )
-        if e.kind == "callout.no_response"  # who has not reported in: counted as not responding
-        else e
+        Event(e.kind, {**e.data, "departments": silent}) if e.kind == "callout.no_response" else e
         for e in all_events
     ]
-    before = snapshot.open_tasks
     now_open = {t["id"]: t for t in tasks}
     new_tasks = [t for t in tasks if t["id"] not in before]
     gone = [tid for tid in before if tid not in now_open]

@@ -1,0 +1,290 @@
+"""Reading the supervision figures: rates by level and window, the ranking, the board, scorecards.
+
+Who may read what (Casbin, in the engine):
+
+* ``read_rates`` in the district's domain (``<district>/*``: the command centre,
+  the district supervisor) — every unit's figures;
+* ``read_scorecard`` in a unit's own domain — that unit's own figures and its
+  worst cases (a street sees its own detail, never another street's);
+* ``read_ranking`` — the ranking (unit codes and figures only);
+* the public board needs no principal: counts per stage per street, no
+  personal data, no free text.
+
+Windows are district-local days, ``from`` and ``to`` both included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from govflow.engine.access.identity import Principal
+from govflow.engine.model.errors import InvalidInput, NotFound, PermissionDenied
+from govflow.engine.model.lifecycle import CHINESE, ORDER
+from govflow.engine.oversight.definitions import RATE_BY_NAME, RATES, STEP_RATE_PREFIX, rate_value, step_rates
+from govflow.engine.packs.loader import LoadedPack
+from govflow.engine.store.db import CaseRow, CaseTask, RateCounter
+
+LEVELS = ("street", "department", "matter", "district")
+#: the longest window one query may cover
+MAX_WINDOW_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class Window:
+    """District-local days, both ends included."""
+
+    first: dt.date
+    last: dt.date
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None, today: dt.date) -> Window:
+        errors = []
+        parsed: dict[str, dt.date] = {}
+        for name, value, default in (("from", start, today - dt.timedelta(days=29)), ("to", end, today)):
+            if value is None:
+                parsed[name] = default
+                continue
+            try:
+                parsed[name] = dt.date.fromisoformat(value)
+            except (TypeError, ValueError):
+                errors.append({"loc": [name], "msg": "a date YYYY-MM-DD"})
+        if not errors and parsed["from"] > parsed["to"]:
+            errors.append({"loc": ["from"], "msg": "must not be after 'to'"})
+        if not errors and (parsed["to"] - parsed["from"]).days >= MAX_WINDOW_DAYS:
+            errors.append({"loc": ["to"], "msg": f"a window of at most {MAX_WINDOW_DAYS} days"})
+        if errors:
+            raise InvalidInput("the window is invalid", errors=errors)
+        return cls(parsed["from"], parsed["to"])
+
+
+class Oversight:
+    """The supervision read side of one process."""
+
+    def __init__(self, *, db: Engine, packs: Any, access: Any, clock: Any) -> None:
+        self.db = db
+        self.packs = packs
+        self.access = access
+        self.clock = clock
+
+    # -- authorization -------------------------------------------------------------
+    def _pack(self, principal: Principal | None, district: str | None) -> LoadedPack:
+        return self.packs.active(district or (principal.district if principal else None))
+
+    def _allowed(self, principal: Principal, pack: LoadedPack, unit: str | None, action: str) -> bool:
+        return bool(self.access.authorizer(pack, principal).allowed(principal.id, pack.catalog.domain_of(unit), action))
+
+    def _today(self) -> dt.date:
+        from govflow.engine.oversight.definitions import LOCAL_TZ
+
+        return self.clock.now().astimezone(LOCAL_TZ).date()
+
+    # -- counters -------------------------------------------------------------------
+    def _counters(self, district: str, window: Window, group: str) -> dict[str, dict[str, int]]:
+        """Summed counters by unit (or matter, or one '' row for the district)."""
+        column = {"matter": RateCounter.matter, "district": None}.get(group, RateCounter.unit)
+        keys = [column] if column is not None else []
+        query = (
+            select(*keys, RateCounter.metric, func.sum(RateCounter.value).label("value"))
+            .where(
+                RateCounter.district == district,
+                RateCounter.day >= window.first.isoformat(),
+                RateCounter.day <= window.last.isoformat(),
+            )
+            .group_by(*keys, RateCounter.metric)
+        )
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                key = row[0] if column is not None else ""
+                out[key][row.metric] = int(row.value)
+        return out
+
+    @staticmethod
+    def figures(counters: Mapping[str, int], level: str) -> dict[str, Any]:
+        """Every rate meaningful at ``level`` (plus on-time per step) from summed counters."""
+        rates = {
+            r.name: rate_value(r, counters)
+            for r in RATES
+            if r.level in ("any", level) or level in ("matter", "district")
+        }
+        return {**rates, **step_rates(counters)}
+
+    def _rows(self, pack: LoadedPack, level: str, window: Window) -> list[dict[str, Any]]:
+        catalog = pack.catalog
+        grouped = self._counters(catalog.district, window, level)
+        rows = []
+        if level in ("street", "department"):
+            kinds = ("street", "command_centre") if level == "street" else ("department",)
+            names = [u for u in catalog.units.values() if u.kind in kinds]
+            for unit in names:
+                rows.append({"unit": unit.code, "name": unit.name, **self.figures(grouped.get(unit.code, {}), level)})
+        elif level == "matter":
+            for code in sorted(k for k in grouped if k):
+                matter = catalog.matters.get(code)
+                rows.append(
+                    {"matter": code, "name": matter.name if matter else code, **self.figures(grouped[code], level)}
+                )
+        else:
+            rows.append({"district": catalog.district, **self.figures(grouped.get("", {}), level)})
+        return rows
+
+    # -- reads ----------------------------------------------------------------------
+    def rates(
+        self,
+        principal: Principal,
+        *,
+        level: str,
+        start: str | None = None,
+        end: str | None = None,
+        district: str | None = None,
+    ) -> dict[str, Any]:
+        """Rates per unit (or matter, or for the district) over a window."""
+        if level not in LEVELS:
+            raise InvalidInput("unknown level", errors=[{"loc": ["level"], "msg": f"one of {', '.join(LEVELS)}"}])
+        pack = self._pack(principal, district)
+        everything = self._allowed(principal, pack, None, "read_rates")
+        own = principal.unit if principal.unit in pack.catalog.units else None
+        if not everything and not (own and self._allowed(principal, pack, own, "read_scorecard")):
+            raise PermissionDenied(f"{principal.id} may not read the rates of {pack.catalog.district}")
+        window = Window.parse(start, end, self._today())
+        rows = self._rows(pack, level, window)
+        if not everything:  # a unit sees its own row only
+            if level not in ("street", "department"):
+                raise PermissionDenied(f"{principal.id} may read its own unit's rates only, not by {level}")
+            rows = [r for r in rows if r.get("unit") == own]
+        return {"district": pack.catalog.district, "level": level, **_window_out(window), "rows": rows}
+
+    def ranking(
+        self,
+        principal: Principal,
+        *,
+        metric: str,
+        level: str = "street",
+        start: str | None = None,
+        end: str | None = None,
+        district: str | None = None,
+    ) -> dict[str, Any]:
+        """Units ranked by one figure (the "horse race"); units without data come last, unranked."""
+        if level not in ("street", "department"):
+            raise InvalidInput(
+                "ranking is by street or department", errors=[{"loc": ["level"], "msg": "street or department"}]
+            )
+        rate = RATE_BY_NAME.get(metric)
+        if rate is None and not metric.startswith(STEP_RATE_PREFIX):
+            raise InvalidInput(
+                "unknown metric",
+                errors=[{"loc": ["metric"], "msg": f"one of {', '.join(RATE_BY_NAME)} or {STEP_RATE_PREFIX}STEP"}],
+            )
+        pack = self._pack(principal, district)
+        if not self._allowed(
+            principal, pack, principal.unit if principal.unit in pack.catalog.units else None, "read_ranking"
+        ):
+            raise PermissionDenied(f"{principal.id} may not read the ranking of {pack.catalog.district}")
+        window = Window.parse(start, end, self._today())
+        rows = [{"unit": r["unit"], "name": r["name"], "value": r.get(metric)} for r in self._rows(pack, level, window)]
+        lower_is_better = rate is not None and (
+            rate.kind == "count" or rate.name in ("report_in_minutes", "rejection_rate")
+        )
+        sign = 1 if lower_is_better else -1
+        ranked = sorted((r for r in rows if r["value"] is not None), key=lambda r: (sign * r["value"], r["unit"]))
+        position = 0
+        previous: float | None = None
+        for index, row in enumerate(ranked, start=1):
+            if row["value"] != previous:
+                position, previous = index, row["value"]
+            row["rank"] = position
+        unranked = [{**r, "rank": None} for r in rows if r["value"] is None]
+        return {
+            "district": pack.catalog.district,
+            "metric": metric,
+            "level": level,
+            "better": "lower" if lower_is_better else "higher",
+            **_window_out(window),
+            "rows": ranked + unranked,
+        }
+
+    def board(self, district: str | None = None) -> dict[str, Any]:
+        """The public board: how many cases are at each stage, per street (live; no personal data)."""
+        pack = self._pack(None, district)
+        catalog = pack.catalog
+        query = (
+            select(CaseRow.owner_unit, CaseRow.status, func.count().label("n"))
+            .where(CaseRow.district == catalog.district)
+            .group_by(CaseRow.owner_unit, CaseRow.status)
+        )
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                counts[row.owner_unit or ""][row.status] = int(row.n)
+        stages = sorted(ORDER, key=ORDER.__getitem__)
+        units = [u for u in catalog.units.values() if u.kind in ("street", "command_centre")]
+        return {
+            "district": catalog.district,
+            "at": self.clock.now(),
+            "stages": [{"stage": s, "name": CHINESE.get(s, s)} for s in stages],
+            "rows": [
+                {"unit": u.code, "name": u.name, "counts": {s: counts.get(u.code, {}).get(s, 0) for s in stages}}
+                for u in units
+            ],
+        }
+
+    def scorecard(
+        self, principal: Principal, unit: str, *, start: str | None = None, end: str | None = None, worst: int = 10
+    ) -> dict[str, Any]:
+        """A unit's own figures and its worst cases (most overdue open tasks first)."""
+        pack = self._pack(principal, None)
+        catalog = pack.catalog
+        if unit not in catalog.units:
+            raise NotFound("no such unit", unit=unit[:64])
+        if not (
+            self._allowed(principal, pack, None, "read_rates")
+            or (principal.unit == unit and self._allowed(principal, pack, unit, "read_scorecard"))
+        ):
+            raise PermissionDenied(f"{principal.id} may not read the scorecard of {unit}", unit=unit)
+        window = Window.parse(start, end, self._today())
+        level = "department" if catalog.units[unit].kind == "department" else "street"
+        counters = self._counters(catalog.district, window, "unit").get(unit, {})
+        now = self.clock.now()
+        query = (
+            select(CaseTask.case_id, CaseTask.name, CaseTask.stage, CaseTask.due_at, CaseRow.matter, CaseRow.status)
+            .join(CaseRow, CaseRow.id == CaseTask.case_id)
+            .where(CaseTask.unit_code == unit, CaseTask.due_at.is_not(None), CaseTask.due_at < now)
+            .order_by(CaseTask.due_at)
+            .limit(max(1, min(worst, 50)))
+        )
+        with self.db.connect() as conn:
+            overdue = conn.execute(query).all()
+        return {
+            "unit": unit,
+            "name": catalog.units[unit].name,
+            "level": level,
+            **_window_out(window),
+            "figures": self.figures(counters, level),
+            "counters": dict(sorted(counters.items())),
+            "worst_cases": [
+                {
+                    "case_id": str(r.case_id),
+                    "task": r.name,
+                    "stage": r.stage,
+                    "matter": r.matter,
+                    "status": r.status,
+                    "due_at": r.due_at,
+                    "overdue_minutes": int((now - r.due_at).total_seconds() // 60),
+                }
+                for r in overdue
+            ],
+        }
+
+
+def _window_out(window: Window) -> dict[str, str]:
+    return {"from": window.first.isoformat(), "to": window.last.isoformat()}
+
+
+__all__ = ["LEVELS", "Oversight", "Window"]

@@ -1,0 +1,210 @@
+"""Supervision rates: computed from the record, incrementally, equal to a full recomputation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from govflow.engine.cases.service import NewCase
+from govflow.engine.cases.timers import fire_due
+from govflow.engine.model.errors import FormValidationError, InvalidInput, PermissionDenied
+from govflow.engine.oversight import projection
+from govflow.engine.oversight.definitions import CaseContext, fold
+from govflow.engine.store.db import RateCounter
+
+DONGJIE = dict(lat=26.0865, lng=119.3025)  # 东街口: Dongjie street
+MANHOLE = "road.manhole_cover"
+
+
+def report(app, principals, **kw):
+    new = NewCase(channel="app", description="东街口有个井盖没了，晚上很危险", category=MANHOLE, **DONGJIE, **kw)
+    return app.cases.report(principals["citizen.zhang"], new)
+
+
+def task_of(app, principals, who, case_id, name):
+    return next(t for t in app.queries.inbox(principals[who]) if t["case_id"] == str(case_id) and t["name"] == name)
+
+
+def complete(app, principals, who, case_id, name, **data):
+    return app.cases.complete_task(principals[who], task_of(app, principals, who, case_id, name)["id"], data)
+
+
+def run_simple(app, principals, case_id, *, satisfaction):
+    complete(app, principals, "dongjie.dispatcher", case_id, "sign_for")
+    complete(app, principals, "dongjie.dispatcher", case_id, "handle", result="已补装井盖")
+    complete(app, principals, "dongjie.dispatcher", case_id, "review", approved=True)
+    complete(app, principals, "citizen.zhang", case_id, "evaluate", satisfaction=satisfaction)
+
+
+def run_called(app, principals, clock, case_id, *, cgj_late: bool):
+    from govflow.engine.cases.callouts import CallOut
+
+    complete(app, principals, "dongjie.dispatcher", case_id, "sign_for")
+    app.callouts.call_out(
+        principals["dongjie.dispatcher"], str(case_id), CallOut(["gulou.cgj", "gulou.zjj"], "井盖缺失需联合处置")
+    )
+    complete(app, principals, "zjj.handler", case_id, "report_in", decision="accept", attendee="郭文斌")
+    if cgj_late:  # one minute past its report-in deadline: the no-response timer fires first
+        clock.set(task_of(app, principals, "cgj.handler", case_id, "report_in")["due_at"] + dt.timedelta(minutes=1))
+    complete(app, principals, "cgj.handler", case_id, "report_in", decision="accept", attendee="林志勇")
+    due = (clock.now() + dt.timedelta(days=1)).isoformat()
+    complete(
+        app,
+        principals,
+        "dongjie.dispatcher",
+        case_id,
+        "consult",
+        opinion="城管局补装",
+        assignments=[{"unit": "gulou.cgj", "duty": "补装井盖", "due": due}],
+    )
+    complete(app, principals, "cgj.handler", case_id, "dispose", result="已补装")
+    complete(app, principals, "dongjie.dispatcher", case_id, "review", approved=True)
+    app.callouts.rate(
+        principals["dongjie.dispatcher"], str(case_id), target="gulou.cgj", dimension="report_in", score=4, comment=None
+    )
+    app.callouts.rate(
+        principals["cgj.handler"], str(case_id), target="gulou.dongjie", dimension="accuracy", score=5, comment=None
+    )
+
+
+def test_rates_of_a_scripted_week_equal_hand_computed_values(govflow, principals, clock):
+    app = govflow
+    cases = [report(app, principals) for _ in range(4)]
+    run_simple(app, principals, cases[0].case_id, satisfaction=5)
+    run_simple(app, principals, cases[1].case_id, satisfaction=2)
+    run_called(app, principals, clock, cases[2].case_id, cgj_late=True)
+    # case 3: reported, never signed: its sign-for deadline passes and the timer escalates it
+    clock.advance(dt.timedelta(hours=2))
+    assert fire_due(app.cases).fired >= 1
+
+    cc = principals["cc.supervisor"]
+    streets = {r["unit"]: r for r in app.oversight.rates(cc, level="street")["rows"]}
+    dongjie = streets["gulou.dongjie"]
+    # received 4; handled 3 (cases 0, 1, 2); called 1 → call rate 1/3
+    assert dongjie["call_rate"] == pytest.approx(1 / 3)
+    # closed (evaluated) 2 of 4 received (case 2 waits for its evaluation, case 3 was never signed)
+    assert dongjie["completion_rate"] == pytest.approx(2 / 4)
+    # citizens rated 5 and 2: mean 3.5; satisfied (≥4) 1 of 2; resolved (≥3) 1 of 2
+    assert dongjie["satisfaction"] == pytest.approx(3.5)
+    assert dongjie["bj_satisfaction_rate"] == pytest.approx(0.5) and dongjie["bj_resolution_rate"] == pytest.approx(0.5)
+    # signed 3, all on time; case 3's sign-for expired unsigned (not "signed")
+    assert dongjie["bj_response_rate"] == pytest.approx(1.0)
+    # overdue: case 3's sign-for, and case 2's disposal (its time limit from the responsibility list
+    # passed while cgj reported in late); escalated: those two and cgj's missed report-in deadline
+    assert dongjie["overdue_count"] == 2 and dongjie["escalated_count"] == 3
+    assert dongjie["call_accuracy"] == pytest.approx(5.0)
+    assert dongjie["on_time_rate:sign_for"] == pytest.approx(1.0)
+    departments = {r["unit"]: r for r in app.oversight.rates(cc, level="department")["rows"]}
+    # cgj reported in late, zjj on time: each 1 call-out
+    assert departments["gulou.cgj"]["response_rate"] == 0.0 and departments["gulou.zjj"]["response_rate"] == 1.0
+    assert departments["gulou.cgj"]["no_response_count"] == 1 and departments["gulou.zjj"]["no_response_count"] == 0
+    assert departments["gulou.cgj"]["report_in_rating"] == pytest.approx(4.0)
+    assert departments["gulou.cgj"]["report_in_minutes"] > departments["gulou.zjj"]["report_in_minutes"]
+    district = app.oversight.rates(cc, level="district")["rows"][0]
+    assert district["completion_rate"] == pytest.approx(2 / 4)
+    matters = {r["matter"]: r for r in app.oversight.rates(cc, level="matter")["rows"]}
+    assert matters[MANHOLE]["completion_rate"] == pytest.approx(2 / 4)
+
+    check = projection.verify(app.db)
+    assert check.equal and check.events > 40 and check.counters > 10
+
+
+def test_the_projection_is_rebuilt_equal_and_a_tampered_counter_is_caught(govflow, principals):
+    case = report(govflow, principals)
+    run_simple(govflow, principals, case.case_id, satisfaction=4)
+    before = projection.stored(govflow.db)
+    with govflow.db.begin() as conn:  # a counter typed in by hand
+        conn.execute(update(RateCounter).where(RateCounter.metric == "closed").values(value=RateCounter.value + 7))
+    check = projection.verify(govflow.db)
+    assert not check.equal and [d[0][4] for d in check.counter_differences] == ["closed"]
+    projection.rebuild(govflow.db)
+    assert projection.verify(govflow.db).equal and projection.stored(govflow.db).counters == before.counters
+    with govflow.db.begin() as conn:
+        conn.execute(delete(RateCounter))
+    assert not projection.verify(govflow.db).equal  # a lost projection is caught too
+
+
+def test_a_failed_command_counts_nothing(govflow, principals):
+    case = report(govflow, principals)
+    with govflow.db.connect() as conn:
+        before = conn.execute(select(RateCounter.metric, RateCounter.value)).all()
+    with pytest.raises(FormValidationError):
+        complete(govflow, principals, "dongjie.dispatcher", case.case_id, "sign_for", unknown_field="x")
+    with govflow.db.connect() as conn:
+        assert conn.execute(select(RateCounter.metric, RateCounter.value)).all() == before
+
+
+def test_a_street_reads_its_own_scorecard_but_not_another_streets(govflow, principals):
+    case = report(govflow, principals)
+    run_simple(govflow, principals, case.case_id, satisfaction=5)
+    dongjie, nanjie = principals["dongjie.dispatcher"], principals["nanjie.dispatcher"]
+    card = govflow.oversight.scorecard(dongjie, "gulou.dongjie")
+    assert card["figures"]["completion_rate"] == 1.0 and card["counters"]["closed"] == 1
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.scorecard(nanjie, "gulou.dongjie")
+    own = govflow.oversight.rates(dongjie, level="street")["rows"]
+    assert [r["unit"] for r in own] == ["gulou.dongjie"]
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.rates(dongjie, level="matter")
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.rates(principals["citizen.zhang"], level="street")
+    district_view = govflow.oversight.scorecard(principals["district.supervisor"], "gulou.dongjie")
+    assert district_view["unit"] == "gulou.dongjie"
+
+
+def test_worst_cases_are_the_most_overdue_open_tasks(govflow, principals, clock):
+    first = report(govflow, principals)
+    clock.advance(dt.timedelta(minutes=3))
+    second = report(govflow, principals)
+    clock.advance(dt.timedelta(minutes=8))  # first is 1 minute past its 10-minute sign-for deadline
+    card = govflow.oversight.scorecard(principals["dongjie.dispatcher"], "gulou.dongjie")
+    assert [w["case_id"] for w in card["worst_cases"]] == [str(first.case_id)]
+    assert card["worst_cases"][0]["overdue_minutes"] == 1 and "description" not in card["worst_cases"][0]
+    assert str(second.case_id) not in {w["case_id"] for w in card["worst_cases"]}
+
+
+def test_ranking_orders_units_and_leaves_those_without_data_unranked(govflow, principals):
+    case = report(govflow, principals)
+    run_simple(govflow, principals, case.case_id, satisfaction=5)
+    result = govflow.oversight.ranking(principals["nanjie.dispatcher"], metric="completion_rate")
+    assert result["rows"][0] == {"unit": "gulou.dongjie", "name": result["rows"][0]["name"], "value": 1.0, "rank": 1}
+    assert all(r["rank"] is None for r in result["rows"][1:])
+    with pytest.raises(InvalidInput):
+        govflow.oversight.ranking(principals["nanjie.dispatcher"], metric="happiness")
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.ranking(principals["citizen.zhang"], metric="completion_rate")
+
+
+def test_the_board_counts_cases_per_stage_per_street_without_personal_data(govflow, principals):
+    report(govflow, principals, reporter_name="张伟", reporter_phone="13812345678")
+    case = report(govflow, principals)
+    complete(govflow, principals, "dongjie.dispatcher", case.case_id, "sign_for")
+    board = govflow.oversight.board()
+    rows = {r["unit"]: r["counts"] for r in board["rows"]}
+    assert rows["gulou.dongjie"]["dispatched"] == 1 and rows["gulou.dongjie"]["handling"] == 1
+    assert "张伟" not in repr(board) and "井盖" not in repr(board)
+
+
+def test_windows_are_validated():
+    from govflow.engine.oversight.rates import Window
+
+    today = dt.date(2026, 9, 30)
+    assert Window.parse(None, None, today).first == dt.date(2026, 9, 1)
+    for start, end in (("2026-09-31", None), ("2026-10-02", "2026-10-01"), ("2000-01-01", "2026-01-01")):
+        with pytest.raises(InvalidInput):
+            Window.parse(start, end, today)
+
+
+def test_fold_is_pure_and_attributes_to_the_owner_at_the_time():
+    ctx = CaseContext("gulou")
+    at = dt.datetime(2026, 9, 28, 16, 30, tzinfo=dt.UTC)  # 00:30 on the 29th in Fuzhou
+    ctx, inc = fold(ctx, {"kind": "case.unroutable", "at": at, "data": {"owner": "gulou.cc", "matter": None}})
+    assert [(i.unit, i.metric, i.day) for i in inc] == [("gulou.cc", "received", "2026-09-29")]
+    ctx, inc = fold(
+        ctx, {"kind": "case.dispatched", "at": at, "data": {"owner": "gulou.nanjie", "matter": "road.pothole"}}
+    )
+    assert [(i.unit, i.matter, i.metric) for i in inc] == [("gulou.nanjie", "road.pothole", "received")]
+    _, inc = fold(ctx, {"kind": "deadline.overdue", "at": at, "data": {"escalate_to": "gulou.cc"}})
+    assert sorted(i.metric for i in inc) == ["escalated", "overdue"] and {i.unit for i in inc} == {"gulou.nanjie"}
