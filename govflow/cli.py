@@ -21,6 +21,7 @@ from rich.markup import escape
 from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
+from govflow.rates_cli import rates_app
 from govflow.settings import REFERENCE_PACK, Settings
 
 console = Console(stderr=True, soft_wrap=True)  # one line stays one line
@@ -101,6 +102,7 @@ principals_app = typer.Typer(help="Principals (who may log in, with which unit a
 app.add_typer(pack_app, name="pack")
 app.add_typer(db_app, name="db")
 app.add_typer(principals_app, name="principals")
+app.add_typer(rates_app, name="rates")
 
 
 @app.callback()
