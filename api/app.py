@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from govflow import __version__
 from govflow.bootstrap import App
 
-from . import problems
+from . import metrics, problems
 from .observability import RequestContext
 from .routes import callouts, cases, feed, meta, oversight, packs, tasks
 
@@ -63,6 +63,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
     problems.install(api)
     for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router, oversight.router):
         api.include_router(router)
+    metrics.install(api, app)  # /metrics, request latency, committed events
     api.add_middleware(BodyLimit, limit=max_request_bytes)
     api.add_middleware(RequestContext)  # outermost: every response, a 413 too, carries X-Request-ID
     return api
