@@ -10,7 +10,7 @@ from govflow.bootstrap import App
 
 from . import metrics, problems
 from .observability import RequestContext
-from .routes import callouts, cases, feed, meta, oversight, packs, tasks
+from .routes import callouts, case_diagram, cases, feed, meta, oversight, pack_tools, packs, tasks
 
 
 class BodyLimit:
@@ -61,8 +61,19 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
     )
     api.state.govflow = app
     problems.install(api)
-    for router in (meta.router, cases.router, tasks.router, callouts.router, packs.router, feed.router, oversight.router):
+    for router in (
+        meta.router,
+        cases.router,
+        tasks.router,
+        callouts.router,
+        packs.router,
+        feed.router,
+        oversight.router,
+        pack_tools.router,
+        case_diagram.router,
+    ):
         api.include_router(router)
+    pages.install(api)  # the studio and any later page (web/), built at set-up, served offline
     metrics.install(api, app)  # /metrics, request latency, committed events
     api.add_middleware(BodyLimit, limit=max_request_bytes)
     api.add_middleware(RequestContext)  # outermost: every response, a 413 too, carries X-Request-ID

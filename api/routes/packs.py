@@ -91,6 +91,14 @@ async def deploy_pack(
     principal: CurrentPrincipal,
     response: Response,
     activate: Annotated[bool, Query(description="make it the district's active version")] = True,
+    if_latest: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="store a new version only while this is the pack's newest deployed version "
+            "(409 if another version was deployed since)",
+        ),
+    ] = None,
 ) -> Deployed:
     """Deploy a pack (a zip of its folder); validated completely before anything is stored.
 
@@ -106,7 +114,9 @@ async def deploy_pack(
             errors=[{"loc": ["header", "content-type"], "msg": "expected application/zip"}],
         )
     body = await request.body()
-    pack, created = app.pack_admin.deploy_archive(principal, body, now=app.clock.now(), activate=activate)
+    pack, created = app.pack_admin.deploy_archive(
+        principal, body, now=app.clock.now(), activate=activate, if_latest=if_latest
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     m = pack.manifest

@@ -18,6 +18,7 @@ from govflow.engine.cases.service import CaseService, parse_uuid
 from govflow.engine.model.errors import PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE
 from govflow.engine.store.db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
+from govflow.engine.workflow.bpmn import files_defining
 
 
 def mask_name(name: str | None) -> str | None:
@@ -130,6 +131,24 @@ class CaseQueries:
             }
             for r in rows
         ]
+
+    def diagram(self, principal: Principal, case_id: str) -> dict[str, Any]:
+        """The case on its diagram: the diagrams of the version it runs on (its process's file
+        first, then those of the processes it calls) and where it stands, by element id
+        (``completed``, ``open`` user tasks, ``waiting`` sub-processes and events,
+        ``cancelled``). Readable by whoever may read the case."""
+        case, _ = self._case_for_reader(principal, case_id)
+        pack = self.service.packs.get(case.pack_name, case.pack_version)
+        workflow = pack.runtime.load(case.state, case.process_id)
+        called = pack.diagrams.subprocess_specs.get(case.process_id, {})
+        paths = files_defining(pack.files, [case.process_id, *called])
+        return {
+            "case_id": str(case.id),
+            "pack": {"name": case.pack_name, "version": case.pack_version},
+            "process": case.process_id,
+            "diagrams": [{"path": path, "xml": pack.files[path].decode("utf-8")} for path in paths],
+            "elements": pack.runtime.element_states(workflow),
+        }
 
     def inbox(self, principal: Principal, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Open tasks for the caller: their unit's tasks for their roles, and tasks assigned to them."""

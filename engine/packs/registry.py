@@ -80,10 +80,14 @@ class PackRegistry:
             compile_cache=self._diagrams,
         )
 
-    def deploy(self, pack: LoadedPack, *, actor: str, now: dt.datetime, activate: bool = True) -> bool:
+    def deploy(
+        self, pack: LoadedPack, *, actor: str, now: dt.datetime, activate: bool = True, if_latest: str | None = None
+    ) -> bool:
         """Store a validated pack version; returns False if this exact version was already there.
 
         The same (name, version) with different content is refused: versions are immutable.
+        With ``if_latest``, a new version is stored only while the newest deployed version of
+        the pack is that one (see :meth:`VersionStore.save`).
         """
         name, version = pack.key
         created = self.store.save(
@@ -95,6 +99,7 @@ class PackRegistry:
             actor=actor,
             now=now,
             activate=activate,
+            if_latest=if_latest,
         )
         self._compiled.put(pack.key, pack)
         if activate:

@@ -50,10 +50,14 @@ class VersionStore:
         actor: str,
         now: dt.datetime,
         activate: bool,
+        if_latest: str | None = None,
     ) -> bool:
         """Store a version (and activate it); False if this exact version was already there.
 
         The same (name, version) with different content is refused: versions are immutable.
+        ``if_latest`` (optimistic concurrency for editors): store a new version only if the
+        newest deployed version of ``name`` is still ``if_latest``; otherwise someone
+        deployed another version since, and :class:`Conflict` says which.
         """
         with self.db.begin() as conn:
             row = conn.execute(
@@ -66,6 +70,18 @@ class VersionStore:
                     pack=name,
                     version=version,
                 )
+            if row is None and if_latest is not None:
+                latest = conn.execute(
+                    select(PackVersion.version).where(PackVersion.name == name).order_by(PackVersion.id.desc()).limit(1)
+                ).scalar()
+                if latest != if_latest:
+                    raise Conflict(
+                        f"pack {name}: the newest deployed version is {latest or 'none'}, not {if_latest}: "
+                        "another version was deployed since; start again from the newest one",
+                        pack=name,
+                        version=version,
+                        latest=latest,
+                    )
             created = row is None
             if created:
                 conn.execute(

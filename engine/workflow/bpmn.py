@@ -436,3 +436,23 @@ def _from_validation(exc: ValidationException, file: str = "?", element: str | N
 def _file_of(parser: SpiffBpmnParser, pid: str) -> str:
     proc = parser.process_parsers.get(pid)
     return getattr(proc, "filename", None) or "?"
+
+
+def files_defining(files: Mapping[str, bytes], process_ids: Iterable[str]) -> list[str]:
+    """The diagram files (``.bpmn``) that define any of ``process_ids``, in the order of the ids.
+
+    For showing a case on its diagrams: the file of its process first, then those of the
+    processes it calls. Files that do not parse are skipped (a deployed pack has none).
+    """
+    wanted = list(dict.fromkeys(process_ids))
+    where: dict[str, str] = {}
+    for name in sorted(files):
+        if not name.endswith(".bpmn"):
+            continue
+        try:
+            root = parse_xml_safely(files[name], name)
+        except PackIssueError:
+            continue
+        for process in root.iter(f"{{{BPMN_NS}}}process"):
+            where.setdefault(process.get("id") or "", name)
+    return list(dict.fromkeys(where[p] for p in wanted if p in where))

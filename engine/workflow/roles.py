@@ -65,6 +65,8 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "evaluation": ("userTask",),
     "dispatch": ("userTask",),
 }
+#: which element kinds may carry each role (read by tools that edit diagrams)
+ROLE_ELEMENTS: dict[str, tuple[str, ...]] = _KINDS
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,7 @@ __all__ = [
     "CASE_VARIABLES",
     "REQUIRED_ROLES",
     "ROLES",
+    "ROLE_ELEMENTS",
     "ROUTING_VARIABLES",
     "DiagramRoles",
     "RoleDeclaration",

@@ -185,6 +185,30 @@ class Runtime:
         wanted = set(elements)
         return any(task.task_spec.bpmn_id in wanted for task in workflow.get_tasks(state=TaskState.COMPLETED))
 
+    @staticmethod
+    def element_states(workflow: BpmnWorkflow) -> dict[str, list[str]]:
+        """Where a case stands on its diagram, by element id (sub-processes included).
+
+        ``completed``: elements that have run; ``open``: user tasks waiting for a person;
+        ``waiting``: other elements the workflow waits in (a running sub-process, a pending
+        timer or signal); ``cancelled``: elements left when an interrupting event fired.
+        Each id appears once per list (multi-instance instances share their activity's id).
+        """
+        states: dict[str, dict[str, None]] = {"completed": {}, "open": {}, "waiting": {}, "cancelled": {}}
+        for task in workflow.get_tasks():
+            element = getattr(task.task_spec, "bpmn_id", None)
+            if not element:
+                continue
+            if task.state == TaskState.COMPLETED:
+                states["completed"][element] = None
+            elif task.state == TaskState.READY and task.task_spec.manual:
+                states["open"][element] = None
+            elif task.state in (TaskState.READY, TaskState.STARTED, TaskState.WAITING):
+                states["waiting"][element] = None
+            elif task.state == TaskState.CANCELLED:
+                states["cancelled"][element] = None
+        return {name: list(ids) for name, ids in states.items()}
+
     def complete(
         self,
         workflow: BpmnWorkflow,

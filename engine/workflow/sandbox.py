@@ -71,6 +71,17 @@ _FORBIDDEN_NODES: dict[type, str] = {
 _MAX_SOURCE = 4000
 
 
+def rules() -> dict[str, Any]:
+    """What the sandbox allows, for people writing diagram code (the studio explains it inline):
+    the longest source, the constructs refused with the reason given, and the builtins."""
+    return {
+        "max_source": _MAX_SOURCE,
+        "refused": sorted(set(_FORBIDDEN_NODES.values())),
+        "builtins": sorted(name for name in _BUILTINS if name[:1].islower()),
+        "private_names": "names and attributes starting with an underscore are refused",
+    }
+
+
 class ScriptRejected(ValueError):
     """A diagram script or expression that govflow refuses to run."""
 
