@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from govflow import __version__
 from govflow.bootstrap import App
 
-from . import metrics, problems
+from . import metrics, pages, problems
 from .observability import RequestContext
 from .routes import callouts, case_diagram, cases, feed, meta, oversight, pack_tools, packs, tasks
 
