@@ -1,0 +1,181 @@
+// Keeping diagrams whole across open → save: the layout of a diagram that has none, the
+// variable names Spiff keeps in reference fields, and a check that the modeler keeps
+// everything the opened XML holds.
+
+export const SPIFF_URI = 'http://spiffworkflow.org/bpmn/schema/1.0/core';
+const DI_URIS = new Set([
+  'http://www.omg.org/spec/BPMN/20100524/DI',
+  'http://www.omg.org/spec/DD/20100524/DC',
+  'http://www.omg.org/spec/DD/20100524/DI',
+]);
+
+/** True when the XML carries diagram interchange (shapes and their positions). */
+export function hasLayout(xml) {
+  return /<([\w.-]+:)?BPMNDiagram[\s>]/.test(xml);
+}
+
+/**
+ * The XML with a layout: unchanged when it has one, else with the diagram interchange that
+ * bpmn-auto-layout computes for it (govflow's packs may hold diagrams written by hand, without
+ * positions). Only the layout is taken from bpmn-auto-layout: its own parse would drop what
+ * bpmn-moddle cannot resolve (see keepVariableReferences), so the layout is spliced into the
+ * original text.
+ */
+const laidOut = new Map(); // the last few layouts, by XML (opening, comparing and the case view share them)
+
+export async function withLayout(xml) {
+  if (hasLayout(xml)) return { xml, generated: false };
+  if (!laidOut.has(xml)) {
+    laidOut.set(xml, layout(xml));
+    if (laidOut.size > 8) laidOut.delete(laidOut.keys().next().value);
+  }
+  return laidOut.get(xml);
+}
+
+async function layout(xml) {
+  const { layoutProcess } = await import('bpmn-auto-layout');
+  const laid = spreadBoundaryEvents(await layoutProcess(xml));
+  const diagrams = laid.match(/<bpmndi:BPMNDiagram[\s\S]*<\/bpmndi:BPMNDiagram>/);
+  const root = xml.match(/<([\w.-]+:)?definitions\b[^>]*>/);
+  const close = xml.lastIndexOf('</');
+  if (!diagrams || !root || close < 0) return { xml: laid, generated: true };
+  const declared = namespaces(xml);
+  const wanted = namespaces(laid.match(/<([\w.-]+:)?definitions\b[^>]*>/)[0]);
+  let start = root[0];
+  for (const prefix of ['bpmndi', 'dc', 'di']) {
+    if (declared[prefix] === undefined) start = start.replace(/\s*(\/?)>$/, ` xmlns:${prefix}="${wanted[prefix]}"$1>`);
+    else if (declared[prefix] !== wanted[prefix]) return { xml: laid, generated: true };
+  }
+  const merged = xml.slice(0, root.index) + start + xml.slice(root.index + root[0].length, close) + diagrams[0] + '\n' + xml.slice(close);
+  return { xml: merged, generated: true };
+}
+
+/**
+ * bpmn-auto-layout puts every boundary event of a task on the same spot: spread them along the
+ * task's lower edge (their labels move with them), so each can be seen and selected.
+ */
+export function spreadBoundaryEvents(laid) {
+  const attached = new Map();
+  for (const match of laid.matchAll(/<bpmn:boundaryEvent\b[^>]*>/g)) {
+    const id = /\sid="([^"]+)"/.exec(match[0])?.[1];
+    const host = /\sattachedToRef="([^"]+)"/.exec(match[0])?.[1];
+    if (id && host) attached.set(host, [...(attached.get(host) || []), id]);
+  }
+  const bounds = (id) => new RegExp(`(<bpmndi:BPMNShape\\b[^>]*bpmnElement="${id}"[^>]*>\\s*<dc:Bounds x=")([-\\d.]+)("[^>]*>)`);
+  let out = laid;
+  for (const [host, events] of attached) {
+    if (events.length < 2) continue;
+    const hostShape = new RegExp(`<bpmndi:BPMNShape\\b[^>]*bpmnElement="${host}"[^>]*>\\s*<dc:Bounds x="([-\\d.]+)" y="[-\\d.]+" width="([\\d.]+)"`).exec(out);
+    if (!hostShape) continue;
+    const centre = Number(hostShape[1]) + Number(hostShape[2]) / 2;
+    events.forEach((id, i) => {
+      const shape = bounds(id).exec(out);
+      if (!shape) return;
+      const to = Math.round(centre + (i - (events.length - 1) / 2) * 42 - 18);
+      const dx = to - Number(shape[2]);
+      out = out.replace(bounds(id), `$1${to}$3`);
+      // flows leaving the event start where it now is (the first, vertical segment moves along)
+      for (const flow of out.matchAll(new RegExp(`<bpmn:sequenceFlow\\b[^>]*sourceRef="${id}"[^>]*>`, 'g'))) {
+        const flowId = /\sid="([^"]+)"/.exec(flow[0])?.[1];
+        const edge = new RegExp(`(<bpmndi:BPMNEdge\\b[^>]*bpmnElement="${flowId}"[^>]*>\\s*<di:waypoint x=")([-\\d.]+)(" y="[-\\d.]+"\\s*/>\\s*<di:waypoint x=")([-\\d.]+)(")`);
+        const found = edge.exec(out);
+        if (!found) continue;
+        const second = found[4] === found[2] ? Number(found[4]) + dx : Number(found[4]);
+        out = out.replace(edge, `$1${Number(found[2]) + dx}$3${second}$5`);
+      }
+      // the event's label (BPMNLabel bounds inside the same shape)
+      const label = new RegExp(`(<bpmndi:BPMNShape\\b[^>]*bpmnElement="${id}"[\\s\\S]*?<bpmndi:BPMNLabel>\\s*<dc:Bounds x=")([-\\d.]+)(")`);
+      const found = label.exec(out);
+      if (found && found[0].indexOf('</bpmndi:BPMNShape>') < 0) out = out.replace(label, `$1${Number(found[2]) + dx}$3`);
+    });
+  }
+  return out;
+}
+
+/**
+ * Spiff names a *variable* in a multi-instance loop's loopDataInputRef/loopDataOutputRef
+ * ("called", "reports"), where BPMN expects the id of a data input: bpmn-moddle cannot resolve
+ * it and would drop it. Give each such name a detached stand-in with that id, so it is written
+ * back unchanged. `references` and `moddle` come from the parse (fromXML or bpmn-js's
+ * import.parse.complete event).
+ */
+export function keepVariableReferences(moddle, references) {
+  for (const { element, property, id } of references || []) {
+    if (property !== 'bpmn:loopDataInputRef' && property !== 'bpmn:loopDataOutputRef') continue;
+    const name = property.slice(5);
+    if (element.get(name)) continue;
+    element.set(name, moddle.create(name === 'loopDataInputRef' ? 'bpmn:DataInput' : 'bpmn:DataOutput', { id }));
+  }
+}
+
+// BPMN attributes whose default value bpmn-moddle leaves out when writing
+const DEFAULTS = {
+  gatewayDirection: 'Unspecified',
+  instantiate: 'false',
+  eventGatewayType: 'Exclusive',
+  mustUnderstand: 'false',
+  textFormat: 'text/plain',
+  isInterrupting: 'true',
+  parallelMultiple: 'false',
+  cancelActivity: 'true',
+  waitForCompletion: 'true',
+  isCollection: 'false',
+  isUnlimited: 'true',
+  isForCompensation: 'false',
+  startQuantity: '1',
+  completionQuantity: '1',
+  triggeredByEvent: 'false',
+  isSequential: 'false',
+  behavior: 'All',
+  testBefore: 'false',
+  cancelRemainingInstances: 'true',
+  expressionLanguage: 'http://www.w3.org/1999/XPath',
+  typeLanguage: 'http://www.w3.org/2001/XMLSchema',
+};
+
+function namespaces(xml) {
+  const found = { '': '' };
+  for (const match of xml.matchAll(/xmlns(?::([\w.-]+))?\s*=\s*["']([^"']*)["']/g)) {
+    found[match[1] || ''] = match[2];
+  }
+  return found;
+}
+
+/**
+ * What the XML holds, as counts: elements by namespace and local name, attributes by name, and
+ * the text bodies of elements (scripts, conditions, timer expressions). Diagram interchange
+ * (positions) and comments are left out: a layout may change, comments are not kept.
+ */
+export function inventory(xml) {
+  const body = xml.replace(/<!--[\s\S]*?-->/g, '').replace(/<\?[\s\S]*?\?>/g, '');
+  const ns = namespaces(body);
+  const counts = {};
+  const add = (key) => (counts[key] = (counts[key] || 0) + 1);
+  const tag = /<([\w.-]+:)?([\w.-]+)((?:\s+[\w.:-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>([^<]*)/g;
+  for (const match of body.matchAll(tag)) {
+    const uri = ns[(match[1] || '').slice(0, -1)] ?? match[1];
+    if (DI_URIS.has(uri)) continue;
+    const name = `${uri === SPIFF_URI ? 'spiffworkflow' : uri.split('/').slice(-2, -1)[0] || uri}:${match[2]}`;
+    add(name);
+    for (const attr of match[3].matchAll(/([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) {
+      const [qname, value] = [attr[1], attr[2] ?? attr[3]];
+      if (qname === 'xmlns' || qname.startsWith('xmlns:')) continue;
+      if (qname.includes(':') && DI_URIS.has(ns[qname.split(':')[0]])) continue;
+      const local = qname.split(':').pop();
+      if (DEFAULTS[local] === value) continue; // bpmn-moddle does not write default values
+      add(`${name}@${local}=${value}`);
+    }
+    const text = match[5].trim();
+    if (text && !match[4]) add(`${name} = ${text}`);
+  }
+  return counts;
+}
+
+/** What `after` holds less of than `before` (what a save would lose), as readable lines. */
+export function lostContent(before, after) {
+  const had = inventory(before);
+  const has = inventory(after);
+  return Object.keys(had)
+    .filter((key) => (has[key] || 0) < had[key])
+    .map((key) => `${key} (${had[key]} → ${has[key] || 0})`);
+}
