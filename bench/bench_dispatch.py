@@ -1,31 +1,23 @@
-"""Smart dispatch accuracy on the labelled reports of the reference pack.
+"""Smart dispatch on the FROZEN TEST SPLIT (``tests/data/dispatch/test.yaml``): the old classifier next to the new.
 
-``tests/data/dispatch_labelled.yaml`` holds 332 realistic reports (description,
-coordinates, the right matter and street). The set is split once, by position:
+The test split (350 hand-written reports: plain, indirect and noisy; 10 that no unit
+handles) was written and committed before the training split and before any
+tuning; nothing here tunes anything. Every report goes through the real dispatcher
+(the plugin manager with the built-in dispatch plugin and the reference pack):
 
-* **dev** (every report whose index % 3 != 2, 222 reports): the only part ever
-  looked at while building the classifier and choosing its thresholds; in the
-  evaluation it plays the district's *past cases*;
-* **test** (index % 3 == 2, 110 reports): held out; reported below.
+* **new** — the pack's trained model (``dispatch/model.json``) and gazetteer;
+* **old** — govflow's first classifier (keyword rules, keyword profiles and past
+  cases: :mod:`govflow.plugins.builtin.keywords`) with the catalog it shipped with
+  (``bench/catalog_v1.yaml``, 53 matters) and the old labelled file as past cases.
 
-Each test report goes through the real dispatcher (the plugin manager with the
-built-in dispatch plugin, the reference pack, past cases = the dev split) and is
-counted as *right*, *sent to the command centre* (unsure: a person decides) or
-*wrong* — separately for the matter, the street and the owner unit the case would
-be routed to. ``--split dev`` instead runs a cross-validation inside the dev
-split (the tuning view; ``--folds 0`` is leave-one-out). ``--catalog FILE``
-swaps the pack's ``catalog.yaml`` — e.g. the catalog as it was before keywords
-were added from the dev split's misses (``git show 260cb4b^:catalog.yaml``),
-which makes the dev view an honest stand-in for unseen reports.
-``--no-history`` switches the past-case matching off.
+Matter: *right*, *command centre* (unsure: a person decides) or *wrong*, by
+difficulty. For a report whose matter is null the command centre is right and any
+matter wrong; for the old classifier a matter its catalog lacks can only be sent to
+the command centre (or routed wrongly). Street: from coordinates (point in polygon)
+and, for reports without coordinates, from the places the text names (gazetteer).
+Cost: milliseconds per report of the classify hook with the model built.
 
-It also prints the cost of classifying one report (the classify hook alone):
-with the evaluation's past cases, and with a few thousand past cases (the
-past cases repeated with a running number — a worst case for the neighbour
-search, whose posting lists grow with every copy), plus the time to build the
-scorer once for such a snapshot.
-
-Run: ``.venv/bin/python bench/bench_dispatch.py [--split test|dev] [--folds K] [--catalog FILE] [--no-history] [--show-errors]``
+Run: ``.venv/bin/python bench/bench_dispatch.py [--show-errors]``
 """
 
 from __future__ import annotations
@@ -33,7 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -45,166 +37,119 @@ from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
 from govflow.plugins import PackPlugins, PackView, PluginDispatcher, plugin_manager
 from govflow.plugins.builtin import dispatch as builtin_dispatch
+from govflow.plugins.builtin.dispatch_model import MODEL_FILE
 from govflow.settings import REFERENCE_PACK
 
-LABELLED = Path(__file__).resolve().parent.parent / "tests" / "data" / "dispatch_labelled.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+TEST = ROOT / "tests" / "data" / "dispatch" / "test.yaml"
+OLD_LABELLED = ROOT / "tests" / "data" / "dispatch_labelled.yaml"
+OLD_CATALOG = Path(__file__).resolve().parent / "catalog_v1.yaml"
+DIFFICULTIES = ("plain", "indirect", "noisy")
 
 
-def splits(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(dev, test): the fixed split described in the module docstring."""
-    return [r for i, r in enumerate(items) if i % 3 != 2], [r for i, r in enumerate(items) if i % 3 == 2]
+def report_of(r: dict[str, Any], *, with_place: bool = True) -> Report:
+    return Report(r["text"], None, r.get("lat"), r.get("lng"), r.get("address") if with_place else None, r["channel"])
 
 
-def dispatcher(pack: LoadedPack, past: list[dict[str, Any]] | None) -> PluginDispatcher:
-    plugins = PackPlugins.acting(plugin_manager(load_entry_points=False))
-    history = (
-        StaticHistory(pack.catalog.district, [PastCase(r["description"], r["matter"]) for r in past])
-        if past is not None
-        else None
-    )
-    return PluginDispatcher(plugins, Caches(), history)
+def dispatcher(history: Any = None) -> PluginDispatcher:
+    return PluginDispatcher(PackPlugins.acting(plugin_manager(load_entry_points=False)), Caches(), history)
 
 
-def evaluate(pack: LoadedPack, test: list[dict[str, Any]], past: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """Right / command centre / wrong counts for matter, street and owner, plus errors and timing."""
-    disp = dispatcher(pack, past)
-    oracle = dispatcher(pack, None)
-    counts: dict[str, Counter[str]] = {"matter": Counter(), "street": Counter(), "owner": Counter()}
-    how: Counter[str] = Counter()
+def matter_figures(pack: LoadedPack, test: list[dict[str, Any]], history: Any = None) -> dict[str, Any]:
+    disp = dispatcher(history)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     errors: list[str] = []
-    if test:  # the first report builds the scorer for this pack and these past cases (timed in classify_cost)
-        disp.dispatch(pack, Report(test[0]["description"], None, test[0]["lat"], test[0]["lng"], None, "app"))
-    started = time.perf_counter()
     for r in test:
-        routing = disp.dispatch(pack, Report(r["description"], None, r["lat"], r["lng"], None, "app"))
-        expected = oracle.dispatch(pack, Report(r["description"], r["matter"], r["lat"], r["lng"], None, "app")).owner
-        for what, got, want in (
-            ("matter", routing.matter, r["matter"]),
-            ("street", routing.street, r["street"]),
-            ("owner", routing.owner, expected),
-        ):
-            counts[what]["command centre" if got is None else ("right" if got == want else "wrong")] += 1
-        how[routing.how.split(":", 1)[0] if routing.matter else "unsure"] += 1
-        if routing.matter not in (None, r["matter"]):
-            errors.append(f"WRONG {r['matter']} -> {routing.matter}: {r['description']}")
-        elif routing.matter is None:
-            errors.append(f"CC    {r['matter']}: {r['description']}")
-    elapsed = time.perf_counter() - started
-    return {
-        "n": len(test),
-        "counts": counts,
-        "how": how,
-        "errors": errors,
-        "per_second": len(test) / elapsed if elapsed else 0.0,
-    }
+        routing = disp.dispatch(pack, report_of(r))
+        got, want = routing.matter, r["matter"]
+        verdict = "command centre" if got is None else ("right" if got == want else "wrong")
+        counts[r["difficulty"]][verdict] += 1
+        counts["all"][verdict] += 1
+        if verdict != "right":
+            errors.append(f"{verdict:14} {r['id']} {want} -> {got}: {r['text'][:60]}  [{routing.how[:90]}]")
+    return {"counts": counts, "errors": errors}
 
 
-def classify_cost(
-    pack: LoadedPack, reports: list[dict[str, Any]], past: list[dict[str, Any]], copies: int, passes: int = 5
-) -> dict[str, float]:
-    """Milliseconds per report of the classify hook alone, with ``copies`` × the past cases; and the scorer's build time.
+def street_figures(pack: LoadedPack, test: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    disp = dispatcher()
+    out: dict[str, Counter[str]] = {"coordinates": Counter(), "text": Counter(), "text, ambiguous place": Counter()}
+    for r in test:
+        routing = disp.dispatch(pack, report_of(r))
+        if r.get("lat") is not None:
+            out["coordinates"]["right" if routing.street == r["street"] else "wrong"] += 1
+        elif r.get("place"):
+            kind = "text" if r["street"] else "text, ambiguous place"
+            got = routing.street
+            out[kind]["to a person" if got is None else ("right" if got == r["street"] else "wrong")] += 1
+    return out
 
-    ``mean_ms`` is the median over ``passes`` passes of the mean per report (the
-    machine's noise shows in ``p99_ms``, over every sample).
-    """
-    cases = [
-        PastCase(f"{r['description']}（{k}）" if copies > 1 else r["description"], r["matter"])
-        for k in range(copies)
-        for r in past
-    ]
-    history = StaticHistory(pack.catalog.district, cases)
+
+def cost(pack: LoadedPack, test: list[dict[str, Any]], passes: int = 5) -> dict[str, float]:
     view = PackView.of(pack, Caches())
     started = time.perf_counter()
-    builtin_dispatch.scorer(view, history.past_cases(pack.catalog.district))
+    builtin_dispatch.model(view)
     build = time.perf_counter() - started
-    samples: list[float] = []
-    means: list[float] = []
+    samples, means = [], []
     for _ in range(passes):
         spent = []
-        for r in reports:
-            report = Report(r["description"], None, r["lat"], r["lng"], None, "app")
-            started = time.perf_counter()
-            builtin_dispatch.classify(view, report, history)
-            spent.append(time.perf_counter() - started)
+        for r in test:
+            report = report_of(r)
+            t0 = time.perf_counter()
+            builtin_dispatch.classify(view, report)
+            spent.append(time.perf_counter() - t0)
         means.append(statistics.fmean(spent))
         samples += spent
     samples.sort()
     return {
-        "past": len(cases),
-        "copies": copies,
         "build_ms": build * 1000,
         "mean_ms": statistics.median(means) * 1000,
         "p99_ms": samples[int(0.99 * (len(samples) - 1))] * 1000,
     }
 
 
-def _print_cost(cost: dict[str, float]) -> None:
-    copies = f" (the dev split x{cost['copies']:.0f})" if cost["copies"] > 1 else ""
-    print(
-        f"classify cost, {cost['past']:5.0f} past cases{copies}: {cost['mean_ms']:.3f} ms/report mean, {cost['p99_ms']:.3f} ms p99;"
-        f" scorer built once per snapshot in {cost['build_ms']:.0f} ms"
-    )
-
-
-def _print(title: str, result: dict[str, Any]) -> None:
-    n = result["n"]
-    print(f"\n{title}: {n} reports")
-    print(f"{'':8} {'right':>14} {'command centre':>16} {'wrong':>14}")
-    for what, c in result["counts"].items():
-        cells = [f"{c[k]:4d} ({c[k] / n:6.1%})" for k in ("right", "command centre", "wrong")]
-        print(f"{what:8} {cells[0]:>14} {cells[1]:>16} {cells[2]:>14}")
-    print("matter decided by: " + ", ".join(f"{k} {v}" for k, v in result["how"].most_common()))
-    print(f"throughput: {result['per_second']:.0f} reports/s (classify + locate + route, one core)")
-
-
-def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
-    counts: dict[str, Counter[str]] = {"matter": Counter(), "street": Counter(), "owner": Counter()}
-    how: Counter[str] = Counter()
-    for result in results:
-        for what, c in result["counts"].items():
-            counts[what].update(c)
-        how.update(result["how"])
-    n = sum(r["n"] for r in results)
-    seconds = sum(r["n"] / r["per_second"] for r in results if r["per_second"])
-    return {"n": n, "counts": counts, "how": how, "errors": [], "per_second": n / seconds if seconds else 0.0}
+def _row(label: str, c: Counter[str], keys: tuple[str, ...] = ("right", "command centre", "wrong")) -> str:
+    n = sum(c.values()) or 1
+    return f"{label:22} {sum(c.values()):4d}  " + "  ".join(f"{k} {c[k] / n:6.1%}" for k in keys)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=("test", "dev"), default="test")
-    parser.add_argument("--folds", type=int, default=2, help="dev split: number of folds (0: leave-one-out)")
-    parser.add_argument("--catalog", type=Path, help="use this catalog.yaml instead of the pack's")
-    parser.add_argument("--no-history", action="store_true", help="keywords only: no matching against past cases")
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args()
+    test = yaml.safe_load(TEST.read_text(encoding="utf-8"))
     files = read_folder(REFERENCE_PACK)
-    if args.catalog is not None:
-        files["catalog.yaml"] = args.catalog.read_bytes()
-    pack = load_pack(files)
-    items = yaml.safe_load(LABELLED.read_text(encoding="utf-8"))
-    dev, test = splits(items)
-    if args.split == "test":
-        result = evaluate(pack, test, None if args.no_history else dev)
-        _print(f"held-out test split (past cases: the {len(dev)} dev reports)", result)
-        results = [result]
-    else:
-        folds = args.folds or len(dev)
-        results = []
-        for fold in range(folds):
-            train = [r for i, r in enumerate(dev) if i % folds != fold]
-            held = [r for i, r in enumerate(dev) if i % folds == fold]
-            results.append(evaluate(pack, held, None if args.no_history else train))
-            if folds <= 10:
-                _print(f"dev fold {fold} (past cases: {len(train)} other dev reports)", results[-1])
-        if folds > 1:
-            _print(f"dev, {folds} folds pooled", _pooled(results))
-    if not args.no_history:
-        print()
-        reports = test if args.split == "test" else dev
-        for copies in (1, 20):
-            _print_cost(classify_cost(pack, reports, dev, copies))
+    new_pack = load_pack(files)
+    old_files = {k: v for k, v in files.items() if k != MODEL_FILE}
+    old_files["catalog.yaml"] = OLD_CATALOG.read_bytes()
+    old_files["policies/responsibility.yaml"] = b"district: gulou\nentries:\n" + b"".join(
+        f"  - {{matter: {g}.*, main: gulou.cgj, time_limit: {{amount: 1, unit: working_days}}}}\n".encode()
+        for g in sorted({m["code"].split(".")[0] for m in yaml.safe_load(OLD_CATALOG.read_text())["matters"]})
+    )
+    old_pack = load_pack(old_files)
+    old_labelled = yaml.safe_load(OLD_LABELLED.read_text(encoding="utf-8"))
+    history = StaticHistory("gulou", [PastCase(r["description"], r["matter"]) for r in old_labelled])
+    print(f"frozen test split: {len(test)} reports ({dict(Counter(r['difficulty'] for r in test))})")
+    results = {
+        "OLD keywords+past cases, catalog v1": matter_figures(old_pack, test, history),
+        "NEW trained model": matter_figures(new_pack, test),
+    }
+    print("\nmatter (right / sent to the command centre / wrong), by difficulty")
+    for name, result in results.items():
+        print(f"-- {name}")
+        for d in (*DIFFICULTIES, "all"):
+            print("   " + _row(d, result["counts"][d]))
+    print("\nstreet (new dispatch)")
+    for kind, c in street_figures(new_pack, test).items():
+        print("   " + _row(kind, c, ("right", "to a person", "wrong")))
+    c = cost(new_pack, test)
+    print(
+        f"\nclassify cost (new): {c['mean_ms']:.3f} ms/report mean, {c['p99_ms']:.3f} ms p99;"
+        f" model loaded once per pack version in {c['build_ms']:.0f} ms"
+    )
+    print("duplicates: not measured (duplicate linking is not implemented yet)")
     if args.show_errors:
-        for result in results:
+        for name, result in results.items():
+            print(f"\n-- {name}")
             print("\n".join(result["errors"]))
 
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
+from govflow.dispatch_cli import dispatch_app
 from govflow.rates_cli import rates_app
 from govflow.settings import REFERENCE_PACK, Settings
 
@@ -102,6 +103,7 @@ principals_app = typer.Typer(help="Principals (who may log in, with which unit a
 app.add_typer(pack_app, name="pack")
 app.add_typer(db_app, name="db")
 app.add_typer(principals_app, name="principals")
+app.add_typer(dispatch_app, name="dispatch")  # smart dispatch: train and stage a pack's model
 app.add_typer(rates_app, name="rates")
 
 

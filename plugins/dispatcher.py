@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from govflow.engine.cache import Caches
-from govflow.engine.model.dispatch import Report, Routing
+from govflow.engine.model.dispatch import Classification, Location, Report, Routing
 from govflow.engine.model.errors import PluginFailed
 
 from .selection import PackPlugins, call_hook
@@ -45,12 +45,30 @@ class PluginDispatcher:
         m = pack.manifest
         view = PackView.of(pack, self.caches)
         matter = street = None
+        candidates: tuple[dict[str, Any], ...] = ()
+        evidence: tuple[str, ...] = ()
+        located: str | None = None
+        streets: tuple[str, ...] = ()
         try:
             classified = self.plugins.call(m, "govflow_classify", pack=view, report=report, history=self.history)
-            matter, how = classified if classified else (None, "no matter recognised")
+            if isinstance(classified, Classification):
+                matter, how, evidence = classified.matter, classified.how, classified.evidence
+                matters = pack.catalog.matters
+                candidates = tuple(
+                    {"matter": code, "name": matters[code].name, "p": round(float(p), 3)}
+                    for code, p in classified.candidates
+                    if code in matters
+                )
+            else:
+                matter, how = classified if classified else (None, "no matter recognised")
             if matter is not None and matter not in pack.catalog.matters:
                 matter, how = None, f"plugin answered unknown matter {matter!r}"
-            street = self.plugins.call(m, "govflow_locate", pack=view, report=report)
+            found = self.plugins.call(m, "govflow_locate", pack=view, report=report)
+            if isinstance(found, Location):
+                street, located = found.street, found.how
+                streets = tuple(s for s in found.candidates if s in pack.catalog.streets)
+            else:
+                street = found
             if street is not None and street not in pack.catalog.streets:
                 street = None
             owner, router = self.plugins.call_answered(
@@ -58,13 +76,20 @@ class PluginDispatcher:
             )
         except PluginFailed as exc:
             log.warning("dispatch plugin failed for pack %s %s: %s", m.name, m.version, exc.message)
-            return Routing(matter, street, None, f"dispatch failed: {exc.message}; sent to the command centre")
+            return Routing(
+                matter,
+                street,
+                None,
+                f"dispatch failed: {exc.message}; sent to the command centre",
+                candidates,
+                evidence,
+            )
         by_whom = f"plugin {router}" if router is not None else "a plugin"
         if owner is not None and owner not in pack.catalog.units:
             owner, how = None, f"{how}; {by_whom} answered unknown unit {owner!r}"
         where = f"street {street}" if street else "no street located"
         by = f"; owner {owner} decided by {by_whom}" if owner is not None and owner != street else ""
-        return Routing(matter, street, owner, f"{how}; {where}{by}")
+        return Routing(matter, street, owner, f"{how}; {where}{by}", candidates, evidence, located, streets)
 
 
 class PluginNotifier:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from govflow.engine.cache import Caches
 from govflow.engine.model.catalog import Catalog, Territory
 from govflow.engine.model.errors import NotFound
+from govflow.engine.model.gazetteer import Gazetteer, empty
 
 if TYPE_CHECKING:
     from govflow.engine.packs.loader import LoadedPack
@@ -72,6 +73,9 @@ class PackView:
     * ``settings`` — ``pack.yaml``'s ``settings``, read-only (mappings are read-only
       views, lists are tuples);
     * ``territory`` — the street territories (``territory.locate(lat, lng)``);
+    * ``gazetteer`` — the pack's places (``gazetteer.locate(address, description)``;
+      names nothing when the pack has no ``gazetteer.yaml``);
+    * :meth:`file` — the bytes of one of the pack's data files (e.g. ``dispatch/model.json``);
     * :meth:`decide` — evaluate one of the pack's DMN decisions;
     * :meth:`cache` — keep something derived from this pack version (see the module docstring).
 
@@ -85,9 +89,11 @@ class PackView:
     catalog: Catalog
     settings: Mapping[str, Any]
     territory: Territory
+    gazetteer: Gazetteer
     _key: str = field(repr=False)
     _caches: Caches = field(repr=False)
     _decisions: Decisions | None = field(default=None, repr=False)
+    _files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, pack: LoadedPack, caches: Caches) -> PackView:
@@ -102,9 +108,11 @@ class PackView:
                 pack.catalog,
                 _read_only(m.settings),
                 pack.territory,
+                pack.gazetteer or empty(m.district),
                 pack.content_hash,
                 caches,
                 pack.decisions,
+                MappingProxyType(pack.files),
             )
 
         return caches.cache(VIEWS, max_entries=PACK_VERSIONS).get(pack.content_hash, build)
@@ -119,6 +127,14 @@ class PackView:
         if self._decisions is None:
             raise NotFound(f"the pack has no decision {decision!r}", decision=decision, pack=self.name)
         return self._decisions.evaluate(decision, inputs)
+
+    def file(self, path: str) -> bytes | None:
+        """The content of the pack file ``path`` (e.g. ``dispatch/model.json``), or None when the pack has none.
+
+        Plugin data travels with the pack version it belongs to: it is validated,
+        hashed, stored and activated with the pack, never loaded from elsewhere.
+        """
+        return self._files.get(path)
 
     def cache(self, name: str, build: Callable[[], V], *, depends_on: Hashable = None) -> V:
         """The value called ``name`` for this pack version, built by ``build()`` the first time.

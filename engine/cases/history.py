@@ -96,3 +96,34 @@ class StaticHistory:
 
     def past_cases(self, district: str) -> PastCases:
         return self._past if district == self._past.district else PastCases(district, ())
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A report whose matter a person decided (the command centre's dispatch task): a labelled example."""
+
+    case_id: str
+    description: str
+    matter: str
+    at: dt.datetime
+
+
+def dispatch_corrections(db: Engine, district: str, limit: int = 50_000) -> list[Correction]:
+    """The district's reports the command centre dispatched or re-categorised by hand (``case.dispatched``
+    events with a matter), the latest decision per case, oldest first. Only descriptions and matters."""
+    from govflow.engine.store.db import CaseEvent
+
+    query = (
+        select(CaseEvent.case_id, CaseEvent.data, CaseEvent.at, CaseRow.description)
+        .join(CaseRow, CaseRow.id == CaseEvent.case_id)
+        .where(CaseRow.district == district, CaseEvent.kind == "case.dispatched")
+        .order_by(CaseEvent.at, CaseEvent.seq)
+        .limit(limit)
+    )
+    latest: dict[str, Correction] = {}
+    with db.connect() as conn:
+        for row in conn.execute(query):
+            matter = (row.data or {}).get("matter")
+            if matter:
+                latest[str(row.case_id)] = Correction(str(row.case_id), row.description, str(matter), row.at)
+    return sorted(latest.values(), key=lambda c: c.at)

@@ -74,6 +74,8 @@ class PackSource(Protocol):
 
     def active(self, district: str | None = None) -> LoadedPack: ...
 
+    def districts(self) -> list[str]: ...
+
 
 class Dispatcher(Protocol):
     """What the engine asks of smart dispatch (answered by plugins, wired by the composition root)."""
@@ -167,7 +169,7 @@ class CaseService:
             replay = self._replay(principal, idempotency_key, new)
             if replay is not None:
                 return replay
-        pack = self.packs.active(new.district or principal.district)
+        pack = self.pack_for(principal, new)
         if new.category is not None and new.category not in pack.catalog.matters:
             raise InvalidInput(
                 f"unknown category {new.category!r}",
@@ -183,6 +185,53 @@ class CaseService:
             if replay is None:
                 raise
             return replay
+
+    def pack_for(self, principal: Principal, new: NewCase) -> LoadedPack:
+        """The active pack of the report's district: the one named, else found from the coordinates or places.
+
+        Coordinates outside every served district's territory are refused (422)
+        rather than turned into a case nobody can reach; so are coordinates in
+        another district than the one named.
+        """
+        named = new.district or principal.district
+        if new.lat is not None and new.lng is not None:
+            return self._pack_at(named, new.lat, new.lng)
+        if named is not None:
+            return self.packs.active(named)
+        try:
+            return self.packs.active(None)
+        except InvalidInput:  # several districts served: the places the report names may settle it
+            found = [
+                pack
+                for d in self.packs.districts()
+                if (pack := self.packs.active(d)).gazetteer is not None
+                and pack.gazetteer.locate(new.address, new.description).places
+            ]
+            if len(found) == 1:
+                return found[0]
+            raise
+
+    def _pack_at(self, named: str | None, lat: float, lng: float) -> LoadedPack:
+        try:
+            pack = self.packs.active(named)
+        except InvalidInput:
+            pack = None  # several districts and none named: the coordinates decide
+        if pack is not None and pack.territory.locate(lat, lng) is not None:
+            return pack
+        inside = [p for d in self.packs.districts() if (p := self.packs.active(d)).territory.locate(lat, lng)]
+        where = f"({lat:.6f}, {lng:.6f})"
+        if not inside:
+            served = ", ".join(self.packs.districts())
+            raise InvalidInput(
+                f"the location {where} lies outside every district served here ({served})",
+                errors=[{"loc": ["location"], "msg": f"{where} is outside the territory of {served}"}],
+            )
+        if named is not None and inside[0].catalog.district != named:
+            raise InvalidInput(
+                f"the location {where} lies in {inside[0].catalog.district}, not in {named}",
+                errors=[{"loc": ["location"], "msg": f"{where} is in {inside[0].catalog.district}"}],
+            )
+        return inside[0]
 
     def _decide_report(
         self, principal: Principal, pack: LoadedPack, new: NewCase, idempotency_key: str | None
@@ -241,7 +290,13 @@ class CaseService:
             ),
             Event(
                 "case.routed" if routing.owner else "case.unroutable",
-                {"matter": routing.matter, "street": routing.street, "owner": owner, "how": routing.how},
+                {
+                    "matter": routing.matter,
+                    "street": routing.street,
+                    "owner": owner,
+                    "how": routing.how,
+                    **routing.record(),
+                },
             ),
         ]
         record_events, escalated_to = recorded(pack, records, row)

@@ -27,6 +27,7 @@ Merge rules (the child is the district pack):
 ``policies/policy.csv``        union of rows; rows inherited by another district are re-homed
                                (a domain pattern ``<base district>/…`` becomes ``<district>/…``)
 ``boundaries.geojson``,        district-bound: inherited only by a pack of the same district
+``gazetteer.yaml``,
 ``policies/demo-principals``
 every other file               overridden by path (diagrams, decisions, the Casbin model)
 =============================  ==============================================================
@@ -57,7 +58,7 @@ CATALOG = "catalog.yaml"
 FORMS = "processes/forms.yaml"
 RESPONSIBILITY = "policies/responsibility.yaml"
 POLICY = "policies/policy.csv"
-DISTRICT_BOUND = ("boundaries.geojson", "policies/demo-principals.yaml")
+DISTRICT_BOUND = ("boundaries.geojson", "gazetteer.yaml", "policies/demo-principals.yaml")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_d
 from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
 from govflow.engine.model.errors import InvalidInput, PackError, PackIssue
 from govflow.engine.model.forms import Form, parse_forms
+from govflow.engine.model.gazetteer import Gazetteer, parse_gazetteer
 from govflow.engine.model.hashing import content_hash
 from govflow.engine.model.lifecycle import Stage
 from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
@@ -55,7 +56,9 @@ _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
 MANIFEST_FILE = "pack.yaml"
 #: the files at a pack's root; everything else of a pack lives in PACK_FOLDERS
 ROOT_FILES = (MANIFEST_FILE, "catalog.yaml", "boundaries.geojson", "gazetteer.yaml")
-PACK_FOLDERS = ("processes", "decisions", "policies")
+PACK_FOLDERS = ("processes", "decisions", "policies", "dispatch")
+#: the files of dispatch/: the trained dispatch model and the examples it was trained on (plugin data)
+DISPATCH_FILES = ("dispatch/model.json", "dispatch/examples.yaml")
 #: the files of policies/ (demo-principals.yaml: `govflow serve --demo`, validated with the pack)
 DEMO_PRINCIPALS = "policies/demo-principals.yaml"
 POLICY_FILES = (
@@ -69,7 +72,7 @@ _ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojso
 _LAYOUT = (
     "a pack has pack.yaml, catalog.yaml, boundaries.geojson and gazetteer.yaml at its root, diagrams (*.bpmn), decision "
     "tables (*.dmn) and forms.yaml in processes/, decision tables (*.dmn) in decisions/, and model.conf, "
-    "policy.csv, responsibility.yaml, demo-principals.yaml in policies/"
+    "policy.csv, responsibility.yaml, demo-principals.yaml in policies/, and model.json and examples.yaml in dispatch/"
 )
 
 
@@ -102,6 +105,10 @@ def member_problem(name: str) -> str | None:
         if name in POLICY_FILES:
             return None
         return f"policies/ holds model.conf, policy.csv, responsibility.yaml and demo-principals.yaml; govflow does not read this file: {_LAYOUT}"
+    if top == "dispatch":
+        if name in DISPATCH_FILES:
+            return None
+        return f"dispatch/ holds model.json and examples.yaml; govflow does not read this file: {_LAYOUT}"
     return f"not part of a pack: {_LAYOUT}"
 
 
@@ -147,6 +154,7 @@ class LoadedPack:
     extra: dict[str, Any] = field(default_factory=dict)
     responsibility: ResponsibilityList | None = None
     decisions: Decisions | None = None
+    gazetteer: Gazetteer | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -531,6 +539,12 @@ def load_pack(
                         line=line,
                     )
                 )
+    gazetteer = None
+    if catalog is not None and "gazetteer.yaml" in files:
+        raw_gazetteer = _yaml(files, "gazetteer.yaml", issues)
+        if raw_gazetteer is not None:
+            gazetteer, gaz_issues = parse_gazetteer(raw_gazetteer, catalog)
+            issues += gaz_issues
     responsibility = None
     if catalog is not None:
         if "policies/responsibility.yaml" in files:
@@ -618,4 +632,5 @@ def load_pack(
         content_hash=content_hash(files),
         responsibility=responsibility,
         decisions=decisions,
+        gazetteer=gazetteer,
     )

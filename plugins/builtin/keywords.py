@@ -1,4 +1,8 @@
-"""Built-in smart dispatch (智能派遣): classify, locate and route a new case.
+"""The keyword classifier of smart dispatch: the fallback for packs without a trained model.
+
+Until a pack carries ``dispatch/model.json`` (see :mod:`.dispatch`), the built-in
+dispatch plugin classifies with these rules — govflow's first classifier, kept as it
+was (``bench/bench_dispatch.py`` prints its figures next to the trained model's).
 
 * **classify** — the reporter's category when given; otherwise every matter of
   the catalog is scored against the description and the best one wins only
@@ -55,7 +59,7 @@ from typing import Any
 from govflow.engine.cases.history import PastCases
 from govflow.engine.model.catalog import Catalog
 from govflow.engine.model.dispatch import Report
-from govflow.plugins import PackView, hookimpl
+from govflow.plugins.view import PackView
 
 #: n-gram lengths and their weight (on top of IDF)
 GRAM_WEIGHTS: Mapping[int, float] = MappingProxyType({1: 2.0, 2: 1.0, 3: 1.0})
@@ -292,34 +296,3 @@ def _how(scored: Scored, matter: str) -> str:
     if PAST_WEIGHT * scored.past.get(matter, 0.0) > scored.profile.get(matter, 0.0):
         return f"similar past cases: nearest {scored.nearest.get(matter, 0.0):.2f} ({lead})"
     return f"keyword profile: {lead}"
-
-
-@hookimpl
-def govflow_classify(pack: PackView, report: Report, history: Any) -> tuple[str, str] | None:
-    return classify(pack, report, history)
-
-
-@hookimpl
-def govflow_locate(pack: PackView, report: Report) -> str | None:
-    if report.lat is None or report.lng is None:
-        return None
-    return pack.territory.locate(report.lat, report.lng)
-
-
-@hookimpl(trylast=True)
-def govflow_route(pack: PackView, report: Report, matter: str | None, street: str | None) -> str | None:
-    if street is None or matter is None:
-        return None
-    decision = (pack.settings.get("dispatch") or {}).get("owner_decision")
-    if decision:
-        inputs = {
-            "matter": matter,
-            "group": matter.split(".", 1)[0],
-            "tier": pack.catalog.matters[matter].tier,
-            "street": street,
-            "channel": report.channel,
-        }
-        owner = pack.decide(decision, inputs).get("owner")
-        if owner:
-            return str(owner)
-    return street

@@ -15,7 +15,7 @@ from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import load_pack, read_folder
 from govflow.engine.store.db import CaseEvent, CaseRow
 from govflow.plugins import PackPlugins, PackView, PluginDispatcher, hookimpl, plugin_manager
-from govflow.plugins.builtin import dispatch
+from govflow.plugins.builtin import dispatch, keywords
 from tests.pack_helpers import CANGSHAN, TAIJIANG, deploy_example
 
 
@@ -24,23 +24,23 @@ def rep(text, category=None, lat=None, lng=None):
 
 
 def test_keywords_decide_and_a_tie_is_left_to_a_person(reference_view):
-    matter, how = dispatch.classify(reference_view, rep("东街口有个井盖没了"))
+    matter, how = keywords.classify(reference_view, rep("东街口有个井盖没了"))
     assert matter == "road.manhole_cover" and how.startswith("keywords: 井盖没了 (score ")
-    assert dispatch.classify(reference_view, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: too close to call
-    assert dispatch.classify(reference_view, rep("随便说点什么")) is None
+    assert keywords.classify(reference_view, rep("法海路药店的灯箱漏电")) is None  # 灯箱 vs 漏电: too close to call
+    assert keywords.classify(reference_view, rep("随便说点什么")) is None
 
 
 def test_a_paraphrase_of_a_keyword_counts(reference_view):
-    matter, how = dispatch.classify(reference_view, rep("大树被台风吹歪了"))  # keywords: 大树歪, 树被风吹倒
+    matter, how = keywords.classify(reference_view, rep("大树被台风吹歪了"))  # keywords: 大树歪, 树被风吹倒
     assert matter == "green.tree_fallen" and how.startswith("keyword profile: score ")
 
 
 def test_without_enough_past_cases_the_scorer_is_more_cautious(reference_view):
-    few = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * (dispatch.COLD_START - 1))
-    enough = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * dispatch.COLD_START)
-    assert dispatch.scorer(reference_view, None).ratio == dispatch.COLD_RATIO
-    assert dispatch.scorer(reference_view, few.past_cases("gulou")).ratio == dispatch.COLD_RATIO
-    assert dispatch.scorer(reference_view, enough.past_cases("gulou")).ratio == dispatch.RATIO
+    few = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * (keywords.COLD_START - 1))
+    enough = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * keywords.COLD_START)
+    assert keywords.scorer(reference_view, None).ratio == keywords.COLD_RATIO
+    assert keywords.scorer(reference_view, few.past_cases("gulou")).ratio == keywords.COLD_RATIO
+    assert keywords.scorer(reference_view, enough.past_cases("gulou")).ratio == keywords.RATIO
 
 
 def test_one_shared_character_is_no_evidence(reference_view):
@@ -50,8 +50,8 @@ def test_one_shared_character_is_no_evidence(reference_view):
         * 20,
     )
     for text in ("你好", "我要投诉", "谢谢"):
-        assert dispatch.classify(reference_view, rep(text)) is None
-        assert dispatch.classify(reference_view, rep(text), past) is None
+        assert keywords.classify(reference_view, rep(text)) is None
+        assert keywords.classify(reference_view, rep(text), past) is None
 
 
 def test_past_cases_decide_when_keywords_do_not(reference_view):
@@ -61,20 +61,20 @@ def test_past_cases_decide_when_keywords_do_not(reference_view):
         [PastCase("巷子口的蜂窝越来越大了，怕蜇到小孩", "health.pests")] * 3
         + [PastCase("楼下的路灯全黑", "lighting.streetlight_out")],
     )
-    matter, how = dispatch.classify(reference_view, rep(text), past)
+    matter, how = keywords.classify(reference_view, rep(text), past)
     assert matter == "health.pests" and how.startswith("similar past cases: nearest ")
-    assert dispatch.classify(reference_view, rep(text), StaticHistory("gulou", [])) is None
+    assert keywords.classify(reference_view, rep(text), StaticHistory("gulou", [])) is None
 
 
 def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_view):
     history = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
     snapshot = history.past_cases("gulou")
-    first = dispatch.scorer(reference_view, snapshot)
-    assert dispatch.scorer(reference_view, history.past_cases("gulou")) is first
+    first = keywords.scorer(reference_view, snapshot)
+    assert keywords.scorer(reference_view, history.past_cases("gulou")) is first
     assert (
-        dispatch.scorer(reference_view, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first
+        keywords.scorer(reference_view, StaticHistory("gulou", list(snapshot.cases)).past_cases("gulou")) is not first
     )  # a refresh
-    assert dispatch.scorer(reference_view, None) is dispatch.scorer(
+    assert keywords.scorer(reference_view, None) is keywords.scorer(
         reference_view, StaticHistory("gulou", []).past_cases("gulou")
     )
 
@@ -82,9 +82,9 @@ def test_the_scorer_is_built_once_per_pack_version_and_snapshot(reference_view):
 def test_the_neighbour_search_stays_bounded_however_long_the_history(reference_pack):
     cases = [(f"巷子口的蜂窝越来越大了，怕蜇到小孩（{i}）", "health.pests") for i in range(300)]
     cases += [(f"楼下的路灯全黑（{i}）", "lighting.streetlight_out") for i in range(300)]
-    scorer = dispatch.MatterScorer(reference_pack.catalog, cases)
+    scorer = keywords.MatterScorer(reference_pack.catalog, cases)
     assert scorer.size == 600
-    assert max(len(posting) for posting in scorer._postings.values()) <= dispatch.CHAMPIONS
+    assert max(len(posting) for posting in scorer._postings.values()) <= keywords.CHAMPIONS
     assert scorer.score("巷子口的蜂窝越来越大").decided() == "health.pests"
 
 

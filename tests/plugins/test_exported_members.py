@@ -78,8 +78,10 @@ def test_the_pack_view_is_pinned():
         "catalog",
         "settings",
         "territory",
+        "gazetteer",
     ]
     assert PackView.__dataclass_params__.frozen
     assert list(inspect.signature(PackView.cache).parameters) == ["self", "name", "build", "depends_on"]
     assert list(inspect.signature(PackView.decide).parameters) == ["self", "decision", "inputs"]
     assert list(inspect.signature(PackView.of).parameters) == ["pack", "caches"]
+    assert list(inspect.signature(PackView.file).parameters) == ["self", "path"]

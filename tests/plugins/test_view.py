@@ -16,7 +16,7 @@ from govflow.engine.cases.history import PastCase, StaticHistory
 from govflow.engine.model.dispatch import Report
 from govflow.engine.model.errors import NotFound
 from govflow.plugins import PackView
-from govflow.plugins.builtin import dispatch
+from govflow.plugins.builtin import keywords
 from govflow.plugins.view import CACHE_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_view_is_narrow_and_read_only(reference_pack, reference_view):
     public = [f.name for f in dataclasses.fields(PackView) if not f.name.startswith("_")]
-    assert public == ["name", "version", "district", "catalog", "settings", "territory"]
+    assert public == ["name", "version", "district", "catalog", "settings", "territory", "gazetteer"]
     assert (reference_view.name, reference_view.version, reference_view.district) == ("reference", "1.0.0", "gulou")
     assert reference_view.catalog is reference_pack.catalog and reference_view.territory is reference_pack.territory
     assert not hasattr(reference_view, "manifest") and not hasattr(reference_view, "runtime")
@@ -93,13 +93,13 @@ def test_a_failed_build_is_not_cached(reference_view):
 def test_concurrent_first_classifications_build_the_scorer_once(reference_view, monkeypatch):
     built: list[int] = []
 
-    class SlowScorer(dispatch.MatterScorer):
+    class SlowScorer(keywords.MatterScorer):
         def __init__(self, *args, **kwargs):
             built.append(1)
             time.sleep(0.2)  # long enough for every caller to arrive while it is built
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(dispatch, "MatterScorer", SlowScorer)
+    monkeypatch.setattr(keywords, "MatterScorer", SlowScorer)
     history = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")] * 3)
     report = Report("东街口有个井盖没了", None, None, None, None, "app")
     start = threading.Barrier(8)
@@ -107,7 +107,7 @@ def test_concurrent_first_classifications_build_the_scorer_once(reference_view, 
 
     def classify():
         start.wait()
-        results.append(dispatch.classify(reference_view, report, history))
+        results.append(keywords.classify(reference_view, report, history))
 
     threads = [threading.Thread(target=classify) for _ in range(8)]
     for thread in threads:
@@ -120,12 +120,12 @@ def test_concurrent_first_classifications_build_the_scorer_once(reference_view, 
 
 def test_a_refreshed_snapshot_replaces_the_scorer(reference_view, caches):
     history = StaticHistory("gulou", [PastCase("楼下的路灯全黑", "lighting.streetlight_out")])
-    first = dispatch.scorer(reference_view, history.past_cases("gulou"))
-    refreshed = dispatch.scorer(
+    first = keywords.scorer(reference_view, history.past_cases("gulou"))
+    refreshed = keywords.scorer(
         reference_view, StaticHistory("gulou", list(history.past_cases("gulou").cases)).past_cases("gulou")
     )
     assert refreshed is not first
-    assert len(caches.cache(CACHE_PREFIX + dispatch.SCORER_CACHE)) == 1
+    assert len(caches.cache(CACHE_PREFIX + keywords.SCORER_CACHE)) == 1
 
 
 # -- no module-level mutable caches in plugins ------------------------------------------------
