@@ -69,7 +69,10 @@ TARGETS: dict[str, Target] = {
         "engine/access/authz.py",
         ("tests/engine/test_authz.py", "tests/engine/test_pack_validation.py", "tests/api/test_callouts_api.py"),
     ),
-    "service": Target("engine/cases/service.py", ("tests/engine/test_cases.py",)),
+    "service": Target(
+        "engine/cases/service.py",
+        ("tests/engine/test_cases.py", "tests/engine/test_idempotency.py", "tests/api/test_api.py"),
+    ),
 }
 
 #: Hand-written mutants (textual: ``before`` must occur in the module; each occurrence is one mutant).
@@ -635,6 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scope", choices=("focused", "suite"), default="suite", help="suite: focused tests, then all")
     parser.add_argument("--only", help="comma-separated mutant ids (as --list shows them)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--sample", type=int, help="run about N mutants, evenly spread (every k-th)")
     parser.add_argument("--allow-baseline-failures", action="store_true", help="deselect tests failing unmutated")
     parser.add_argument("--head", action="store_true", help="test the committed tree (HEAD), not the working tree")
     parser.add_argument("--no-server", action="store_true", help="a fresh Python process per test run (slower)")
@@ -667,11 +671,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{m.id:4d} {m.describe()}")
                 continue
             selected = [m for m in mutants if only is None or m.id in only]
+            if args.sample and len(selected) > args.sample:
+                selected = selected[:: -(-len(selected) // args.sample)]
             done: list[Mutant] = []
             if args.previous:
                 before = json.loads(args.previous.read_text(encoding="utf-8"))["modules"].get(target.path, {})
                 detected = {
-                    (p["key"], p["sha"]): p for p in before.get("mutants", []) if p["status"] in ("killed", "timeout")
+                    (p["key"], p["sha"]): p for p in before.get("results", []) if p["status"] in ("killed", "timeout")
                 }
                 for m in list(selected):
                     found = detected.get((m.key, m.sha))
@@ -708,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **result,
                 "stale_equivalents": stale,
                 "deselected": runner.deselect,
-                "mutants": [m.as_json() for m in done],
+                "results": [m.as_json() for m in done],
             }
             print(
                 f"== {target.path}: {result['mutants']} run, {result['killed']} killed, {result['timeout']} timeout, "
