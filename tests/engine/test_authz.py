@@ -91,6 +91,16 @@ def test_decisions_are_cached_per_subject_domain_and_action(authz, first, second
         assert authz.explain(*second) == []
 
 
+def test_the_authorizer_keeps_its_own_copy_of_the_policy_rows():
+    rows = [list(r) for r in ROWS]
+    authz = Authorizer(MODEL, rows, [LI])
+    rows[0][2] = "dispatch"  # the caller changing its rows afterwards changes nothing
+    rows[0][1] = "*"
+    assert authz.allowed("li", DONGJIE, "sign_for") is True
+    assert authz.allowed("li", DONGJIE, "dispatch") is False
+    assert authz.explain("li", DONGJIE, "sign_for") == ["street_dispatcher", "gulou/*", "sign_for"]
+
+
 def test_a_cached_refusal_stays_a_refusal(authz):
     calls = Calls(authz)
     assert authz.allowed("wang", DONGJIE, "sign_for") is False
