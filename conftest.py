@@ -99,10 +99,15 @@ class Notifications:
 
     def __init__(self) -> None:
         self.events: list[dict] = []
+        self.warnings: list[dict] = []
 
     @hookimpl
     def govflow_case_events(self, events):
         self.events.extend(events)
+
+    @hookimpl
+    def govflow_warnings(self, warnings):
+        self.warnings.extend(warnings)
 
 
 @pytest.fixture

@@ -68,7 +68,24 @@ class App:
     @functools.cached_property
     def oversight(self) -> Oversight:
         """Supervision reads: rates, ranking, the public board, scorecards."""
-        return Oversight(db=self.db, packs=self.packs, access=self.access, clock=self.clock)
+        return Oversight(
+            db=self.db,
+            packs=self.packs,
+            access=self.access,
+            clock=self.clock,
+            cases=self.cases,
+            notify_warnings=self._notify_warnings,
+        )
+
+    def _notify_warnings(self, district: str, warnings: list[dict[str, Any]]) -> None:
+        """Hand new warnings to the govflow_warnings hook of the plugins acting for the district."""
+        if self.pack_plugins is None:
+            return
+        try:
+            manifest = self.packs.active(district).manifest
+            self.pack_plugins.hook(manifest, "govflow_warnings")(warnings=warnings)
+        except Exception:  # a notifier must never undo what was recorded
+            log.exception("a govflow_warnings plugin failed")
 
     @functools.cached_property
     def callouts(self) -> CallOuts:

@@ -61,3 +61,20 @@ def rebuild(
     if verify_after:
         started = time.perf_counter()
         _report(projection.verify(db), time.perf_counter() - started)
+
+
+@rates_app.command("warnings")
+def scan_warnings(
+    district: Annotated[str | None, typer.Option(help="the district (default: the only one)")] = None,
+    database_url: DbOption = None,
+) -> None:
+    """Scan for early warnings now (bursts, rising matters, repeats) and record the new ones (run it from cron)."""
+    app = _app(database_url)
+    raised = app.oversight.scan_warnings(None, district)
+    for warning in raised:
+        evidence = warning["evidence"]
+        print(
+            f"{warning['kind']} {warning['unit'] or warning['place'] or '-'} {warning['matter']}: "
+            f"{evidence['observed']} against a baseline of {evidence['expected']} ({warning['id']})"
+        )
+    print(f"{len(raised)} new warning(s)")

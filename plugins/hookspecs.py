@@ -95,6 +95,18 @@ def govflow_case_events(events: list[dict[str, Any]]) -> None:
 
 
 @hookspec
+def govflow_warnings(warnings: list[dict[str, Any]]) -> None:
+    """Hear of early warnings (预警) just recorded for a district (``govflow warnings scan``).
+
+    Each warning has ``id``, ``district``, ``kind`` (burst, rising, repeat),
+    ``unit``, ``matter``, ``place`` and its ``evidence`` (counts, baseline,
+    probability, related case ids — never personal data). Called for the plugins
+    acting for the district's active pack; every plugin is called, results are
+    ignored, an exception is logged and undoes nothing.
+    """
+
+
+@hookspec
 def govflow_service_functions() -> dict[str, Any]:
     """Python functions BPMN service tasks may call by name (the safe alternative to scripts).
 

@@ -65,3 +65,26 @@ def scorecard(
 ) -> dict[str, Any]:
     """A unit's own figures and its worst cases (most overdue open tasks first): its staff, or the district."""
     return app.oversight.scorecard(principal, unit[:64], start=from_, end=to)
+
+
+@router.get("/api/v1/warnings")
+def warnings(
+    app: AppDep,
+    principal: CurrentPrincipal,
+    district: CodeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Early warnings (预警研判) with their evidence, newest first (the command centre, the district)."""
+    return app.oversight.warnings(principal, district=district, limit=limit)
+
+
+@router.post("/api/v1/warnings/scan")
+def scan_warnings(app: AppDep, principal: CurrentPrincipal, district: CodeQuery = None) -> list[dict[str, Any]]:
+    """Look for bursts, rising matters and repeated reports at one place now; returns the new warnings."""
+    return app.oversight.scan_warnings(principal, district)
+
+
+@router.post("/api/v1/warnings/{warning_id}/campaign", status_code=201)
+def open_campaign(warning_id: str, app: AppDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Open a campaign (专项治理) from a warning: a command-centre case linking the related cases."""
+    return app.oversight.open_campaign(principal, warning_id[:64])

@@ -58,6 +58,7 @@ from govflow.engine.model.limits import (
     LNG_MAX,
     LNG_MIN,
     REASON_MAX,
+    SYSTEM_CHANNELS,
 )
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.store.db import CaseRow, IdempotencyKey, Rating
@@ -162,9 +163,14 @@ class CaseService:
         return f"{role}@{dom}:{act}"
 
     # -- report ------------------------------------------------------------------
-    def report(self, principal: Principal, new: NewCase, *, idempotency_key: str | None = None) -> Outcome:
-        """Create a case from a report, dispatch it and open its first task (上报 → 分发)."""
-        check_new_case(new)
+    def report(
+        self, principal: Principal, new: NewCase, *, idempotency_key: str | None = None, system: bool = False
+    ) -> Outcome:
+        """Create a case from a report, dispatch it and open its first task (上报 → 分发).
+
+        ``system`` admits the engine's own channels (a campaign case); callers' reports never are.
+        """
+        check_new_case(new, channels=CHANNELS + SYSTEM_CHANNELS if system else CHANNELS)
         if idempotency_key is not None:
             replay = self._replay(principal, idempotency_key, new)
             if replay is not None:
@@ -551,11 +557,11 @@ def check_assignment(principal: Principal, task: Any) -> None:
         )
 
 
-def check_new_case(new: NewCase) -> None:
+def check_new_case(new: NewCase, *, channels: tuple[str, ...] = CHANNELS) -> None:
     """A report's fields within the engine's limits (the API's schemas use the same limits)."""
     errors = []
-    if new.channel not in CHANNELS:
-        errors.append({"loc": ["channel"], "msg": f"must be one of {', '.join(CHANNELS)}"})
+    if new.channel not in channels:
+        errors.append({"loc": ["channel"], "msg": f"must be one of {', '.join(channels)}"})
     if not new.description or not new.description.strip() or len(new.description) > DESCRIPTION_MAX:
         errors.append({"loc": ["description"], "msg": f"1 to {DESCRIPTION_MAX} characters"})
     if (new.lat is None) != (new.lng is None):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 #: channels a report may arrive by (12345 hotline, WeChat, app, Weibo, grid worker, sensor, web, walk-in)
 CHANNELS = ("hotline_12345", "wechat", "app", "weibo", "grid_worker", "sensor", "web", "walk_in")
+#: channels only the engine itself uses (a campaign case opened from an early warning, 专项治理)
+SYSTEM_CHANNELS = ("campaign",)
 #: a report's description
 DESCRIPTION_MAX = 4000
 #: a report's location, in degrees (WGS 84)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,10 @@ from sqlalchemy.engine import Engine
 from govflow.engine.access.identity import Principal
 from govflow.engine.model.errors import InvalidInput, NotFound, PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE, ORDER
+from govflow.engine.oversight import warnings as early
 from govflow.engine.oversight.definitions import RATE_BY_NAME, RATES, STEP_RATE_PREFIX, rate_value, step_rates
 from govflow.engine.packs.loader import LoadedPack
-from govflow.engine.store.db import CaseRow, CaseTask, RateCounter
+from govflow.engine.store.db import CaseRow, CaseTask, EarlyWarning, RateCounter
 
 LEVELS = ("street", "department", "matter", "district")
 #: the longest window one query may cover
@@ -67,11 +68,22 @@ class Window:
 class Oversight:
     """The supervision read side of one process."""
 
-    def __init__(self, *, db: Engine, packs: Any, access: Any, clock: Any) -> None:
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        packs: Any,
+        access: Any,
+        clock: Any,
+        cases: Any = None,
+        notify_warnings: Callable[[str, list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.db = db
         self.packs = packs
         self.access = access
         self.clock = clock
+        self.cases = cases
+        self.notify_warnings = notify_warnings or (lambda district, warnings: None)
 
     # -- authorization -------------------------------------------------------------
     def _pack(self, principal: Principal | None, district: str | None) -> LoadedPack:
@@ -281,6 +293,126 @@ class Oversight:
                 for r in overdue
             ],
         }
+
+    # -- early warnings and campaigns ---------------------------------------------------
+    def scan_warnings(self, principal: Principal | None, district: str | None = None) -> list[dict[str, Any]]:
+        """Look for bursts, rising matters and repeats now; record and notify the new ones.
+
+        ``principal`` None: the operator (``govflow warnings scan``); else Casbin ``read_rates``.
+        """
+        pack = self._pack(principal, district)
+        if principal is not None and not self._allowed(principal, pack, None, "read_rates"):
+            raise PermissionDenied(f"{principal.id} may not scan for warnings in {pack.catalog.district}")
+        catalog = pack.catalog
+        streets = [u.code for u in catalog.units.values() if u.kind == "street"]
+        raised = early.scan(
+            self.db,
+            catalog.district,
+            self.clock.now(),
+            streets,
+            lambda rows: self.notify_warnings(catalog.district, [early.view(r) for r in rows]),
+        )
+        return [early.view(r) for r in raised]
+
+    def warnings(self, principal: Principal, *, district: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The district's warnings, newest first (``read_rates``)."""
+        pack = self._pack(principal, district)
+        if not self._allowed(principal, pack, None, "read_rates"):
+            raise PermissionDenied(f"{principal.id} may not read the warnings of {pack.catalog.district}")
+        query = (
+            select(EarlyWarning)
+            .where(EarlyWarning.district == pack.catalog.district)
+            .order_by(EarlyWarning.raised_at.desc(), EarlyWarning.id)
+            .limit(max(1, min(limit, 500)))
+        )
+        with self.db.connect() as conn:
+            return [early.view(r) for r in conn.execute(query)]
+
+    def open_campaign(self, principal: Principal, warning_id: str) -> dict[str, Any]:
+        """Open a campaign (专项治理) from a warning: a case at the command centre linking the related cases.
+
+        The campaign case's record says which warning and cases (``campaign.opened``); each related
+        case gets ``campaign.linked`` on its own record. Only once per warning (409 after).
+        """
+        import uuid as uuid_mod
+
+        from govflow.engine.cases.service import NewCase, parse_uuid
+        from govflow.engine.model.errors import Conflict
+
+        wid = parse_uuid(warning_id, "warning")
+        with self.db.connect() as conn:
+            row = conn.execute(select(EarlyWarning).where(EarlyWarning.id == wid)).first()
+        if row is None:
+            raise NotFound("no such warning", warning=str(wid))
+        pack = self._pack(principal, row.district)
+        if not self._allowed(principal, pack, None, "open_campaign"):
+            raise PermissionDenied(f"{principal.id} may not open campaigns in {row.district}")
+        with self.db.connect() as conn:
+            opened = conn.execute(
+                select(func.count())
+                .select_from(CaseRow)
+                .where(
+                    CaseRow.district == row.district,
+                    CaseRow.channel == "campaign",
+                    CaseRow.description.like(f"%#{wid}%"),
+                )
+            ).scalar_one()
+        if opened:
+            raise Conflict("a campaign was already opened from this warning", warning=str(wid))
+        matter = pack.catalog.matters.get(row.matter)
+        where = pack.catalog.units[row.unit].name if row.unit in pack.catalog.units else row.place or row.district
+        cases = [c for c in row.evidence.get("cases", []) if c]
+        description = (
+            f"专项治理：{where} {matter.name if matter else row.matter}（预警 {row.kind}，"
+            f"{row.evidence.get('observed')} 件，基线 {row.evidence.get('expected')}）#{wid}"
+        )
+        outcome = self.cases.report(
+            principal,
+            NewCase(
+                channel="campaign",
+                description=description,
+                category=row.matter if matter else None,
+                district=row.district,
+            ),
+            system=True,
+        )
+        campaign_id = outcome.case_id
+        uow, now = self.cases.uow, self.clock.now()
+        from govflow.engine.cases.unit_of_work import Event, plan_event
+
+        power = f"open_campaign@{pack.catalog.domain_of(None)}"
+        linked = []
+        for case_id in cases:
+            try:
+                snapshot = uow.load(uuid_mod.UUID(case_id))
+            except (ValueError, NotFound):
+                continue
+            uow.commit(
+                plan_event(
+                    snapshot,
+                    actor=principal,
+                    power=power,
+                    now=now,
+                    events=[Event("campaign.linked", {"campaign": str(campaign_id), "warning": str(wid)})],
+                )
+            )
+            linked.append(case_id)
+        snapshot = uow.load(campaign_id)
+        uow.commit(
+            plan_event(
+                snapshot,
+                actor=principal,
+                power=power,
+                now=now,
+                events=[
+                    Event(
+                        "campaign.opened",
+                        {"warning": str(wid), "kind": row.kind, "matter": row.matter, "cases": linked},
+                    )
+                ],
+            )
+        )
+        return {"campaign": str(campaign_id), "warning": str(wid), "linked": linked}
 
 
 def _window_out(window: Window) -> dict[str, str]:

@@ -102,6 +102,7 @@ class CaseRow(Base):
         Index("ix_cases_next_due", "next_due"),
         Index("ix_cases_owner_status", "owner_unit", "status"),
         Index("ix_cases_escalated_to", "escalated_to"),
+        Index("ix_cases_district_created", "district", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -257,6 +258,26 @@ class OversightCase(Base):
     handled: Mapped[bool] = mapped_column(Boolean)
     called: Mapped[bool] = mapped_column(Boolean)
     last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class EarlyWarning(Base):
+    """An early warning (预警) with its evidence; append-only, one per kind, unit, matter, place, window."""
+
+    __tablename__ = "warnings"
+    __table_args__ = (
+        UniqueConstraint("district", "kind", "unit", "matter", "place", "window_key", name="uq_warnings_once"),
+        Index("ix_warnings_district_raised", "district", "raised_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    district: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # burst | rising | repeat
+    unit: Mapped[str] = mapped_column(String(64))  # "" when the place spans units
+    matter: Mapped[str] = mapped_column(String(64))
+    place: Mapped[str] = mapped_column(String(64))  # a grid cell for repeats, else ""
+    window_key: Mapped[str] = mapped_column(String(64))
+    raised_at: Mapped[dt.datetime]
+    evidence: Mapped[dict[str, Any]]
 
 
 class RateCounter(Base):

@@ -31,6 +31,7 @@ HOOKS = {
     "govflow_locate": (["pack", "report"], True),
     "govflow_route": (["pack", "report", "matter", "street"], True),
     "govflow_service_functions": ([], False),
+    "govflow_warnings": (["warnings"], False),
 }
 
 
