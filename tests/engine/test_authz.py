@@ -381,6 +381,7 @@ def test_check_model_accepts_the_reference_model_and_rows():
         MODEL.replace("keyMatch(r.dom, p.dom)", "nosuch(r.dom, p.dom)"),  # an unknown function
         MODEL.replace("m2 = responsible(r2.cat, r2.dom, r2.unit) ||", "m2 = nosuch(r2.cat) ||"),  # the call-out matcher
         MODEL.replace("p2 = dom, cat, unit, until, id\n", ""),  # call-outs requested, no delegation rows defined
+        MODEL.replace("p2 = dom, cat, unit, until, id", "p2 = dom, cat, unit, until"),  # rows have 5 fields
     ],
 )
 def test_check_model_reports_a_model_that_cannot_decide(model):
