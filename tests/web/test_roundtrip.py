@@ -17,14 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from lxml import etree
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
-from govflow.engine.model.catalog import load_yaml
-from govflow.engine.model.forms import parse_forms
-from govflow.engine.model.lifecycle import Stage
 from govflow.engine.workflow.bpmn import compile_diagrams
+from tests.web.diagram_specs import decision_tables, specs
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
@@ -41,64 +36,6 @@ pytestmark = pytest.mark.skipif(
     NODE is None or not (WEB / "node_modules" / "bpmn-moddle").is_dir(),
     reason="needs Node.js and web/node_modules (scripts/setup installs them)",
 )
-
-
-def forms() -> dict:
-    raw: dict = {}
-    for path in [ROOT / "processes" / "forms.yaml", *ROOT.glob("examples/*/processes/forms.yaml")]:
-        raw.update(load_yaml(path.read_text(encoding="utf-8")) or {})
-    parsed, issues = parse_forms(raw)
-    assert not issues
-    return parsed
-
-
-def strip_positions(value):
-    if isinstance(value, dict):
-        return {k: strip_positions(v) for k, v in value.items() if k != "position"}
-    if isinstance(value, list):
-        return [strip_positions(v) for v in value]
-    return value
-
-
-def specs(path: str, content: bytes) -> dict:
-    """Every process of the file as Spiff parses it (with the reference diagram beside it, which
-    the examples call); the processes the reference defines are compared by its own case."""
-    reference = ROOT / "processes" / "frontline_disposal.bpmn"
-    files = {path: content} if path == reference.name else {path: content, reference.name: reference.read_bytes()}
-    compiled, issues = compile_diagrams(files, forms=forms(), stages=[s.value for s in Stage])
-    assert not issues, issues
-    assert compiled is not None
-    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
-    return {pid: strip_positions(registry.convert(spec)) for pid, spec in compiled.specs.items()}
-
-
-DMN = "{https://www.omg.org/spec/DMN/20191111/MODEL/}"
-
-
-def decision_tables(content: bytes) -> list:
-    root = etree.fromstring(content)
-
-    def text(node, path):
-        return [(e.text or "").strip() for e in node.iterfind(path)]
-
-    return [
-        (
-            d.get("id"),
-            [
-                (
-                    t.get("hitPolicy"),
-                    text(t, f"{DMN}input/{DMN}inputExpression/{DMN}text"),
-                    [o.get("name") for o in t.iterfind(f"{DMN}output")],
-                )
-                for t in d.iterfind(f"{DMN}decisionTable")
-            ],
-            [
-                (text(r, f"{DMN}inputEntry/{DMN}text"), text(r, f"{DMN}outputEntry/{DMN}text"))
-                for r in d.iter(f"{DMN}rule")
-            ],
-        )
-        for d in root.iter(f"{DMN}decision")
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import { formatTime, h, mount } from '../../common/dom.js';
 import { diagramOptions } from './editor.js';
 import { withLayout } from './roundtrip.js';
 
-function eventSummary(event, t) {
+function eventSummary(event, t, lang) {
   const d = event.data || {};
   const parts = [];
   if (d.task) parts.push(d.task);
@@ -16,7 +16,7 @@ function eventSummary(event, t) {
   if (d.matter) parts.push(d.matter);
   if (d.unit) parts.push(d.unit);
   if (d.escalate_to) parts.push(`⇧ ${d.escalate_to}`);
-  if (d.due_at) parts.push(t('case.due', { at: formatTime(d.due_at) }));
+  if (d.due_at) parts.push(t('case.due', { at: formatTime(d.due_at, lang) }));
   return parts.join(' · ');
 }
 
@@ -38,7 +38,7 @@ export async function renderCase(container, { caseId, t, lang }) {
         h('time', null, formatTime(e.at, lang)),
         h('strong', null, t(`event.${e.kind}`) === `event.${e.kind}` ? e.kind : `${t(`event.${e.kind}`)} (${e.kind})`),
         h('span', { class: 'gf-actor' }, [e.actor, e.actor_unit].filter(Boolean).join(' / ')),
-        h('div', { class: 'gf-sub' }, eventSummary(e, t)),
+        h('div', { class: 'gf-sub' }, eventSummary(e, t, lang)),
       ),
     ),
   );

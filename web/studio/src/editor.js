@@ -48,6 +48,14 @@ export class BpmnEditor {
     });
     this.marked = [];
     this.importing = false;
+    // a sub-process opened for the first time is shown whole
+    const seen = new Set();
+    this.modeler.on('import.done', () => seen.clear());
+    this.modeler.on('root.set', ({ element }) => {
+      if (this.importing || seen.has(element.id)) return;
+      seen.add(element.id);
+      this.modeler.get('canvas').zoom('fit-viewport', 'auto');
+    });
     this.modeler.on('commandStack.changed', () => {
       if (!this.importing) onChange?.();
     });

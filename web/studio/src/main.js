@@ -486,11 +486,37 @@ function renderBar() {
           { class: 'gf-save' },
           h('label', { for: 'save-version' }, t('save.version')),
           versionInput,
+          S.path?.endsWith('.bpmn') || S.path?.endsWith('.dmn')
+            ? h('label', { class: 'gf-import', title: t('import.hint') }, t('import.file'), h('input', { id: 'import-file', type: 'file', accept: '.bpmn,.dmn,.xml', onchange: (e) => importFile(e.target) }))
+            : null,
           h('button', { id: 'save', type: 'button', onclick: save, disabled: !changes.length }, t('save.go')),
           changes.length ? h('button', { type: 'button', class: 'gf-discard', onclick: discard }, t('draft.discard')) : null,
         ),
   );
   bar.title = changes.join('\n');
+}
+
+/** Replace the open diagram or decision table with a file from disk (checked first; nothing changes if it is not one). */
+async function importFile(input) {
+  const file = input.files?.[0];
+  input.value = '';
+  const path = S.path;
+  if (!file || !path) return;
+  const kind = path.endsWith('.dmn') ? 'DMN' : 'BPMN';
+  const text = await file.text();
+  const editor = kind === 'DMN' ? S.dmn : S.editor;
+  const previous = await editor.xml();
+  try {
+    if (kind === 'BPMN') await S.editor.check(text);
+    else if (!/<(\w+:)?definitions\b[^>]*dmn/i.test(text)) throw new Error('no DMN definitions');
+    await editor.open(text);
+  } catch (err) {
+    await editor.open(previous).catch(() => {});
+    return message('error', t('bad.file', { path: file.name, kind, detail: err.message }));
+  }
+  S.draft.setFile(path, await editor.xml());
+  message('info', t('import.done', { file: file.name, path }));
+  changed();
 }
 
 async function validate() {
