@@ -10,7 +10,7 @@ from govflow.bootstrap import App
 
 from . import metrics, pages, problems
 from .observability import RequestContext
-from .routes import callouts, case_diagram, cases, feed, meta, oversight, pack_tools, packs, tasks
+from .routes import callouts, case_diagram, cases, feed, meta, oversight, pack_tools, packs, tasks, webhooks
 
 
 class BodyLimit:
@@ -68,6 +68,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
         callouts.router,
         packs.router,
         feed.router,
+        webhooks.router,
         oversight.router,
         pack_tools.router,
         case_diagram.router,

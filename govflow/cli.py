@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from govflow.dispatch_cli import dispatch_app
 from govflow.rates_cli import rates_app
+from govflow.outbox_cli import integration_settings, outbox_app, start_delivery
 from govflow.settings import REFERENCE_PACK, Settings
 
 console = Console(stderr=True, soft_wrap=True)  # one line stays one line
@@ -103,6 +104,7 @@ principals_app = typer.Typer(help="Principals (who may log in, with which unit a
 app.add_typer(pack_app, name="pack")
 app.add_typer(db_app, name="db")
 app.add_typer(principals_app, name="principals")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(dispatch_app, name="dispatch")  # smart dispatch: train and stage a pack's model
 app.add_typer(rates_app, name="rates")
 
@@ -153,6 +155,7 @@ def _build(settings: Settings, say: Callable[[str], None] = _say):
     from govflow.bootstrap import build
 
     govflow_app = build(settings.database_url)
+    govflow_app.integration_settings = integration_settings()  # webhooks and delivery (GOVFLOW_WEBHOOK_*)
     _ensure_schema(govflow_app.db, settings.database_url, say)
     return govflow_app
 
@@ -228,6 +231,7 @@ def serve(
         count = _load_principals(govflow_app, pack_path / "policies" / "demo-principals.yaml")
         serve_log.info("demo principals: %d loaded (tokens in policies/demo-principals.yaml)", count)
     _freeze_heap()
+    delivery = start_delivery(govflow_app)  # the outbox: webhooks and plugin sinks
     serving.run(
         govflow_app,
         create_app(govflow_app, max_request_bytes=settings.max_request_bytes),
@@ -236,6 +240,7 @@ def serve(
         timer_interval=settings.timer_interval_seconds,
         graceful_timeout=settings.graceful_timeout_seconds,
     )
+    delivery.stop()
 
 
 @app.command()
@@ -255,6 +260,7 @@ def worker(
     from govflow.engine.cases.timers import fire_due
 
     govflow_app = _build(_settings(database_url))
+    delivery = start_delivery(govflow_app, once=once)  # the outbox, in a background thread
     stopping = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -269,6 +275,7 @@ def worker(
             return
         if report.due < batch:
             stopping.wait(interval)
+    delivery.stop()
     console.print("worker stopped")
 
 

@@ -130,3 +130,19 @@ def govflow_calendar(district: str, settings: dict[str, Any]) -> Any | None:
     days (chinese-calendar) plus the pack's ``settings.closures`` (local
     non-working dates) and ``settings.extra_workdays``. *First result wins.*
     """
+
+
+@hookspec
+def govflow_outbox_sinks() -> list[Any] | None:
+    """Sinks that take every committed event from the outbox (a message broker, an archive).
+
+    Called once when a delivery worker starts (``govflow worker``, ``govflow serve``):
+    every plugin is called and the lists are joined. A sink is an object with ``name`` (unique and
+    stable: its position in the outbox is kept under it; never starting with ``webhook:``),
+    ``condition()`` (a SQLAlchemy condition on ``feed_events`` or ``None`` for every event),
+    ``wants(kind) -> bool`` and ``deliver(event) -> int | None``, which hands one event (its
+    public form: no personal data) over or raises
+    ``govflow.engine.integrations.delivery.DeliveryFailed``. The worker gives it the events in
+    per-case order, at least once, retries with back-off and parks what keeps failing as dead
+    letters (``govflow outbox replay``). Return ``[]`` or ``None`` when not configured.
+    """

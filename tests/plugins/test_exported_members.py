@@ -29,6 +29,7 @@ HOOKS = {
     "govflow_case_events": (["events"], False),
     "govflow_classify": (["pack", "report", "history"], True),
     "govflow_locate": (["pack", "report"], True),
+    "govflow_outbox_sinks": ([], False),
     "govflow_route": (["pack", "report", "matter", "street"], True),
     "govflow_service_functions": ([], False),
     "govflow_warnings": (["warnings"], False),

@@ -1,0 +1,98 @@
+"""A webhook receiver for tests and benchmarks: a real HTTP server on 127.0.0.1 that records every
+POST and answers as told (status, delay), verifying nothing itself."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """``answer(received, count_on_path) -> (status, delay_seconds)``; 200 at once by default."""
+
+    answer: Callable[[Received, int], tuple[int, float]] = lambda r, n: (200, 0.0)
+    received: list[Received] = field(default_factory=list)
+    accepted: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers
+
+            def do_POST(self) -> None:  # the http.server hook
+                length = int(self.headers.get("content-length") or 0)
+                got = Received(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length), time.time()
+                )
+                with receiver._lock:
+                    receiver.received.append(got)
+                    count = receiver._counts[self.path] = receiver._counts.get(self.path, 0) + 1
+                status, delay = receiver.answer(got, count)
+                if delay:
+                    time.sleep(delay)
+                if 200 <= status < 300:
+                    with receiver._lock:
+                        receiver.accepted.append(got)
+                payload = b'{"ok":true}'
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that went away (a killed worker) is no news
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def events(self, path: str | None = None, *, accepted: bool = True) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self.accepted if accepted else self.received)
+        return [r.event for r in items if path is None or r.path == path]
+
+    def wait_for(self, count: int, timeout: float = 30.0, path: str | None = None) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            events = self.events(path)
+            if len({e["id"] for e in events}) >= count:
+                return events
+            time.sleep(0.02)
+        return self.events(path)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
