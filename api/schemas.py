@@ -10,11 +10,12 @@ numbers, addresses) are the API's own.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 from govflow.engine.cases.callouts import DIMENSIONS
+from govflow.engine.model.clock import iso
 from govflow.engine.model.limits import (
     CHANNELS,
     COMMENT_MAX,
@@ -30,6 +31,10 @@ from govflow.engine.model.limits import (
     SCORE_MAX,
     SCORE_MIN,
 )
+
+#: Every instant the API returns: RFC 3339 in UTC with ``Z`` (``2026-09-28T01:00:00.000000Z``),
+#: the one timestamp format of govflow (the engine's ``iso``), whatever zone a value was stored in.
+Timestamp = Annotated[dt.datetime, PlainSerializer(iso, return_type=str, when_used="json")]
 
 #: the API's own limit for codes (units, matters, districts)
 CODE_MAX = 64
@@ -94,8 +99,8 @@ class TaskOut(BaseModel):
     unit: str | None
     role: str | None
     assignee: str | None
-    due_at: dt.datetime | None
-    created_at: dt.datetime
+    due_at: Timestamp | None
+    created_at: Timestamp
 
 
 class InboxTask(TaskOut):
@@ -129,18 +134,18 @@ class CaseOut(BaseModel):
     reported_by: str
     pack: PackRef
     open_tasks: list[TaskOut]
-    next_deadline: dt.datetime | None
-    overdue_since: dt.datetime | None
+    next_deadline: Timestamp | None
+    overdue_since: Timestamp | None
     escalated_to: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    closed_at: dt.datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
     version: int
 
 
 class EventOut(BaseModel):
     seq: int
-    at: dt.datetime
+    at: Timestamp
     kind: str
     actor: str
     actor_unit: str | None
@@ -214,8 +219,8 @@ class DelegationOut(BaseModel):
     matter_pattern: str
     reason: str
     granted_by: str
-    granted_at: dt.datetime
-    expires_at: dt.datetime
+    granted_at: Timestamp
+    expires_at: Timestamp
     active: bool | None = None
 
 
@@ -235,7 +240,7 @@ class RatingOut(BaseModel):
     dimension: str
     score: int
     comment: str | None
-    at: dt.datetime
+    at: Timestamp
 
 
 class Responsibility(BaseModel):

@@ -96,7 +96,7 @@ def test_a_report_without_its_district_is_refused_once_several_are_served(live):
     refused = live.client.post(
         "/api/v1/cases",
         headers={"Authorization": "Bearer demo-citizen-zhang"},
-        json={"channel": "app", "description": "东街口有个井盖没了"},
+        json={"channel": "app", "description": "路灯不亮了"},  # no coordinates, no place: nothing settles it
     )
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"] == "application/problem+json"

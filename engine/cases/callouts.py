@@ -74,6 +74,12 @@ class CallOuts:
     def call_out(self, principal: Principal, case_id: str, call: CallOut) -> Outcome:
         departments = list(dict.fromkeys(call.departments))
         _check_call(call, departments)
+        now = self.service.clock.now()
+        if call.meeting_at is not None and call.meeting_at.tzinfo is not None and call.meeting_at <= now:
+            raise InvalidInput(
+                "the call-out is invalid",
+                errors=[{"loc": ["meeting_at"], "msg": f"the meeting must be later than now ({iso(now)})"}],
+            )
         return self.service.uow.run(
             parse_uuid(case_id, "case"), lambda snapshot: self._decide_call_out(principal, snapshot, call, departments)
         )
@@ -118,9 +124,9 @@ class CallOuts:
                 "unit": code,
                 "role": "main" if code == main else "cooperating",
                 "reason": call.reason,
-                "meeting_at": call.meeting_at.isoformat() if call.meeting_at else None,
+                "meeting_at": iso(call.meeting_at) if call.meeting_at else None,
                 "meeting_place": call.meeting_place,
-                "dispose_due": dispose_due.isoformat(),
+                "dispose_due": iso(dispose_due),
                 "power": powers[code],
             }
             for code in departments
@@ -144,7 +150,7 @@ class CallOuts:
                 "reason": call.reason,
                 "meeting_at": called[main]["meeting_at"],
                 "meeting_place": call.meeting_place,
-                "dispose_due": dispose_due.isoformat(),
+                "dispose_due": iso(dispose_due),
             },
         )
         with service.db.connect() as conn:

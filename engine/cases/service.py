@@ -384,7 +384,9 @@ class CaseService:
         element = runtime.element_of(spiff_task)
         info = pack.diagrams.user_tasks[element]
         form = pack.forms[task.action]
-        values = form.validate(data, pack.catalog, task=str(task.id), context=runtime.task_data(spiff_task))
+        values = form.validate(
+            data, pack.catalog, task=str(task.id), context=runtime.task_data(spiff_task), now=self.clock.now()
+        )
         rating = None
         if element == roles.evaluation_task and roles.rating_field:  # the citizen's direction of 评价
             field = form.fields[roles.rating_field]
@@ -403,7 +405,7 @@ class CaseService:
         completed = {
             "task": task.name,
             "action": task.action,
-            "form": dict(data or {}),
+            "form": form.recorded(data),
             # what the supervision rates need of the task, on the record itself (see engine/oversight)
             "unit": task.unit_code,
             "stage": task.stage,

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.model.catalog import ROLE_FOR_KIND
-from govflow.engine.model.clock import Clock
+from govflow.engine.model.clock import Clock, iso
 from govflow.engine.model.errors import ConcurrentUpdate, NotFound
 from govflow.engine.model.lifecycle import OVERDUE_KINDS, Stage, furthest
 from govflow.engine.packs.loader import LoadedPack
@@ -330,7 +330,7 @@ def task_opened(task: Mapping[str, Any]) -> Event:
             "task": task["name"],
             "unit": task["unit_code"],
             "assignee": task["assignee_user"],
-            "due_at": task["due_at"].isoformat() if task["due_at"] else None,
+            "due_at": iso(task["due_at"]) if task["due_at"] else None,
         },
     )
 

@@ -11,6 +11,9 @@ Field types: ``text`` (``max_length``), ``integer`` (``min``/``max``),
 catalog, optionally of ``kind``), ``matter`` (a matter code of the catalog),
 ``datetime`` (ISO-8601 with a zone), ``assignments`` (a list of
 ``{unit, duty, due}``: who does what by when, as a joint consultation decides).
+Dates given to a form (``datetime`` fields, an assignment's ``due``) must lie in the
+future when the task is completed, and reach the workflow as RFC 3339 in UTC
+(``2026-09-29T02:00:00.000000Z``), the one timestamp format of govflow.
 ``variable`` renames the field in the workflow data (default: the field name);
 ``required_when: {other_field: value}`` makes a field conditionally required;
 ``among: <variable>`` restricts unit values (also inside assignments) to the
@@ -20,6 +23,7 @@ Unknown fields are refused.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -27,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, create_model
 
 from govflow.engine.model.catalog import Catalog
+from govflow.engine.model.clock import iso
 from govflow.engine.model.errors import FormValidationError, PackIssue
 
 FIELD_TYPES = ("text", "integer", "boolean", "choice", "unit", "matter", "datetime", "assignments")
@@ -69,11 +74,18 @@ class Form:
         }
 
     def validate(
-        self, data: Any, catalog: Catalog, *, task: str | None = None, context: Mapping[str, Any] | None = None
+        self,
+        data: Any,
+        catalog: Catalog,
+        *,
+        task: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        now: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """Return workflow variables from form ``data`` or raise :class:`FormValidationError`.
 
-        ``context`` is the task's workflow data (for ``among`` constraints).
+        ``context`` is the task's workflow data (for ``among`` constraints); with ``now``,
+        dates (``datetime`` fields, assignments' ``due``) must be later than it.
         """
         context = context or {}
         if data is None:
@@ -87,6 +99,18 @@ class Form:
             raise FormValidationError(f"form {self.name!r} rejected the data", errors=errors, task=task) from None
         values = parsed.model_dump(exclude_unset=True, mode="json")
         errors = []
+        for name, value in list(values.items()):  # dates: in the future, and RFC 3339 UTC (Z) for the workflow
+            spec = self.fields[name]
+            original = getattr(parsed, name)
+            if spec.type == "datetime" and original is not None:
+                if now is not None and original <= now:
+                    errors.append({"loc": [name], "msg": f"must be later than now ({iso(now)})"})
+                values[name] = iso(original)
+            elif spec.type == "assignments" and original:
+                for index, item in enumerate(original):
+                    if now is not None and item.due <= now:
+                        errors.append({"loc": [name, index, "due"], "msg": f"must be later than now ({iso(now)})"})
+                    value[index]["due"] = iso(item.due)
         for name, spec in self.fields.items():
             for other, expected in spec.required_when:
                 if values.get(other) == expected and values.get(name) in (None, ""):
@@ -119,6 +143,29 @@ class Form:
         if errors:
             raise FormValidationError(f"form {self.name!r} rejected the data", errors=errors, task=task)
         return {self.fields[name].variable or name: value for name, value in values.items()}
+
+    def recorded(self, data: Any) -> dict[str, Any]:
+        """Validated form data as the record keeps it: as sent, every date in RFC 3339 UTC (Z)."""
+        out = dict(data or {})
+        for name, spec in self.fields.items():
+            value = out.get(name)
+            if spec.type == "datetime" and isinstance(value, str):
+                out[name] = _utc(value)
+            elif spec.type == "assignments" and isinstance(value, list):
+                out[name] = [
+                    {**item, "due": _utc(item["due"])}
+                    if isinstance(item, dict) and isinstance(item.get("due"), str)
+                    else item
+                    for item in value
+                ]
+        return out
+
+
+def _utc(text: str) -> str:
+    try:
+        return iso(dt.datetime.fromisoformat(text))
+    except ValueError:
+        return text
 
 
 def _annotation(spec: FormField) -> Any:

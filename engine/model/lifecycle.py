@@ -53,7 +53,11 @@ RECORD_KINDS = (
     "deadline.escalated",  # supervision itself is overdue; escalated further (升级)
     "callout.no_response",  # a called department did not report in by its deadline (未报到)
     "callout.rejected",  # a called department rejected the call (拒绝)
+    "evaluation.expired",  # the citizen did not evaluate in time; the case closes without a rating
 )
 #: Recorded facts that make a case overdue (others, like a rejected call, only notify upward).
 #: The boundary timers recording them are also what gives an open task its due time.
 OVERDUE_KINDS = ("deadline.overdue", "deadline.escalated", "callout.no_response")
+#: Recorded facts whose boundary timers give an open task its due time (``due_at``): the overdue
+#: ones, and the end of a window that closes the step without making the case overdue.
+DEADLINE_KINDS = (*OVERDUE_KINDS, "evaluation.expired")

@@ -34,7 +34,7 @@ from SpiffWorkflow.util.task import TaskState
 from govflow.engine.model import clock as clock_mod
 from govflow.engine.model.calendar import DeadlinePolicy
 from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
-from govflow.engine.model.lifecycle import OVERDUE_KINDS
+from govflow.engine.model.lifecycle import DEADLINE_KINDS
 from govflow.engine.workflow.bpmn import CompiledDiagrams
 from govflow.engine.workflow.sandbox import SandboxedScriptEngine
 from govflow.engine.workflow.spiff_clock import install_spiff_clock
@@ -257,7 +257,7 @@ class Runtime:
     # -- timers -------------------------------------------------------------
     @staticmethod
     def task_deadline(task: Any) -> dt.datetime | None:
-        """The due time of an open user task: its earliest pending overdue/escalation timer.
+        """The due time of an open user task: its earliest pending deadline timer (:data:`DEADLINE_KINDS`).
 
         Boundary timers hang beside the task, or beside its multi-instance parent.
         """
@@ -271,7 +271,7 @@ class Runtime:
         for sibling in candidates:
             spec = sibling.task_spec
             props = (getattr(spec, "extensions", None) or {}).get("properties") or {}
-            if props.get("record") not in OVERDUE_KINDS:
+            if props.get("record") not in DEADLINE_KINDS:
                 continue
             value = sibling._get_internal_data("event_value") if sibling.state == TaskState.WAITING else None
             if isinstance(value, str):
