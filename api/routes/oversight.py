@@ -49,6 +49,23 @@ def ranking(
     return app.oversight.ranking(principal, metric=metric, level=level, start=from_, end=to, district=district)
 
 
+@router.get("/api/v1/rates/trend")
+def trend(
+    app: AppDep,
+    principal: CurrentPrincipal,
+    metric: Annotated[str, Query(max_length=96)] = "completion_rate",
+    unit: CodeQuery = None,
+    matter: CodeQuery = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=10, pattern=r"^\d{4}-\d{2}-\d{2}$")] = None,
+    to: DateQuery = None,
+    district: CodeQuery = None,
+) -> dict[str, Any]:
+    """One figure day by day (for trend charts): of a unit, a matter, or the district."""
+    return app.oversight.trend(
+        principal, metric=metric, unit=unit, matter=matter, start=from_, end=to, district=district
+    )
+
+
 @router.get("/api/v1/board")
 def board(app: AppDep, district: CodeQuery = None) -> dict[str, Any]:
     """The public board (公示): cases per stage per street, live. No personal data, no free text; no sign-in."""

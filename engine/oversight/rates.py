@@ -222,6 +222,56 @@ class Oversight:
             "rows": ranked + unranked,
         }
 
+    def trend(
+        self,
+        principal: Principal,
+        *,
+        metric: str,
+        unit: str | None = None,
+        matter: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        district: str | None = None,
+    ) -> dict[str, Any]:
+        """One figure day by day over a window, for a unit, a matter or the district (charts)."""
+        rate = RATE_BY_NAME.get(metric)
+        if rate is None:
+            raise InvalidInput(
+                "unknown metric", errors=[{"loc": ["metric"], "msg": f"one of {', '.join(RATE_BY_NAME)}"}]
+            )
+        pack = self._pack(principal, district)
+        catalog = pack.catalog
+        if unit is not None and unit not in catalog.units:
+            raise NotFound("no such unit", unit=unit[:64])
+        everything = self._allowed(principal, pack, None, "read_rates")
+        own = unit is not None and principal.unit == unit and self._allowed(principal, pack, unit, "read_scorecard")
+        if not (everything or own):
+            raise PermissionDenied(f"{principal.id} may not read this trend in {catalog.district}")
+        window = Window.parse(start, end, self._today())
+        query = select(RateCounter.day, RateCounter.metric, func.sum(RateCounter.value)).where(
+            RateCounter.district == catalog.district,
+            RateCounter.day >= window.first.isoformat(),
+            RateCounter.day <= window.last.isoformat(),
+            RateCounter.metric.in_([rate.numerator, rate.denominator]),
+        )
+        if unit is not None:
+            query = query.where(RateCounter.unit == unit)
+        if matter is not None:
+            query = query.where(RateCounter.matter == matter)
+        by_day: dict[str, dict[str, int]] = defaultdict(dict)
+        with self.db.connect() as conn:
+            for day, name, value in conn.execute(query.group_by(RateCounter.day, RateCounter.metric)):
+                by_day[day][name] = int(value)
+        days = [window.first + dt.timedelta(days=i) for i in range((window.last - window.first).days + 1)]
+        return {
+            "district": catalog.district,
+            "metric": metric,
+            "unit": unit,
+            "matter": matter,
+            **_window_out(window),
+            "points": [{"day": d.isoformat(), "value": rate_value(rate, by_day.get(d.isoformat(), {}))} for d in days],
+        }
+
     def board(self, district: str | None = None) -> dict[str, Any]:
         """The public board: how many cases are at each stage, per street (live; no personal data)."""
         pack = self._pack(None, district)

@@ -216,3 +216,21 @@ def test_fold_is_pure_and_attributes_to_the_owner_at_the_time():
     assert [(i.unit, i.matter, i.metric) for i in inc] == [("gulou.nanjie", "road.pothole", "received")]
     _, inc = fold(ctx, {"kind": "deadline.overdue", "at": at, "data": {"escalate_to": "gulou.cc"}})
     assert sorted(i.metric for i in inc) == ["escalated", "overdue"] and {i.unit for i in inc} == {"gulou.nanjie"}
+
+
+def test_trend_gives_one_value_per_day_and_respects_rights(govflow, principals, clock):
+    first = report(govflow, principals)
+    run_simple(govflow, principals, first.case_id, satisfaction=5)
+    clock.advance(dt.timedelta(days=2))
+    report(govflow, principals)  # received, not closed
+    cc, dongjie = principals["cc.supervisor"], principals["dongjie.dispatcher"]
+    day0 = "2026-09-28"
+    trend = govflow.oversight.trend(cc, metric="completion_rate", unit="gulou.dongjie", start=day0, end="2026-09-30")
+    assert [p["day"] for p in trend["points"]] == ["2026-09-28", "2026-09-29", "2026-09-30"]
+    assert [p["value"] for p in trend["points"]] == [1.0, None, 0.0]
+    own = govflow.oversight.trend(dongjie, metric="completion_rate", unit="gulou.dongjie", start=day0, end=day0)
+    assert own["points"][0]["value"] == 1.0
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.trend(dongjie, metric="completion_rate", unit="gulou.nanjie")
+    with pytest.raises(PermissionDenied):
+        govflow.oversight.trend(dongjie, metric="completion_rate")  # the district's trend
