@@ -145,7 +145,9 @@ class Api:
     """A thin helper for tests: requests as a named demo principal."""
 
     def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
-        self.client, self.tokens = client, tokens
+        # a copy: scenarios add the tokens of the districts they deploy, and must not leak them
+        # into the session's demo tokens (and so into whichever test runs next)
+        self.client, self.tokens = client, dict(tokens)
 
     def headers(self, who: str | None, **extra: str) -> dict[str, str]:
         headers = dict(extra)
