@@ -106,7 +106,7 @@ def _recent_cases(db: Engine, district: str, since: dt.datetime) -> list[Any]:
         CaseRow.district == district, CaseRow.created_at >= since, CaseRow.matter.is_not(None)
     )
     with db.connect() as conn:
-        return conn.execute(query).all()
+        return list(conn.execute(query).all())
 
 
 def detect(db: Engine, district: str, now: dt.datetime, streets: Sequence[str]) -> list[Found]:
