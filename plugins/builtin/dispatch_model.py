@@ -158,13 +158,13 @@ def features(
     """Weighted character n-gram counts of a description (places masked, dismissed clauses discounted)."""
     low, high = config["ngrams"]
     masked = _mask(_normalise(text), names or {}, lengths)
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter()  # values are float weights (a dismissed clause counts for less)
     for clause, weight in clauses(masked, config):
         chars = _KEEP.sub("", clause)
         for part in chars.split("|"):
             for n in range(low, high + 1):
                 for i in range(len(part) - n + 1):
-                    counts[part[i : i + n]] += weight
+                    counts[part[i : i + n]] += weight  # type: ignore[assignment]
     return counts
 
 
