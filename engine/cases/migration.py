@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.cases.unit_of_work import Event, UnitOfWork, plan
-from govflow.engine.model.errors import ConcurrentUpdate, InvalidInput
+from govflow.engine.model.errors import ConcurrentUpdate, GovflowError, InvalidInput
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.packs.registry import PackRegistry
 from govflow.engine.store.db import CaseRow
@@ -64,7 +64,12 @@ def check_case(case: Any, source: LoadedPack, target: LoadedPack) -> tuple[list[
         reasons.append(f"owner unit {case.owner_unit} does not exist in the target catalog")
     if case.matter and case.matter not in target.catalog.matters:
         reasons.append(f"matter {case.matter} does not exist in the target catalog")
-    workflow = source.runtime.load(case.state, case.process_id)
+    try:
+        workflow = source.runtime.load(case.state, case.process_id)
+    except GovflowError as exc:  # one broken case must not stop the others from moving
+        return [
+            f"the stored state does not load under {source.manifest.name} {source.manifest.version}: {exc.message}"
+        ], None
     reasons += step_differences(workflow, case.process_id, source.diagrams, target.diagrams, target.forms)
     if reasons:
         return sorted(set(reasons)), None

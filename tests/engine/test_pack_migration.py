@@ -14,7 +14,7 @@ import uuid
 import pytest
 import yaml
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from govflow.engine.cases.migration import check_case, migrate
 from govflow.engine.cases.service import NewCase
@@ -232,3 +232,21 @@ def test_steps_after_the_open_ones_may_change(govflow, case, diagram):
     report = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "2.0.0", actor="ops", now=govflow.clock.now())
     assert (report.migrated, report.refused) == ([case], {})
     assert case_row(govflow, case).pack_version == "2.0.0"
+
+
+def test_a_case_whose_state_does_not_load_is_refused_and_the_others_still_move(govflow, principals, case):
+    healthy = str(
+        govflow.cases.report(
+            principals["citizen.zhang"], NewCase(channel="app", description="东街口路面有个大坑", **DONGJIE)
+        ).case_id
+    )
+    with govflow.db.begin() as conn:
+        conn.execute(update(CaseRow).where(CaseRow.id == uuid.UUID(case)).values(state=b"not a workflow"))
+    govflow.packs.deploy(govflow.packs.compile(gulou_version("1.1.0")), actor="tests", now=govflow.clock.now())
+    report = migrate(govflow.uow, govflow.packs, "reference", "1.0.0", "1.1.0", actor="ops", now=govflow.clock.now())
+    assert report.migrated == [healthy]
+    [reason] = report.refused[case]
+    assert reason.startswith(
+        "the stored state does not load under reference 1.0.0: the stored workflow state is unreadable"
+    )
+    assert (case_row(govflow, case).pack_version, case_row(govflow, healthy).pack_version) == ("1.0.0", "1.1.0")
