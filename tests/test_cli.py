@@ -400,3 +400,69 @@ def test_help_lists_the_commands(db_url):
         assert command in result.stdout
     nothing = run("pack")  # no_args_is_help: the usage, and exit code 2 (a usage error)
     assert nothing.exit_code == 2 and "validate" in nothing.output
+
+
+def test_a_restart_keeps_the_version_an_operator_activated(db_url, monkeypatch, caplog, tmp_path):
+    """Start-up never changes what is live: the folder pack is deployed only for a district without an
+    active version, or with --deploy-pack; each start says what it did."""
+    import uvicorn
+
+    import govflow.logs
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: None)
+    monkeypatch.setattr(govflow.logs, "configure", lambda fmt: "text")
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+
+    def start(*extra) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="govflow"):
+            result = run("serve", "--pack", REFERENCE_PACK, *extra)
+        assert result.exit_code == 0, result.output
+        return [r.getMessage() for r in caplog.records if r.name == "govflow.serve"]
+
+    assert "deployed and activated reference 1.0.0 for gulou (the district had no active version)" in start()
+    assert run("pack", "deploy", version_1_1(tmp_path)).exit_code == 0  # an operator activates 1.1.0
+    said = start()
+    assert (
+        "gulou runs reference 1.1.0 (active version kept); the folder holds reference 1.0.0, not deployed: "
+        f"`govflow pack deploy {REFERENCE_PACK}` or `serve --deploy-pack` deploys it"
+    ) in said
+    assert re.search(r"^\* gulou +reference +1\.1\.0", run("pack", "list").stdout, re.M)
+    said = start("--deploy-pack")
+    assert "activated reference 1.0.0 for gulou, deployed before (as told by --deploy-pack)" in said
+    assert re.search(r"^\* gulou +reference +1\.0\.0", run("pack", "list").stdout, re.M)
+    assert "gulou runs reference 1.0.0: deployed and active already, nothing changed" in start("--deploy-pack")
+
+
+def test_every_refusal_is_one_line_and_debug_shows_the_traceback(upgraded, tmp_path):
+    missing = run("pack", "deploy", tmp_path / "nowhere")
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines()[0] == "refused: not a process pack: pack.yaml is missing"
+    unreadable = run("principals", "load", tmp_path / "absent.yaml")
+    assert unreadable.exit_code == 1 and "Traceback" not in unreadable.output
+    assert len(unreadable.stderr.strip().splitlines()) == 1, unreadable.stderr
+    assert unreadable.stderr.startswith("error: No such file or directory:")
+    debug = CliRunner().invoke(cli, ["--debug", "principals", "load", str(tmp_path / "absent.yaml")])
+    assert isinstance(debug.exception, FileNotFoundError)
+    not_current = run("pack", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    assert not_current.exit_code == 1
+    assert not_current.stderr.startswith("error: database error:") and len(not_current.stderr.splitlines()) == 1
+
+
+def test_init_scaffolds_a_district_pack_that_validates_at_once(db_url, tmp_path):
+    made = run("init", tmp_path / "minhou", "--district", "minhou")
+    assert made.exit_code == 0, made.output
+    assert re.search(r"^ok: minhou 0\.1\.0 \(minhou\): 1 process\(es\), 5 units", made.stdout, re.M)
+    manifest = (tmp_path / "minhou" / "pack.yaml").read_text(encoding="utf-8")
+    assert "extends: reference" in manifest and "# What to change" in manifest
+    again = run("init", tmp_path / "minhou", "--district", "minhou")
+    assert (again.exit_code, again.stderr.strip()) == (
+        1,
+        f"refused: {tmp_path / 'minhou'} exists and is not an empty folder",
+    )
+    bad = run("init", tmp_path / "x", "--district", "Min Hou")
+    assert bad.exit_code == 1 and "lower-case" in bad.stderr
+    assert run("pack", "deploy", REFERENCE_PACK).exit_code == 0
+    deployed = run("pack", "deploy", tmp_path / "minhou")
+    assert deployed.exit_code == 0, deployed.output
+    assert deployed.stdout.startswith("deployed: minhou 0.1.0 (minhou)")
