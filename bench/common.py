@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -47,8 +48,8 @@ def reference_pack() -> LoadedPack:
     return load_pack(read_folder(REFERENCE_PACK), calendar_factory=PackPlugins.acting(plugin_manager()).calendar)
 
 
-def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True) -> App:
-    app = build("", db=engine)
+def ready_app(engine: Engine, pack: LoadedPack, *, load_principals: bool = True, clock: Any = None) -> App:
+    app = build("", db=engine, clock=clock)
     app.packs.deploy(pack, actor="bench", now=app.clock.now())
     if not load_principals:
         return app

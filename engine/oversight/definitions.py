@@ -194,6 +194,21 @@ def _instant(value: Any) -> dt.datetime | None:
     return None
 
 
+#: the only event kinds :func:`fold` reads (a full recomputation reads no others); any kind
+#: starting with one of FOLDED_PREFIXES is read too
+FOLDED_KINDS = (
+    "case.routed",
+    "case.unroutable",
+    "case.dispatched",
+    "case.stage",
+    "case.closed",
+    "case.reopened",
+    "task.completed",
+    "rating.given",
+)
+FOLDED_PREFIXES = ("deadline.", "callout.")
+
+
 def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[Increment]]:
     """The counter increments one event makes, and the case context after it. Pure."""
     kind, data, at = event["kind"], event.get("data") or {}, _instant(event["at"])

@@ -19,12 +19,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.cases.unit_of_work import Change
-from govflow.engine.oversight.definitions import CaseContext, Increment, fold, fold_all
+from govflow.engine.oversight.definitions import (
+    FOLDED_KINDS,
+    FOLDED_PREFIXES,
+    CaseContext,
+    Increment,
+    fold,
+    fold_all,
+)
 from govflow.engine.store.db import CaseEvent, CaseRow, OversightCase, RateCounter
 
 CounterKey = tuple[str, str, str, str, str]  # district, day, unit, matter, metric
@@ -121,9 +128,18 @@ def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
     """:func:`recompute` on an open connection (e.g. inside a schema migration)."""
     out = Recomputed()
     counters: dict[CounterKey, int] = defaultdict(int)
+    read = or_(CaseEvent.kind.in_(FOLDED_KINDS), *(CaseEvent.kind.like(f"{p}%") for p in FOLDED_PREFIXES))
     query = (
-        select(CaseEvent.case_id, CaseEvent.seq, CaseEvent.at, CaseEvent.kind, CaseEvent.data, CaseRow.district)
+        select(
+            CaseEvent.case_id,
+            CaseEvent.at,
+            CaseEvent.kind,
+            CaseEvent.data,
+            CaseRow.district,
+            CaseRow.event_seq,
+        )
         .join(CaseRow, CaseRow.id == CaseEvent.case_id)
+        .where(read)  # only what the fold reads: most events (task.opened …) count for nothing
         .order_by(CaseEvent.case_id, CaseEvent.seq)
         .execution_options(yield_per=batch)
     )
@@ -141,7 +157,7 @@ def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
             current, ctx = row.case_id, CaseContext(row.district)
         assert ctx is not None
         ctx, increments = fold(ctx, {"kind": row.kind, "at": row.at, "data": row.data})
-        last_seq = row.seq
+        last_seq = row.event_seq  # the projector remembers the case's last sequence (every event is folded)
         out.events += 1
         for inc in increments:
             counters[(row.district, inc.day, inc.unit, inc.matter, inc.metric)] += inc.value
