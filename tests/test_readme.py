@@ -65,9 +65,10 @@ def test_the_walkthrough_documents_answers_and_selects_tasks_by_case():
     assert '"district":"gulou"' in block
 
 
-@pytest.fixture
-def live(tmp_path):
-    url = f"sqlite:///{tmp_path / 'readme.sqlite3'}"
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    """One live server for this module (starting one takes seconds): the reference pack and Cangshan."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('readme') / 'readme.sqlite3'}"
     with serve(url) as server:
         deployed = govflow("pack", "deploy", str(ROOT / "examples" / "cangshan"), "--database-url", url)
         assert deployed.returncode == 0, deployed.stderr
