@@ -102,7 +102,42 @@ HAND_WRITTEN: dict[str, list[tuple[str, str, str]]] = {
 
 #: Survivors that are equivalent: no test can tell them from the original (reason given).
 #: Keyed by module path, then by the mutant's key (see ``Mutant.key``).
-EQUIVALENT: dict[str, dict[str, str]] = {}
+EQUIVALENT: dict[str, dict[str, str]] = {
+    "engine/access/authz.py": {
+        "<module> CRP 200000 -> 200001": "the cache bound is arbitrary: 200,001 entries instead of 200,000 (the tests lower the bound to 2 to check that it holds)",
+        "_ParsedOnceEnforcer._get_expression SDL if functions: -> pass": "role managers are never replaced in govflow (no load_policy): the functions of the first parse are the same role managers and the same `responsible`",
+        "_ParsedOnceEnforcer._get_expression SDL parsed.functions.update(functions) -> pass": "as above: the updated functions are equal to those already held",
+        "parse_policy_rows CRP 1 -> 0": "all(cells[0:]) equals all(cells[1:]) there: cells[0] is 'p', checked just before",
+        "Authorizer.__init__ LCR 'r' in model.keys() and 'r2' in model['r'] -> drop operand 'r' in model.keys()": "only differs for a model without [request_definition], which decides nothing either way: check_model refuses it in both versions (the message differs)",
+        "Authorizer.__init__ SDL for rm in self._enforcer.rm_map.values(): -> pass": "performance only: pycasbin's default name matcher compares names with ==, the same answers (the quadratic cost is what the line removes)",
+        "Authorizer.__init__ SDL rm.matching_func = None -> pass": "performance only, as above",
+        "Authorizer.check_model CRP 'nobody' -> ''": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'x/y' -> ''": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'nothing' -> ''": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'x/y' -> '' #2": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'nothing' -> '' #2": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'nobody' -> '' #2": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP '1970-01-01T00:00:00Z' -> ''": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP '0' -> ''": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'x/y' -> '' #3": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'nothing' -> '' #3": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP 'nobody' -> '' #3": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.check_model CRP '1970-01-01T00:00:00Z' -> '' #2": "the probe values of check_model are arbitrary: any subject, domain, matter, unit, time or id exercises the model the same way",
+        "Authorizer.set_grants UNW list(r) -> r": "what matters is a new outer list (pycasbin removes from its own list while the rows are iterated); copying each row as well changes nothing",
+        "Authorizer.set_grants UNW sorted({(g.subject, g.role, g.domain) for g in grants}) -> {(g.subject, g.role, g.domain) for g in grants}": "the order of g rows does not change any decision",
+        "Authorizer.allowed UNW bool(self._enforcer.enforce(subject, domain, action)) -> self._enforcer.enforce(subject, domain, action)": "pycasbin's enforce() already returns a bool",
+        "Authorizer.set_delegations UNW list(r) -> r": "pycasbin stores each added row as a list of its own (the tests pass tuples and read lists back)",
+        "Authorizer.may_call_out SDL row = list(row) -> pass": "the cache then holds pycasbin's own row, but only copies are handed out and pycasbin never changes a row in place",
+        "Authorizer.may_call_out UNW list(row) -> row": "as above",
+        "Authorizer.may_call_out LCR allowed and row and (not self._responsible(matter, domain, unit)) -> drop operand allowed": "a refusal comes with no row (m2 matched nothing), so 'row' is false whenever 'allowed' is",
+        "Authorizer.may_call_out LCR allowed and row and (not self._responsible(matter, domain, unit)) -> drop operand row": "m2 allows only through the responsibility list or a matched delegation row: allowed and not responsible implies a row",
+        "Authorizer.may_call_out UNW bool(allowed) -> allowed": "pycasbin's enforce_ex() already returns a bool",
+        "Authorizer.may_call_out UNW bool(allowed) -> allowed #2": "as above",
+        "Authorizer._responsible UNW bool(fn and fn(matter, domain, unit)) -> fn and fn(matter, domain, unit)": "only used under `not`; the truth value is the same",
+        "Authorizer._responsible LCR fn and fn(matter, domain, unit) -> drop operand fn": "a call-out model always has `responsible` registered (the constructor adds a refusing one when none is given), and _responsible is only reached for such models",
+        "Authorizer.explain UNW list(rule) -> rule": "the cache then holds pycasbin's own row, but only copies are handed out and pycasbin never changes a row in place",
+    },
+}
 
 
 # -- mutants -------------------------------------------------------------------------------------
@@ -120,10 +155,12 @@ class Mutant:
     stage: str = ""
     seconds: float = 0.0
     reason: str = ""
+    dup: int = 0  # the same change elsewhere in the same function: 2, 3...
 
     @property
     def key(self) -> str:
-        return f"{self.scope} {self.operator} {self.before} -> {self.after}"
+        key = f"{self.scope} {self.operator} {self.before} -> {self.after}"
+        return f"{key} #{self.dup}" if self.dup else key
 
     def describe(self) -> str:
         return f"{self.path}:{self.line} [{self.operator}] {self.before} -> {self.after}  ({self.scope})"
@@ -363,6 +400,10 @@ def generate(source: str, path: str) -> list[Mutant]:
             line = source.count("\n", 0, at) + 1 + (len(before) - len(before.lstrip("\n")))
             scope = _scope_at(source, line)
             mutants.append(Mutant(len(mutants) + 1, path, line, scope, "HND", _short(lines[line - 1]), label, text))
+    seen_keys: dict[str, int] = {}
+    for m in mutants:  # keys name a mutant uniquely (the equivalence list relies on it)
+        seen_keys[m.key] = seen_keys.get(m.key, 0) + 1
+        m.dup = seen_keys[m.key] if seen_keys[m.key] > 1 else 0
     return mutants
 
 
@@ -676,11 +717,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             done: list[Mutant] = []
             if args.previous:
                 before = json.loads(args.previous.read_text(encoding="utf-8"))["modules"].get(target.path, {})
-                detected = {
-                    (p["key"], p["sha"]): p for p in before.get("results", []) if p["status"] in ("killed", "timeout")
-                }
+                detected = {p["sha"]: p for p in before.get("results", []) if p["status"] in ("killed", "timeout")}
                 for m in list(selected):
-                    found = detected.get((m.key, m.sha))
+                    found = detected.get(m.sha)
                     if found:
                         m.status, m.stage, m.reason = found["status"], f"previous {found['stage']}", found["reason"]
                         done.append(m)
