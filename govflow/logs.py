@@ -21,6 +21,8 @@ import logging
 import sys
 from typing import Any
 
+from govflow.redaction import Redacting
+
 #: the id of the request being served (None outside a request)
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("govflow_request_id", default=None)
 
@@ -58,7 +60,7 @@ class JsonFormatter(logging.Formatter):
         if rid:
             entry["request_id"] = rid
         for key, value in vars(record).items():
-            if key not in _STANDARD and key != "request_id" and not key.startswith("_"):
+            if key not in _STANDARD and key not in ("request_id", "color_message") and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -87,7 +89,8 @@ def configure(fmt: str = "auto", level: int = logging.INFO) -> str:
     """Send every logger (uvicorn's too) through one stderr handler in ``fmt``; returns the format used."""
     fmt = resolve_format(fmt)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # no reporter data in any log line: SQL parameters, exception messages, phone numbers (govflow.redaction)
+    handler.setFormatter(Redacting(JsonFormatter() if fmt == "json" else TextFormatter()))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
