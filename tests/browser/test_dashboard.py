@@ -1,8 +1,9 @@
-"""The supervision dashboard in headless Chromium: the figures on the page equal the API's."""
+"""The supervision dashboard in headless Chromium: the figures on the page equal the API's.
+
+The browser comes from this folder's conftest (Debian's Chromium through Playwright)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -38,30 +39,18 @@ def free_port() -> int:
 def live(govflow):
     """The real API and pages of the test app, served by uvicorn on a free local port."""
     if not (dist_folder() / "dashboard" / "index.html").is_file():
-        pytest.fail("the dashboard is not built: scripts/setup builds web/ with Node.js")
+        pytest.skip("the dashboard is not built: scripts/setup builds web/ when Node.js and npm are there")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(govflow), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(100):
-        if server.started:
-            break
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is not installed (scripts/test installs it)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, govflow):
@@ -94,7 +83,8 @@ def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, gov
     # the command centre signs in: every unit's figures, the ranking, the trend
     page.fill("#token", tokens["cc.supervisor"])
     page.click("#sign-in")
-    page.wait_for_selector("#rates td[data-metric]")
+    page.wait_for_selector("body[data-ready=true] #rates td[data-metric], body[data-ready=error]")
+    assert page.get_attribute("body", "data-ready") == "true", page.inner_text("body")
     api_rates = client.get("/api/v1/rates?level=street", headers=as_("cc.supervisor")).json()
     checked = 0
     for row in api_rates["rows"]:
@@ -115,8 +105,10 @@ def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, gov
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
     # a street signs in: its own row only, and no other street's scorecard
     page.click("#sign-out")
+    page.wait_for_selector("body[data-ready=true]:not(:has(#rates))")  # signed out: the public view
     page.fill("#token", tokens["dongjie.dispatcher"])
     page.click("#sign-in")
-    page.wait_for_selector("#rates td[data-metric]")
+    page.wait_for_selector("body[data-ready=true] #rates td[data-metric], body[data-ready=error]")
+    assert page.get_attribute("body", "data-ready") == "true", page.inner_text("body")
     assert [r.get_attribute("data-unit") for r in page.locator("#rates tbody tr").all()] == ["gulou.dongjie"]
     assert page.locator("#warnings").count() == 0 and page.locator(".gf-denied").count() >= 1

@@ -61,7 +61,7 @@ async function rates() {
       h('tbody', {}, data.rows.map((row) => h('tr', {
         dataset: { unit: row.unit },
         class: row.unit === state.unit ? 'gf-selected' : '',
-        onclick: () => { state.unit = row.unit; render(); },
+        onclick: () => { state.unit = row.unit; rerender(); },
       },
       h('th', {}, row.name),
       FIGURES.map(([name]) => h('td', { dataset: { metric: name, value: row[name] ?? '' } }, show(name, row[name]))))))));
@@ -71,7 +71,7 @@ async function ranking() {
   const q = windowQuery();
   q.set('metric', state.metric);
   const data = await api(`/api/v1/rates/ranking?${q}`);
-  const picker = h('select', { id: 'metric', onchange: (e) => { state.metric = e.target.value; render(); } },
+  const picker = h('select', { id: 'metric', onchange: (e) => { state.metric = e.target.value; rerender(); } },
     FIGURES.map((f) => h('option', { value: f[0], selected: f[0] === state.metric }, label(f))));
   return h('section', { id: 'ranking' },
     h('h2', {}, t('ranking'), ' ', picker),
@@ -143,15 +143,15 @@ async function guarded(build) {
 
 function header() {
   const token = h('input', { id: 'token', type: 'password', placeholder: t('token'), value: getToken() });
-  const from = h('input', { id: 'from', type: 'date', value: state.from || '', onchange: (e) => { state.from = e.target.value || null; render(); } });
-  const to = h('input', { id: 'to', type: 'date', value: state.to || '', onchange: (e) => { state.to = e.target.value || null; render(); } });
+  const from = h('input', { id: 'from', type: 'date', value: state.from || '', onchange: (e) => { state.from = e.target.value || null; rerender(); } });
+  const to = h('input', { id: 'to', type: 'date', value: state.to || '', onchange: (e) => { state.to = e.target.value || null; rerender(); } });
   return h('header', { class: 'gf-header' },
     h('h1', {}, `govflow · ${t('title')}`),
     h('div', { class: 'gf-controls' },
       t('from'), from, t('to'), to,
       token,
-      h('button', { id: 'sign-in', onclick: () => { setToken(token.value.trim()); render(); } }, t('signIn')),
-      getToken() ? h('button', { id: 'sign-out', onclick: () => { setToken(''); render(); } }, t('signOut')) : null,
+      h('button', { id: 'sign-in', onclick: () => { setToken(token.value.trim()); rerender(); } }, t('signIn')),
+      getToken() ? h('button', { id: 'sign-out', onclick: () => { setToken(''); rerender(); } }, t('signOut')) : null,
       h('button', { id: 'lang', onclick: () => { setLang(getLang() === 'en' ? 'zh' : 'en'); location.reload(); } }, t('language'))));
 }
 
@@ -174,8 +174,13 @@ export async function render() {
   document.body.dataset.ready = 'true';
 }
 
+/** Render again; an unexpected failure is shown on the page (and marks it for the tests). */
+function rerender() {
+  render().catch((err) => {
+    mount(document.getElementById('app'), h('p', { class: 'gf-error' }, String(err.message || err)));
+    document.body.dataset.ready = 'error';
+  });
+}
+
 setLang(getLang());
-render().catch((err) => {
-  mount(document.getElementById('app'), h('p', { class: 'gf-error' }, String(err.message || err)));
-  document.body.dataset.ready = 'error';
-});
+rerender();
