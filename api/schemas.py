@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from govflow.engine.cases.callouts import DIMENSIONS
 from govflow.engine.model.clock import iso
@@ -30,14 +30,34 @@ from govflow.engine.model.limits import (
     REASON_MAX,
     SCORE_MAX,
     SCORE_MIN,
+    data_errors,
 )
 
 #: Every instant the API returns: RFC 3339 in UTC with ``Z`` (``2026-09-28T01:00:00.000000Z``),
 #: the one timestamp format of govflow (the engine's ``iso``), whatever zone a value was stored in.
 Timestamp = Annotated[dt.datetime, PlainSerializer(iso, return_type=str, when_used="json")]
 
-#: the API's own limit for codes (units, matters, districts)
+#: the API's own limit for codes (units, matters, districts), and their shape
 CODE_MAX = 64
+CODE_PATTERN = r"^[a-z][a-z0-9_.-]*$"
+#: the largest offset a list may be paged to
+OFFSET_MAX = 1_000_000
+
+
+class Input(BaseModel):
+    """Base of every request body: unknown fields are refused, and no text (nested data included)
+    may hold a control character or nest too deep (the engine's rule: ``limits.data_errors``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        errors = data_errors(value, [])
+        if errors:
+            raise ValueError(errors[0]["msg"])
+        return value
+
 
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 #: every rating dimension, whichever the direction (the engine checks the direction's own)
@@ -45,14 +65,14 @@ RATING_DIMENSIONS = tuple(dict.fromkeys(d for dims in DIMENSIONS.values() for d 
 Dimension = Literal[RATING_DIMENSIONS]  # type: ignore[valid-type]
 
 
-class Location(BaseModel):
+class Location(Input):
     model_config = ConfigDict(extra="forbid")
     lat: float | None = Field(None, ge=LAT_MIN, le=LAT_MAX)
     lng: float | None = Field(None, ge=LNG_MIN, le=LNG_MAX)
     address: str | None = Field(None, max_length=256)
 
 
-class Reporter(BaseModel):
+class Reporter(Input):
     """The reporter's contact details (personal data: masked for those who need not see them)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -60,7 +80,7 @@ class Reporter(BaseModel):
     phone: str | None = Field(None, max_length=32, pattern=r"^[0-9+\- ]{3,32}$")
 
 
-class CaseCreate(BaseModel):
+class CaseCreate(Input):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -153,7 +173,7 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
-class TaskComplete(BaseModel):
+class TaskComplete(Input):
     model_config = ConfigDict(extra="forbid")
     data: dict[str, Any] = Field(default_factory=dict, description="form data, as the task's form expects")
     expected_version: int | None = Field(None, description="refuse with 409 unless the case is at this version")
@@ -165,7 +185,7 @@ class TaskCompleted(BaseModel):
     version: int
 
 
-class Withdraw(BaseModel):
+class Withdraw(Input):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=REASON_MAX)
 
@@ -173,7 +193,7 @@ class Withdraw(BaseModel):
 # -- call-outs, delegations, ratings (呼叫·报到·会商·评价) ------------------------------------
 
 
-class CallOutIn(BaseModel):
+class CallOutIn(Input):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -196,12 +216,12 @@ class CallOutIn(BaseModel):
     )
 
 
-class ContributionIn(BaseModel):
+class ContributionIn(Input):
     model_config = ConfigDict(extra="forbid")
     part: str = Field(min_length=1, max_length=PART_MAX, description="what this cooperating department does (配合)")
 
 
-class DelegationIn(BaseModel):
+class DelegationIn(Input):
     model_config = ConfigDict(extra="forbid")
     street: str = Field(max_length=CODE_MAX)
     department: str = Field(max_length=CODE_MAX)
@@ -224,7 +244,7 @@ class DelegationOut(BaseModel):
     active: bool | None = None
 
 
-class RatingIn(BaseModel):
+class RatingIn(Input):
     model_config = ConfigDict(extra="forbid")
     target: str = Field(max_length=CODE_MAX, description="the rated unit")
     dimension: Dimension

@@ -82,7 +82,7 @@ Feature: Call-out, report-in and joint consultation (呼叫·报到·会商)
   Scenario: A street of one district cannot call on behalf of another district
     Given the Taijiang district pack is deployed beside it
     When cangxia.dispatcher calls out "gulou.cgj" to meet at "东街口" at 15:00
-    Then the request is refused with 403
-    And the refusal says "may not call_out in gulou/gulou.dongjie"
+    Then the request is refused with 404
+    And the refusal says "no such case"
     And the case is "handling"
     And no "callout.made" is on the timeline

@@ -177,7 +177,8 @@ def _refused(ctx, code):
 
 @then(parsers.parse("{who} cannot read the case"))
 def _cannot_read(api, ctx, who):
-    assert api.get(who, f"/api/v1/cases/{ctx['case']}").status_code == 403
+    # one rule (README, "403 or 404"): a case the caller may not read is answered as if it did not exist
+    assert api.get(who, f"/api/v1/cases/{ctx['case']}").status_code == 404
 
 
 # -- time -------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ Feature: Front-line disposal of a resident's report (一线处置)
   Scenario: A street cannot act on another street's case
     Given citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
     When nanjie.dispatcher tries to complete the "sign_for" task
-    Then the request is refused with 403
+    Then the request is refused with 404
     And the case is "dispatched"
     And nanjie.dispatcher cannot read the case
 

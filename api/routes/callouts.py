@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from govflow.engine.cases.callouts import CallOut
 from govflow.engine.model.errors import InvalidInput, NotFound
@@ -12,6 +12,7 @@ from govflow.engine.model.errors import InvalidInput, NotFound
 from ..deps import AppDep, CurrentPrincipal
 from ..schemas import (
     CODE_MAX,
+    CODE_PATTERN,
     CallOutIn,
     ContributionIn,
     DelegationIn,
@@ -40,7 +41,17 @@ def contribute(case_id: str, body: ContributionIn, app: AppDep, principal: Curre
     return app.callouts.contribute(principal, case_id, body.part)
 
 
-@router.post("/api/v1/delegations", response_model=DelegationOut, status_code=status.HTTP_201_CREATED)
+def may_delegate(app: AppDep, principal: CurrentPrincipal) -> None:
+    """Authorization before the body is validated: a caller who may not delegate learns nothing from field errors."""
+    app.callouts.may_delegate(principal)
+
+
+@router.post(
+    "/api/v1/delegations",
+    response_model=DelegationOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(may_delegate)],
+)
 def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> dict:
     """A district supervisor delegates a call-out power to a street, for a department, until an expiry."""
     return app.callouts.delegate(
@@ -56,7 +67,9 @@ def delegate(body: DelegationIn, app: AppDep, principal: CurrentPrincipal) -> di
 
 @router.get("/api/v1/delegations", response_model=list[DelegationOut])
 def delegations(
-    app: AppDep, principal: CurrentPrincipal, district: Annotated[str | None, Query(max_length=CODE_MAX)] = None
+    app: AppDep,
+    principal: CurrentPrincipal,
+    district: Annotated[str | None, Query(max_length=CODE_MAX, pattern=CODE_PATTERN)] = None,
 ) -> list[dict]:
     return app.callouts.delegations(principal, district)
 
@@ -71,7 +84,7 @@ def rate(case_id: str, body: RatingIn, app: AppDep, principal: CurrentPrincipal)
 
 @router.get("/api/v1/cases/{case_id}/ratings", response_model=list[RatingOut])
 def ratings(case_id: str, app: AppDep, principal: CurrentPrincipal) -> list[dict]:
-    app.queries.case(principal, case_id)  # the same read permission as the case
+    """A case's ratings, for those who may read the case (they hold no personal data)."""
     return app.callouts.ratings(principal, case_id)
 
 
@@ -79,9 +92,9 @@ def ratings(case_id: str, app: AppDep, principal: CurrentPrincipal) -> list[dict
 def responsibility(
     app: AppDep,
     principal: CurrentPrincipal,
-    matter: Annotated[str, Query(max_length=CODE_MAX)],
-    street: Annotated[str | None, Query(max_length=CODE_MAX)] = None,
-    district: Annotated[str | None, Query(max_length=CODE_MAX)] = None,
+    matter: Annotated[str, Query(max_length=CODE_MAX, pattern=CODE_PATTERN)],
+    street: Annotated[str | None, Query(max_length=CODE_MAX, pattern=CODE_PATTERN)] = None,
+    district: Annotated[str | None, Query(max_length=CODE_MAX, pattern=CODE_PATTERN)] = None,
 ) -> dict:
     """Who is main (主体责任) and who cooperates (配合责任) for a matter, and which entry says so."""
     pack = app.packs.active(district or principal.district)

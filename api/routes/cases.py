@@ -14,7 +14,14 @@ from ..schemas import CaseCreate, CaseCreated, CaseOut, EventOut, TaskCompleted,
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CaseCreated,
+    responses={
+        200: {"model": CaseCreated, "description": "A retry with the same Idempotency-Key: the case it created"}
+    },
+)
 def create_case(
     body: CaseCreate,
     app: AppDep,

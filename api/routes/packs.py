@@ -12,12 +12,13 @@ import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from govflow.engine.model.errors import InvalidInput, NotFound
 from govflow.engine.packs import admin as pack_admin
 
 from ..deps import AppDep, CurrentPrincipal
+from ..schemas import CODE_MAX, Input
 
 router = APIRouter(prefix="/api/v1/packs", tags=["packs"])
 
@@ -52,8 +53,8 @@ class Deployed(BaseModel):
     created: bool
 
 
-class Rollback(BaseModel):
-    district: str
+class Rollback(Input):
+    district: str = Field(max_length=CODE_MAX)
 
 
 def _out(info) -> VersionOut:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ..deps import AppDep, CurrentPrincipal
-from ..schemas import InboxTask, TaskComplete, TaskCompleted
+from ..schemas import OFFSET_MAX, InboxTask, TaskComplete, TaskCompleted
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -17,7 +17,7 @@ def inbox(
     app: AppDep,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
 ) -> list[dict]:
     """Open tasks of the caller's unit and role, and tasks assigned to the caller."""
     return app.queries.inbox(principal, limit=limit, offset=offset)

@@ -30,7 +30,14 @@ from govflow.engine.cases.service import CaseService, parse_uuid
 from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, Event, Outcome, plan
 from govflow.engine.model.calendar import Limit
 from govflow.engine.model.clock import iso
-from govflow.engine.model.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied, UnroutableInput
+from govflow.engine.model.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    UnroutableInput,
+)
 from govflow.engine.model.limits import (
     COMMENT_MAX,
     MAX_DEPARTMENTS,
@@ -39,6 +46,7 @@ from govflow.engine.model.limits import (
     REASON_MAX,
     SCORE_MAX,
     SCORE_MIN,
+    fields_errors,
 )
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.store.db import CaseParty, Delegation, Rating
@@ -90,6 +98,7 @@ class CallOuts:
         service = self.service
         case, pack = snapshot.row, snapshot.pack
         case_id = str(case.id)
+        service.require_visible(principal, case, pack)
         # Casbin first: a street of another district (or street) holds no call_out role in this domain
         role_power = service.authorize(principal, pack, case.owner_unit, "call_out")
         if principal.unit != case.owner_unit:
@@ -246,8 +255,11 @@ class CallOuts:
                 f"part must be 1 to {PART_MAX} characters",
                 errors=[{"loc": ["part"], "msg": f"1 to {PART_MAX} characters"}],
             )
+        if errors := fields_errors(part=part):
+            raise InvalidInput("the part is invalid", errors=errors)
         snapshot = service.uow.load(parse_uuid(case_id, "case"))
         case, pack = snapshot.row, snapshot.pack
+        service.require_visible(principal, case, pack)
         with service.db.connect() as conn:
             party = conn.execute(
                 select(CaseParty).where(CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit)
@@ -277,9 +289,16 @@ class CallOuts:
         expires_at: dt.datetime,
         reason: str,
     ) -> dict[str, Any]:
-        """Grant a street the power to call out a department (for a matter pattern) until an expiry."""
-        pack = self.service.packs.active(district or principal.district)
+        """Grant a street the power to call out a department (for a matter pattern) until an expiry.
+
+        Authorization first: a caller who may not delegate in the district learns
+        nothing of its streets and departments from a field error.
+        """
+        if shape := fields_errors(district=district, street=street, department=department, reason=reason):
+            raise InvalidInput("the delegation is invalid", errors=shape)
+        pack = self.active_pack(principal, district)
         catalog = pack.catalog
+        power = self.service.authorize(principal, pack, catalog.command_centre, "delegate")
         errors = []
         if catalog.unit(street) is None or catalog.units[street].kind != "street":
             errors.append({"loc": ["street"], "msg": f"{street!r} is not a street of {catalog.district}"})
@@ -294,7 +313,6 @@ class CallOuts:
             errors.append({"loc": ["reason"], "msg": f"1 to {REASON_MAX} characters"})
         if errors:
             raise InvalidInput("the delegation is invalid", errors=errors)
-        power = self.service.authorize(principal, pack, catalog.command_centre, "delegate")
         row = {
             "district": catalog.district,
             "street": street,
@@ -310,8 +328,22 @@ class CallOuts:
         self.service.access.refresh_delegations(pack)
         return {**row, "power": power, "active": True}
 
+    def may_delegate(self, principal: Principal, district: str | None = None) -> None:
+        """Raise PermissionDenied unless ``principal`` may delegate in ``district`` (default: its own)."""
+        try:
+            pack = self.active_pack(principal, district)
+        except NotFound:
+            pack = None
+        if pack is None or (district or principal.district) is None:
+            raise PermissionDenied(f"{principal.id} may not delegate here", principal=principal.id, action="delegate")
+        self.service.authorize(principal, pack, pack.catalog.command_centre, "delegate")
+
+    def active_pack(self, principal: Principal, district: str | None) -> LoadedPack:
+        """The active pack of ``district`` (default: the principal's); a malformed code is simply unknown."""
+        return self.service.packs.active(district or principal.district)
+
     def delegations(self, principal: Principal, district: str | None = None) -> list[dict[str, Any]]:
-        pack = self.service.packs.active(district or principal.district)
+        pack = self.active_pack(principal, district)
         self.service.authorize(principal, pack, pack.catalog.command_centre, "read_delegations")
         with self.service.db.connect() as conn:
             rows = conn.execute(
@@ -335,8 +367,11 @@ class CallOuts:
             raise InvalidInput(
                 "comment too long", errors=[{"loc": ["comment"], "msg": f"at most {COMMENT_MAX} characters"}]
             )
+        if errors := fields_errors(target=target, dimension=dimension, comment=comment):
+            raise InvalidInput("the rating is invalid", errors=errors)
         snapshot = service.uow.load(parse_uuid(case_id, "case"))
         case, pack = snapshot.row, snapshot.pack
+        service.require_visible(principal, case, pack)
         with service.db.connect() as conn:
             parties = {r.unit_code: r for r in conn.execute(select(CaseParty).where(CaseParty.case_id == case.id))}
         if principal.unit == case.owner_unit and principal.unit not in parties:
@@ -387,7 +422,9 @@ class CallOuts:
         return {**row, "at": outcome.events[0]["at"]}
 
     def ratings(self, principal: Principal, case_id: str) -> list[dict[str, Any]]:
+        """A case's ratings, for those who may read the case (no personal data: nothing is logged)."""
         case = self.service.uow.read_row(parse_uuid(case_id, "case"))
+        self.service.require_visible(principal, case, self.service.packs.get(case.pack_name, case.pack_version))
         with self.service.db.connect() as conn:
             rows = conn.execute(select(Rating).where(Rating.case_id == case.id).order_by(Rating.id)).all()
         return [dict(r._mapping) for r in rows]
@@ -403,6 +440,9 @@ def _check_call(call: CallOut, departments: list[str]) -> None:
         errors.append({"loc": ["meeting_place"], "msg": f"at most {MEETING_PLACE_MAX} characters"})
     if call.meeting_at is not None and call.meeting_at.tzinfo is None:
         errors.append({"loc": ["meeting_at"], "msg": "needs a time zone"})
+    errors += fields_errors(
+        departments=list(call.departments), reason=call.reason, meeting_place=call.meeting_place, main=call.main
+    )
     if errors:
         raise InvalidInput("the call-out is invalid", errors=errors)
 

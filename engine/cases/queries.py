@@ -1,9 +1,13 @@
 """Reads: a case as a caller may see it, its timeline, a caller's inbox.
 
 Who may read a case: its reporter, or anyone Casbin allows ``read_case`` in the
-case's domain. A reporter's name and phone are masked unless Casbin allows
-``read_pii`` there (the reporter sees their own); every unmasked view is written
-to ``personal_data_access`` (DOMAIN.md: every access to personal data is recorded).
+case's domain; anyone else is answered as if the case did not exist (404). A
+reporter's name and phone are masked unless Casbin allows ``read_pii`` there (a
+citizen sees their own report; an integrator that filed a report for a caller
+needs ``read_pii`` like everyone else). Every response that shows unmasked data
+writes exactly one row to ``personal_data_access``, whoever reads (DOMAIN.md:
+every access to personal data is recorded); a response that shows none (masked
+data, a timeline, ratings) writes none.
 """
 
 from __future__ import annotations
@@ -15,9 +19,8 @@ from sqlalchemy.engine import Engine
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.cases.service import CaseService, parse_uuid
-from govflow.engine.model.errors import PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE
-from govflow.engine.store.db import CaseEvent, CaseParty, CaseRow, CaseTask, PersonalDataAccess
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, PersonalDataAccess
 from govflow.engine.workflow.bpmn import files_defining
 
 
@@ -46,27 +49,12 @@ class CaseQueries:
         self.db: Engine = service.db
 
     def _case_for_reader(self, principal: Principal, case_id: str) -> tuple[Any, bool]:
+        """The case row and whether the caller sees its personal data; NotFound unless it may read it."""
         cid = parse_uuid(case_id, "case")
         case = self.service.uow.read_row(cid)
         pack = self.service.packs.get(case.pack_name, case.pack_version)
-        if case.reported_by == principal.id:
-            return case, True
-        authz = self.service.access.authorizer(pack, principal)
-        domain = pack.catalog.domain_of(case.owner_unit)
-        if principal.unit and principal.unit != case.owner_unit:
-            with self.db.connect() as conn:
-                party = conn.execute(
-                    select(CaseParty.unit_code).where(
-                        CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit
-                    )
-                ).first()
-            if party is not None:  # a called department reads the case in its own domain
-                domain = pack.catalog.domain_of(principal.unit)
-        if not authz.allowed(principal.id, domain, "read_case"):
-            raise PermissionDenied(
-                f"{principal.id} may not read cases in {domain}", case=case_id, principal=principal.id
-            )
-        return case, authz.allowed(principal.id, domain, "read_pii")
+        self.service.require_visible(principal, case, pack)
+        return case, self.service.sees_personal_data(principal, case, pack)
 
     def case(self, principal: Principal, case_id: str) -> dict[str, Any]:
         case, see_pii = self._case_for_reader(principal, case_id)
@@ -75,7 +63,7 @@ class CaseQueries:
                 select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
             ).all()
         pii_present = [f for f in ("reporter_name", "reporter_phone") if getattr(case, f)]
-        if see_pii and pii_present and case.reported_by != principal.id:
+        if see_pii and pii_present:  # one row per response that shows unmasked data, whoever reads
             with self.db.begin() as conn:
                 conn.execute(
                     insert(PersonalDataAccess),

@@ -44,6 +44,7 @@ from govflow.engine.model.clock import Clock, iso
 from govflow.engine.model.dispatch import Report, Routing
 from govflow.engine.model.errors import (
     ConcurrentUpdate,
+    FormValidationError,
     IdempotencyMismatch,
     InvalidInput,
     InvalidTransition,
@@ -59,9 +60,10 @@ from govflow.engine.model.limits import (
     LNG_MIN,
     REASON_MAX,
     SYSTEM_CHANNELS,
+    data_errors,
 )
 from govflow.engine.packs.loader import LoadedPack
-from govflow.engine.store.db import CaseRow, IdempotencyKey, Rating
+from govflow.engine.store.db import CaseParty, CaseRow, IdempotencyKey, Rating
 from govflow.engine.workflow.runtime import Record
 
 #: the principal timers act as (on the record as ``actor``)
@@ -161,6 +163,50 @@ class CaseService:
             )
         role, dom, act = authz.explain(principal.id, domain, action) or ("?", domain, action)
         return f"{role}@{dom}:{act}"
+
+    # -- who may see a case (one rule: docs/architecture.md, "403 or 404") ------------------------
+    def reading_domain(self, principal: Principal, case: Any, pack: LoadedPack) -> str:
+        """The domain in which ``principal`` reads ``case``: the owner's, or a called department's own."""
+        domain = pack.catalog.domain_of(case.owner_unit)
+        if principal.unit and principal.unit != case.owner_unit:
+            with self.db.connect() as conn:
+                party = conn.execute(
+                    select(CaseParty.unit_code).where(
+                        CaseParty.case_id == case.id, CaseParty.unit_code == principal.unit
+                    )
+                ).first()
+            if party is not None:  # a called department reads the case in its own domain
+                domain = pack.catalog.domain_of(principal.unit)
+        return domain
+
+    def may_read(self, principal: Principal, case: Any, pack: LoadedPack) -> bool:
+        """The case's reporter, or anyone Casbin allows ``read_case`` in the case's reading domain."""
+        if case.reported_by == principal.id:
+            return True
+        domain = self.reading_domain(principal, case, pack)
+        return self.access.authorizer(pack, principal).allowed(principal.id, domain, "read_case")
+
+    def sees_personal_data(self, principal: Principal, case: Any, pack: LoadedPack) -> bool:
+        """Unmasked reporter data: Casbin's ``read_pii`` in the reading domain, or a citizen's own report.
+
+        An integrator (or anyone) who filed a report on a caller's behalf sees the
+        caller's data only with ``read_pii``, like everyone else.
+        """
+        if case.reported_by == principal.id and principal.has_role("citizen"):
+            return True
+        domain = self.reading_domain(principal, case, pack)
+        return self.access.authorizer(pack, principal).allowed(principal.id, domain, "read_pii")
+
+    def require_visible(self, principal: Principal, case: Any, pack: LoadedPack, *, task: Any = None) -> None:
+        """Raise exactly what a missing case (or task) raises unless ``principal`` may read the case.
+
+        A caller who may not read a case learns nothing of it, not even that it
+        exists: the 404 is the same as for an id that was never issued.
+        """
+        if not self.may_read(principal, case, pack):
+            if task is not None:
+                raise NotFound("no such open task", task=str(task))
+            raise NotFound("no such case", case=str(case.id))
 
     # -- report ------------------------------------------------------------------
     def report(
@@ -353,12 +399,15 @@ class CaseService:
     ) -> Outcome:
         """Complete an open user task with its form data (签收, 处置, 审核, 评价, 分拨 …)."""
         tid = parse_uuid(task_id, "task")
+        if errors := data_errors(dict(data or {}), ["data"]):
+            raise FormValidationError("the form data is invalid", errors=errors, task=task_id)
         case_id = self.uow.case_of_task(tid)
 
         def decide(snapshot: CaseSnapshot) -> Change:
             task = snapshot.open_tasks.get(tid)
             if task is None:
-                raise NotFound("no such open task", task=task_id)
+                raise NotFound("no such open task", task=str(tid))
+            self.require_visible(principal, snapshot.row, snapshot.pack, task=tid)
             return self._decide_complete(principal, snapshot, task, data, expected_version)
 
         return self.uow.run(case_id, decide)
@@ -463,9 +512,12 @@ class CaseService:
                 f"a reason of 1 to {REASON_MAX} characters is required",
                 errors=[{"loc": ["reason"], "msg": f"required, at most {REASON_MAX} characters"}],
             )
+        if errors := data_errors(reason, ["reason"]):
+            raise InvalidInput("the reason is invalid", errors=errors)
 
         def decide(snapshot: CaseSnapshot) -> Change:
             case, pack = snapshot.row, snapshot.pack
+            self.require_visible(principal, case, pack)
             if case.reported_by != principal.id:
                 raise PermissionDenied(
                     "only the reporter of a case may withdraw it", case=case_id, principal=principal.id
@@ -561,11 +613,20 @@ def check_assignment(principal: Principal, task: Any) -> None:
 
 def check_new_case(new: NewCase, *, channels: tuple[str, ...] = CHANNELS) -> None:
     """A report's fields within the engine's limits (the API's schemas use the same limits)."""
-    errors = []
+    errors: list[dict[str, Any]] = []
     if new.channel not in channels:
         errors.append({"loc": ["channel"], "msg": f"must be one of {', '.join(channels)}"})
     if not new.description or not new.description.strip() or len(new.description) > DESCRIPTION_MAX:
         errors.append({"loc": ["description"], "msg": f"1 to {DESCRIPTION_MAX} characters"})
+    for loc, value in (
+        (["description"], new.description),
+        (["category"], new.category),
+        (["district"], new.district),
+        (["location", "address"], new.address),
+        (["reporter", "name"], new.reporter_name),
+        (["reporter", "phone"], new.reporter_phone),
+    ):
+        errors += data_errors(value, loc) if value is not None else []
     if (new.lat is None) != (new.lng is None):
         errors.append({"loc": ["location"], "msg": "lat and lng go together"})
     elif (

@@ -24,6 +24,7 @@ is :mod:`govflow.engine.packs.admin`; principals, grants and delegations are
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -31,8 +32,11 @@ from sqlalchemy.engine import Engine
 
 from govflow.engine.cache import Cache, Caches
 from govflow.engine.model.errors import InvalidInput, NotFound
-from govflow.engine.packs.loader import LoadedPack, files_to_zip, load_pack, read_zip
+from govflow.engine.packs.loader import _NAME, _VERSION, LoadedPack, files_to_zip, load_pack, read_zip
 from govflow.engine.packs.store import VersionInfo, VersionStore
+
+#: what a district code can look like (anything else names no district)
+_DISTRICT = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 
 
 class PackRegistry:
@@ -160,11 +164,19 @@ class PackRegistry:
 
     # -- look-ups -----------------------------------------------------------
     def get(self, name: str, version: str) -> LoadedPack:
-        """A deployed version, compiled (once per process, however many ask at once)."""
+        """A deployed version, compiled (once per process, however many ask at once).
+
+        A name or version that no pack could have (e.g. a control character from a
+        URL) is simply not deployed: it never reaches the database.
+        """
+        if not (_NAME.fullmatch(name) and _VERSION.fullmatch(version)):
+            raise NotFound(f"pack {name[:64]} {version[:32]} is not deployed", pack=name[:64], version=version[:32])
         return self._compiled.get((name, version), lambda: self.compile(read_zip(self.store.archive(name, version))))
 
     def active(self, district: str | None = None) -> LoadedPack:
         """The active pack of ``district`` (or of the only district, when there is one)."""
+        if district is not None and not _DISTRICT.fullmatch(district):
+            raise NotFound(f"no active process pack for district {district[:64]!r}", district=district[:64])
 
         def look_up() -> tuple[str, str]:
             name, version, found = self.store.active(district)

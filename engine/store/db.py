@@ -299,6 +299,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
     ``postgresql://`` URLs use psycopg 3 (the driver govflow installs).
     """
+    # a failed statement's parameters (a reporter's name, phone, description) never reach an
+    # exception message, and so never a log line
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):

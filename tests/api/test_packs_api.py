@@ -58,7 +58,7 @@ def test_only_those_the_policy_allows_may_deploy_or_read(api):
     assert upload(api, "dongjie.dispatcher", files_to_zip(V11)).status_code == 403
     assert upload(api, None, files_to_zip(V11)).status_code == 401
     assert api.get("citizen.zhang", "/api/v1/packs").json() == []
-    assert api.get("dongjie.dispatcher", "/api/v1/packs/reference/1.0.0").status_code == 403
+    assert api.get("dongjie.dispatcher", "/api/v1/packs/reference/1.0.0").status_code == 404  # not theirs to see
     assert api.post("dongjie.dispatcher", "/api/v1/packs/rollback", json={"district": "gulou"}).status_code == 403
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import govflow.logs
 from govflow.cli import app as cli
 from govflow.engine.access.identity import parse_principals
 from govflow.engine.model.errors import InvalidInput, PackError
@@ -227,6 +228,7 @@ def test_the_cli_refuses_a_linked_pack_folder_on_deploy_and_serve(tmp_path, secr
     deployed = CliRunner().invoke(cli, ["pack", "deploy", str(folder)])
     assert deployed.exit_code == 1
     assert "processes/leak.bpmn: symbolic link refused" in deployed.output
+    monkeypatch.setattr(govflow.logs, "configure", lambda fmt: "text")  # keep pytest's log handlers
     served = CliRunner().invoke(cli, ["serve", "--pack", str(folder), "--port", "1"])
     assert served.exit_code != 0
     assert "symbolic link refused" in served.output + repr(served.exception)
