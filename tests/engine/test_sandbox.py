@@ -246,6 +246,25 @@ def test_the_builtins_are_exactly_the_reviewed_set():
         assert name not in sandbox._BUILTINS
 
 
+def test_rules_describe_the_sandbox_for_diagram_authors():
+    assert sandbox.rules() == {
+        "max_source": 4000,
+        "refused": [
+            "class definitions are not allowed in diagram scripts",
+            "function definitions are not allowed in diagram scripts",
+            "function definitions are not allowed in diagram scripts (use a service task)",
+            "global statements are not allowed in diagram scripts",
+            "import statements are not allowed in diagram scripts",
+            "lambdas are not allowed in diagram scripts",
+            "nonlocal statements are not allowed in diagram scripts",
+            "while loops are not allowed in diagram scripts (use a service task)",
+        ],
+        "builtins": sorted(name for name in BUILTINS if name[0].islower()),
+        "private_names": "names and attributes starting with an underscore are refused",
+    }
+    assert "len" in sandbox.rules()["builtins"] and "_getattr_" not in sandbox.rules()["builtins"]
+
+
 @pytest.mark.parametrize(
     "expression, expected",
     [
