@@ -9,10 +9,14 @@ words ``govflow pack validate`` prints. It needs the same Casbin action as deplo
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from govflow.engine.model.errors import InvalidInput
+from govflow.engine.model.errors import InvalidInput, NotFound
+from govflow.engine.model.yaml_text import load_yaml
 from govflow.engine.packs.admin import describe
 from govflow.engine.packs.vocabulary import vocabulary
 
@@ -70,7 +74,9 @@ async def validate_pack(request: Request, app: AppDep, principal: CurrentPrincip
     200 with ``valid`` and every issue (file, line, element, message); 403 without
     ``deploy_pack`` in the pack's district; 422 when the body is not a readable zip.
     """
-    result = app.pack_admin.validate_archive(principal, await zip_body(request))
+    body = await zip_body(request)
+    # compiling takes a few hundred milliseconds of CPU: off the event loop, so other requests go on
+    result = await run_in_threadpool(app.pack_admin.validate_archive, principal, body)
     return ValidationOut(
         valid=result.valid,
         message=result.message,
@@ -90,3 +96,15 @@ def pack_vocabulary(principal: CurrentPrincipal) -> dict:
     """What diagrams and packs may say: stages, assignees, record kinds, roles and where they
     go, case variables, tiers, deadline units, the sandbox's rules (``govflow.engine.packs.vocabulary``)."""
     return vocabulary()
+
+
+@router.get("/{name}/{version}/data/{path:path}")
+def pack_data(name: str, version: str, path: str, app: AppDep, principal: CurrentPrincipal) -> object:
+    """A YAML or JSON file of a version (catalog, forms, responsibility list…) parsed, as JSON:
+    for clients that do not parse YAML. Read as ``GET …/files/{path}`` is (``read_packs``)."""
+    pack = app.pack_admin.read_version(principal, name, version)
+    content = pack.files.get(path)
+    if content is None or not path.endswith((".yaml", ".yml", ".json", ".geojson")):
+        raise NotFound(f"pack {name} {version} has no YAML or JSON file {path!r}", pack=name, version=version)
+    text = content.decode("utf-8")
+    return json.loads(text) if path.endswith((".json", ".geojson")) else load_yaml(text)

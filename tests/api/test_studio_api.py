@@ -186,3 +186,14 @@ def test_pages_are_served_from_their_built_folder_offline(tmp_path):
     with TestClient(api) as client:
         missing = client.get("/studio/")
         assert missing.status_code == 503 and "scripts/setup" in missing.text
+
+
+def test_a_yaml_file_of_a_version_as_json(api, reference_files):
+    from govflow.engine.model.yaml_text import load_yaml
+
+    catalog = api.get("district.supervisor", "/api/v1/packs/reference/1.0.0/data/catalog.yaml")
+    assert catalog.status_code == 200
+    assert catalog.json() == load_yaml(reference_files["catalog.yaml"].decode("utf-8"))
+    assert api.get("district.supervisor", f"/api/v1/packs/reference/1.0.0/data/{DIAGRAM}").status_code == 404
+    assert api.get("district.supervisor", "/api/v1/packs/reference/1.0.0/data/nope.yaml").status_code == 404
+    assert api.get("dongjie.dispatcher", "/api/v1/packs/reference/1.0.0/data/catalog.yaml").status_code in (403, 404)

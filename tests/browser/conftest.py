@@ -18,19 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.server import Served, serve
+from tests.browser.server import CHROMIUM_ARGS, Served, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
 
 
 def chromium() -> str | None:

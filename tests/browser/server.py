@@ -23,6 +23,18 @@ from govflow.engine.store.db import make_engine
 from govflow.engine.store.migrate import upgrade
 from govflow.settings import REFERENCE_PACK
 
+#: how Debian's Chromium runs headless here (no sandbox in containers; no background traffic on a closed network)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
 
 @dataclass
 class Served:

@@ -44,6 +44,14 @@ class Studio:
             self.page.wait_for_selector(ready, state="attached", timeout=30_000)
         return self
 
+    def ready(self, what: str) -> None:
+        """Wait until the page says it shows ``what`` (a file, ``diff``, ``case``); say why not."""
+        try:
+            self.page.wait_for_selector(f"body[data-ready='{what}']", state="attached", timeout=45_000)
+        except Exception as exc:
+            shown = self.page.locator(".gf-message").all_inner_texts()
+            raise AssertionError(f"not ready: {what}; page errors {self.errors}; messages {shown}") from exc
+
     def validated(self, state: str) -> None:
         self.page.wait_for_selector(f".gf-validation[data-state='{state}']", timeout=30_000)
 
@@ -84,7 +92,7 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
     assert specs("frontline_disposal.bpmn", unchanged) == specs("frontline_disposal.bpmn", original)
 
     # the assignee of the review, through the properties panel
-    page.click(".djs-element[data-element-id='review']", position={"x": 40, "y": 60})
+    page.click(".djs-element[data-element-id='review'] .djs-hit")
     page.select_option("#bio-properties-panel-govflow-assignee", "command_centre")
     # the sign-for deadline: inside the intake sub-process, on its overdue timer
     page.click("[data-container-id='intake'] .bjs-drilldown")
@@ -122,7 +130,7 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
     # save as a new staged version; the diff follows
     assert page.input_value("#save-version") == "1.0.1"
     page.click("#save")
-    page.wait_for_selector("body[data-ready='diff']", state="attached", timeout=30_000)
+    studio.ready("diff")
     assert "已保存为 reference 1.0.1" in page.inner_text(".gf-message")
     assert versions(server) == [("1.0.0", True), ("1.0.1", False)]
     row = page.locator("tr.gf-diff-changed[data-element='review'][data-property='assignee']")
@@ -167,7 +175,7 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
     # … and the case view shows it on the diagram of 1.0.1, sign-for open, with its timeline
     page.fill("#case-id", created["id"])
     page.click("#case-open")
-    page.wait_for_selector("body[data-ready='case']", state="attached", timeout=30_000)
+    studio.ready("case")
     assert page.locator(".djs-element.gf-case-open[data-element-id='sign_for']").count() == 1
     assert page.locator(".djs-element.gf-case-done[data-element-id='route_gw']").count() == 1
     assert "reference 1.0.1" in page.inner_text(".gf-case-facts")
@@ -185,7 +193,7 @@ def test_stale_saves_and_bad_files_are_refused_with_a_message_and_nothing_stored
         studio.page.select_option("#bio-properties-panel-govflow-assignee", assignee)
         studio.validated("ok")
     first.page.click("#save")
-    first.page.wait_for_selector("body[data-ready='diff']", state="attached", timeout=30_000)
+    first.ready("diff")
     # the second officer started from the same version: told someone saved first
     second.page.click("#save")
     second.page.wait_for_selector(".gf-message[data-kind='error']")

@@ -28,8 +28,21 @@ def forms() -> dict:
 
 
 def strip_positions(value):
+    """The spec without positions. SpiffWorkflow orders a task's outputs by where their targets
+    are drawn (top to bottom), so a layout reorders them; what that order means is only which of
+    several *conditional* flows of a gateway is tried first, so that order is kept and the rest
+    (the default, the outputs' list) compared as sets."""
     if isinstance(value, dict):
-        return {k: strip_positions(v) for k, v in value.items() if k != "position"}
+        out = {k: strip_positions(v) for k, v in value.items() if k != "position"}
+        if isinstance(out.get("outputs"), list):
+            out["outputs"] = sorted(out["outputs"])
+        if isinstance(out.get("cond_task_specs"), list):
+            entries = out["cond_task_specs"]
+            out["cond_task_specs"] = {
+                "tried in order": [e for e in entries if e.get("condition") is not None],
+                "otherwise": sorted((e for e in entries if e.get("condition") is None), key=repr),
+            }
+        return out
     if isinstance(value, list):
         return [strip_positions(v) for v in value]
     return value

@@ -5,7 +5,6 @@
 // detail — and the changed deadlines, responsibility entries and other files.
 import NavigatedViewer from 'bpmn-js/lib/NavigatedViewer';
 import { diff as bpmnDiff } from 'bpmn-js-differ';
-import { parse } from 'yaml';
 import { h, mount } from '../../common/dom.js';
 import { diagramOptions } from './editor.js';
 import { normalEntry } from './draft.js';
@@ -142,10 +141,11 @@ function entryText(entry, cat, t) {
 
 /**
  * Render the diff of versions `a` → `b` (describe() documents) into `container`.
- * `read(version, path)` fetches a file of a version; `cat` is the catalog index (unit names).
+ * `read(version, path)` fetches a file of a version, `data(version, path)` a YAML file of it parsed;
+ * `cat` is the catalog index (unit names).
  * Returns counts, for the page's status and tests.
  */
-export async function renderDiff(container, { a, b, read, cat, t, lang }) {
+export async function renderDiff(container, { a, b, read, data, cat, t, lang }) {
   const filesA = new Map(a.files.map((f) => [f.path, f]));
   const filesB = new Map(b.files.map((f) => [f.path, f]));
   const paths = [...new Set([...filesA.keys(), ...filesB.keys()])].sort();
@@ -245,8 +245,8 @@ export async function renderDiff(container, { a, b, read, cat, t, lang }) {
   const responsibility = h('section', { class: 'gf-diff-responsibility' }, h('h3', null, t('diff.responsibility')));
   const RESP = 'policies/responsibility.yaml';
   if (differs(RESP)) {
-    const [ya, yb] = await Promise.all([filesA.has(RESP) ? read(a.version, RESP) : '', filesB.has(RESP) ? read(b.version, RESP) : '']);
-    const entries = (text) => new Map(((parse(text || '') || {}).entries || []).map((e) => [String(e.matter), normalEntry(e)]));
+    const [ya, yb] = await Promise.all([filesA.has(RESP) ? data(a.version, RESP) : null, filesB.has(RESP) ? data(b.version, RESP) : null]);
+    const entries = (list) => new Map((list?.entries || []).map((e) => [String(e.matter), normalEntry(e)]));
     const ea = entries(ya);
     const eb = entries(yb);
     const rows = [];

@@ -3,7 +3,7 @@
 // settings that differ, the diagrams and decision tables that changed, and the responsibility
 // entries that changed. The server validates and stores exactly this zip, through the same
 // POST /api/v1/packs every client uses; the page has no other way in.
-import { stringify } from 'yaml';
+import { dump } from 'js-yaml';
 import { zip } from '../../common/zip.js';
 
 export const RESPONSIBILITY = 'policies/responsibility.yaml';
@@ -116,10 +116,10 @@ export class Draft {
     const manifest = { name: this.name, version, extends: `${this.name}@${this.base}` };
     const deadlines = this.deadlineOverride();
     if (Object.keys(deadlines).length) manifest.settings = { deadlines };
-    const files = { 'pack.yaml': stringify(manifest) };
+    const files = { 'pack.yaml': dump(manifest, { lineWidth: 120 }) };
     for (const [path, content] of Object.entries(this.files)) files[path] = content;
     const entries = this.responsibilityOverride();
-    if (entries.length) files[RESPONSIBILITY] = stringify({ district: this.district, entries });
+    if (entries.length) files[RESPONSIBILITY] = dump({ district: this.district, entries }, { lineWidth: 120, flowLevel: 2 });
     return files;
   }
 

@@ -6,7 +6,7 @@ import { BpmnPropertiesPanelModule, BpmnPropertiesProviderModule } from 'bpmn-js
 import { translateModule } from '../../common/i18n.js';
 import { diagramDictionary } from './diagram-i18n.js';
 import { govflowPropertiesModule } from './properties.js';
-import { keepVariableReferences, lostContent, withLayout } from './roundtrip.js';
+import { keepVariableReferences, lostContent, reorderedGateways, withLayout } from './roundtrip.js';
 import spiffworkflow from './spiff-moddle.js';
 
 /** The modules every diagram view of the studio shares (moddle, variable references, words). */
@@ -74,11 +74,15 @@ export class BpmnEditor {
     this.importing = true;
     try {
       const { xml: laidOut, generated } = await withLayout(xml);
+      performance.mark('gf-laid-out');
       const { warnings } = await this.modeler.importXML(laidOut);
       this.modeler.get('canvas').zoom('fit-viewport', 'auto');
+      performance.mark('gf-imported');
       const { xml: saved } = await this.modeler.saveXML({ format: true });
       this.openedXml = saved;
-      return { warnings, layoutGenerated: generated, lost: lostContent(xml, saved) };
+      const registry = this.modeler.get('elementRegistry');
+      const reordered = generated ? reorderedGateways(this.modeler.getDefinitions(), (id) => registry.get(id)?.y) : [];
+      return { warnings, layoutGenerated: generated, lost: lostContent(xml, saved), reordered };
     } finally {
       this.importing = false;
     }

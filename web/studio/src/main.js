@@ -3,7 +3,6 @@
 // server's own validation, save a new staged version, compare versions, activate and roll back,
 // and follow a case on its diagram. Everything goes through the public REST API.
 import './studio.css';
-import { parse as parseYaml } from 'yaml';
 import { ApiError, api, getToken, setToken } from '../../common/api.js';
 import { $, debounce, formatTime, h, mount } from '../../common/dom.js';
 import { getLang, setLang, translator } from '../../common/i18n.js';
@@ -43,6 +42,11 @@ const S = {
   validated: -1,
 };
 window.govflowStudio = S;
+/** Validate the draft now (what the page does 500 ms after an edit); resolves when drawn. */
+S.validateNow = () => {
+  scheduleValidate.cancel();
+  return validate();
+};
 
 const app = document.getElementById('app');
 
@@ -108,17 +112,26 @@ function langButton() {
 
 async function boot() {
   if (!getToken()) return signInScreen();
+  performance.mark('gf-boot');
+  // the modeler's code loads while the first answers come back
+  S.editorModule = import('./editor.js');
+  S.editorModule.catch(() => {});
+  const calls = [api('/api/v1/me'), api('/api/v1/packs/vocabulary'), api('/api/v1/packs/permissions'), api('/api/v1/packs')];
+  calls.forEach((call) => call.catch(() => {}));
   try {
-    S.me = await api('/api/v1/me');
+    S.me = await calls[0];
   } catch (err) {
     setToken('');
     return signInScreen(err instanceof ApiError && err.status === 401 ? t('signin.bad', { detail: err.message }) : problemText(err));
   }
-  const [vocab, perms] = await Promise.all([api('/api/v1/packs/vocabulary'), api('/api/v1/packs/permissions')]);
+  const [vocab, perms, versions] = await Promise.all(calls.slice(1));
   S.vocab = vocab;
   S.perms = Object.fromEntries(perms.map((p) => [p.district, p.actions]));
+  performance.mark('gf-me');
   shell();
-  await refreshVersions();
+  S.versions = versions;
+  renderPacks();
+  performance.mark('gf-versions');
   window.addEventListener('hashchange', route);
   await route();
 }
@@ -255,6 +268,8 @@ async function route() {
   const seq = ++S.seq;
   try {
     if (parts[0] === 'edit' && parts[1] && parts[2]) {
+      const path = parts.slice(3).join('/');
+      if (path.endsWith('.bpmn') || path.endsWith('.dmn')) readFile(parts[1], parts[2], path).catch(() => {});
       await openVersion(parts[1], parts[2]);
       if (seq === S.seq) await openFile(parts.slice(3).join('/') || defaultFile());
     } else if (parts[0] === 'diff' && parts[3]) {
@@ -285,9 +300,24 @@ async function describe(name, version) {
   return S.described.get(key);
 }
 
-async function readFile(name, version, path) {
+function readFile(name, version, path) {
   const key = `${name}@${version}:${path}`;
-  if (!S.files.has(key)) S.files.set(key, await api(`/api/v1/packs/${name}/${version}/files/${path}`, { as: 'text' }));
+  if (!S.files.has(key)) {
+    const text = api(`/api/v1/packs/${name}/${version}/files/${path}`, { as: 'text' });
+    text.catch(() => S.files.delete(key));
+    S.files.set(key, text);
+  }
+  return S.files.get(key);
+}
+
+/** A YAML file of a version, parsed by the server. */
+function readData(name, version, path) {
+  const key = `${name}@${version}:data:${path}`;
+  if (!S.files.has(key)) {
+    const data = api(`/api/v1/packs/${name}/${version}/data/${path}`);
+    data.catch(() => S.files.delete(key));
+    S.files.set(key, data);
+  }
   return S.files.get(key);
 }
 
@@ -299,11 +329,12 @@ async function openVersion(name, version) {
   }
   closeEditors();
   const described = await describe(name, version);
+  performance.mark('gf-described');
   const has = (path) => described.files.some((f) => f.path === path);
   const [catalog, forms, responsibility] = await Promise.all([
-    has('catalog.yaml') ? readFile(name, version, 'catalog.yaml').then(parseYaml) : {},
-    has('processes/forms.yaml') ? readFile(name, version, 'processes/forms.yaml').then(parseYaml) : {},
-    has(RESPONSIBILITY) ? readFile(name, version, RESPONSIBILITY).then(parseYaml) : null,
+    has('catalog.yaml') ? readData(name, version, 'catalog.yaml') : {},
+    has('processes/forms.yaml') ? readData(name, version, 'processes/forms.yaml') : {},
+    has(RESPONSIBILITY) ? readData(name, version, RESPONSIBILITY) : null,
   ]);
   S.current = described;
   S.catalog = catalogIndex(catalog);
@@ -314,12 +345,13 @@ async function openVersion(name, version) {
   S.draft.proposed = nextVersion(version, siblings.map((v) => v.version));
   S.issues = [];
   S.validation = 'idle';
+  S.validated = -1;
+  S.revision = 0;
   S.path = null;
   renderPacks();
   renderFiles();
   renderBar();
   renderIssues();
-  if (!S.readOnly) validate();
 }
 
 function renderFiles() {
@@ -389,8 +421,10 @@ async function openFile(path) {
     S.dmn?.destroy();
     S.dmn = null;
     const xml = S.draft.files[path] ?? (await readFile(name, version, path));
+    performance.mark('gf-xml');
     if (!S.editor) {
-      const { BpmnEditor } = await import('./editor.js');
+      const { BpmnEditor } = await (S.editorModule || import('./editor.js'));
+      performance.mark('gf-editor-loaded');
       const canvas = h('div', { class: 'gf-canvas' });
       const panel = h('div', { class: 'gf-props' });
       mount(view, h('div', { class: 'gf-editor' }, canvas, panel));
@@ -399,13 +433,18 @@ async function openFile(path) {
     let opened;
     try {
       opened = await S.editor.open(xml);
+      performance.mark('gf-opened');
     } catch (err) {
       message('error', t('bad.file', { path, kind: 'BPMN', detail: err.message }));
       return;
     }
     if (opened.lost.length) S.draft.blocked[path] = opened.lost;
     else delete S.draft.blocked[path];
-    message(opened.lost.length ? 'error' : opened.layoutGenerated ? 'info' : '', opened.lost.length ? t('bad.lost', { lost: opened.lost.join('; ') }) : opened.layoutGenerated ? t('layout.generated') : '');
+    const reordered = opened.reordered.length ? ` ${t('layout.reordered', { gateways: opened.reordered.join(', ') })}` : '';
+    message(
+      opened.lost.length ? 'error' : reordered ? 'error' : opened.layoutGenerated ? 'info' : '',
+      opened.lost.length ? t('bad.lost', { lost: opened.lost.join('; ') }) : opened.layoutGenerated ? t('layout.generated') + reordered : '',
+    );
     S.editor.showIssues(issuesOf(path));
   } else if (path.endsWith('.dmn')) {
     closeEditors();
@@ -423,6 +462,7 @@ async function openFile(path) {
   }
   renderBar();
   document.body.dataset.ready = path;
+  if (!S.readOnly && S.validated < 0 && S.validation === 'idle') validate(); // the opened version, checked once shown
 }
 
 function editorContext() {
@@ -656,9 +696,16 @@ async function showDiff(name, a, b) {
     ),
     result,
   );
-  const [da, db, catalog] = await Promise.all([describe(name, a), describe(name, b), readFile(name, b, 'catalog.yaml').then(parseYaml)]);
-  const { renderDiff } = await import('./diff.js');
-  const counts = await renderDiff(result, { a: da, b: db, read: (version, path) => readFile(name, version, path), cat: catalogIndex(catalog), t, lang });
+  const [da, db, catalog, { renderDiff }] = await Promise.all([describe(name, a), describe(name, b), readData(name, b, 'catalog.yaml'), import('./diff.js')]);
+  const counts = await renderDiff(result, {
+    a: da,
+    b: db,
+    read: (version, path) => readFile(name, version, path),
+    data: (version, path) => readData(name, version, path),
+    cat: catalogIndex(catalog),
+    t,
+    lang,
+  });
   result.dataset.counts = JSON.stringify(counts);
   document.body.dataset.ready = 'diff';
 }

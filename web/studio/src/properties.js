@@ -561,19 +561,20 @@ export default class GovflowPropertiesProvider {
     if (!is(element, 'bpmn:ExclusiveGateway') && !is(element, 'bpmn:InclusiveGateway')) return null;
     const { t } = this.ctx;
     const bo = getBusinessObject(element);
-    const flows = (element.outgoing || []).filter((f) => is(f, 'bpmn:SequenceFlow'));
+    // in the order SpiffWorkflow tries them: by target position, top to bottom
+    const flows = (element.outgoing || []).filter((f) => is(f, 'bpmn:SequenceFlow')).sort((a, b) => (a.target?.y ?? 0) - (b.target?.y ?? 0));
     if (!flows.length) return null;
     return group(
       'govflow-gateway',
       t('group.gateway'),
-      flows.map((flow) => ({
+      [{ id: 'govflow-gw-order', component: Caption, text: t('prop.gateway.order') }, ...flows.map((flow) => ({
         id: `govflow-gw-condition-${flow.id}`,
         component: FlowCondition,
         flow,
         label: `${t('prop.flow', { target: flow.target?.businessObject.name || flow.target?.id })}${flow.businessObject.name ? ` · ${flow.businessObject.name}` : ''}`,
         description: bo.default === flow.businessObject ? t('prop.gateway.default') : '',
         isEdited: isTextAreaEntryEdited,
-      })),
+      }))],
     );
   }
 

@@ -34,7 +34,7 @@ export async function withLayout(xml) {
 
 async function layout(xml) {
   const { layoutProcess } = await import('bpmn-auto-layout');
-  const laid = spreadBoundaryEvents(await layoutProcess(xml));
+  const laid = spreadBoundaryEvents(dropDuplicateShapes(await layoutProcess(xml)));
   const diagrams = laid.match(/<bpmndi:BPMNDiagram[\s\S]*<\/bpmndi:BPMNDiagram>/);
   const root = xml.match(/<([\w.-]+:)?definitions\b[^>]*>/);
   const close = xml.lastIndexOf('</');
@@ -48,6 +48,17 @@ async function layout(xml) {
   }
   const merged = xml.slice(0, root.index) + start + xml.slice(root.index + root[0].length, close) + diagrams[0] + '\n' + xml.slice(close);
   return { xml: merged, generated: true };
+}
+
+/** bpmn-auto-layout may draw an element twice (e.g. an end event after a boundary event): keep its last shape. */
+export function dropDuplicateShapes(laid) {
+  const shapes = [...laid.matchAll(/<bpmndi:BPMNShape\b[^>]*\bid="([^"]+)"[\s\S]*?<\/bpmndi:BPMNShape>\s*/g)];
+  const last = new Map(shapes.map((m) => [m[1], m.index]));
+  let out = laid;
+  for (const match of shapes.reverse()) {
+    if (last.get(match[1]) !== match.index) out = out.slice(0, match.index) + out.slice(match.index + match[0].length);
+  }
+  return out;
 }
 
 /**
@@ -178,4 +189,27 @@ export function lostContent(before, after) {
   return Object.keys(had)
     .filter((key) => (has[key] || 0) < had[key])
     .map((key) => `${key} (${had[key]} → ${has[key] || 0})`);
+}
+
+/**
+ * SpiffWorkflow tries a gateway's conditions in the order of their targets' positions, top to
+ * bottom (its parser sorts outgoing flows by y); without a layout, in the order the flows are
+ * written. The gateways (ids) where `positionOf` (element id → y) puts two conditional flows
+ * in another order than the XML's — after a generated layout, what the officer must check.
+ */
+export function reorderedGateways(definitions, positionOf) {
+  const changed = [];
+  const visit = (container) => {
+    const flows = (container.flowElements || []).filter((e) => e.$instanceOf('bpmn:SequenceFlow'));
+    for (const node of container.flowElements || []) {
+      if (node.$instanceOf('bpmn:FlowElementsContainer')) visit(node);
+      if (!node.$instanceOf('bpmn:Gateway')) continue;
+      const conditional = flows.filter((f) => f.sourceRef === node && f.conditionExpression && f !== node.default);
+      if (conditional.length < 2) continue;
+      const sorted = [...conditional].sort((a, b) => (positionOf(a.targetRef?.id) ?? 0) - (positionOf(b.targetRef?.id) ?? 0));
+      if (sorted.some((f, i) => f !== conditional[i])) changed.push(node.id);
+    }
+  };
+  for (const root of definitions.rootElements || []) if (root.$instanceOf('bpmn:Process')) visit(root);
+  return changed;
 }

@@ -62,6 +62,7 @@ export default {
     'bad.file': '“{path}” 不是有效的 {kind} 文件：{detail}',
     'bad.lost': '此图包含工作台无法完整保留的内容，为避免丢失，已禁止保存：{lost}',
     'layout.generated': '此图原本没有布局信息，已自动生成布局；保存时一并保存。',
+    'layout.reordered': '注意：SpiffWorkflow 按目标在图中的上下位置依次判断网关条件，生成的布局改变了以下网关的判断顺序，请检查：{gateways}。',
     'import.file': '导入文件…',
     'import.hint': '用本地的 BPMN/DMN 文件替换当前打开的文件',
     'import.done': '已用 {file} 替换 {path}（尚未保存）。',
@@ -158,6 +159,7 @@ export default {
     'prop.prescript': '前置脚本（任务开始前）',
     'prop.postscript': '后置脚本（任务完成后）',
     'prop.gateway.default': '默认出口（其他条件都不成立时）',
+    'prop.gateway.order': '条件按出口目标在图中的位置自上而下依次判断（SpiffWorkflow 的规则），第一个成立的出口被采用。',
     'prop.flow': '至 {target}',
     'sandbox.rules':
       '沙箱规则：Python 表达式/语句，在受限沙箱中运行。不允许：{refused}；不能使用以下划线开头的名称或属性；最长 {max} 个字符。可用函数：{builtins}。案件变量：{variables}。',
@@ -261,6 +263,7 @@ export default {
     'bad.file': '“{path}” is not a valid {kind} file: {detail}',
     'bad.lost': 'This diagram holds content the studio cannot keep; saving is disabled so nothing is lost: {lost}',
     'layout.generated': 'This diagram had no layout; one was generated and will be saved with it.',
+    'layout.reordered': 'Note: SpiffWorkflow tries a gateway’s conditions top to bottom by their targets’ positions; the generated layout changes that order at: {gateways}. Check them.',
     'import.file': 'Import file…',
     'import.hint': 'Replace the open file with a BPMN/DMN file from disk',
     'import.done': '{file} replaces {path} (not saved yet).',
@@ -357,6 +360,7 @@ export default {
     'prop.prescript': 'Pre-script (before the task)',
     'prop.postscript': 'Post-script (after the task)',
     'prop.gateway.default': 'Default flow (when no condition holds)',
+    'prop.gateway.order': 'Conditions are tried top to bottom by where their targets are drawn (SpiffWorkflow’s rule); the first that holds is taken.',
     'prop.flow': 'to {target}',
     'sandbox.rules':
       'Sandbox: Python expressions/statements in a restricted sandbox. Refused: {refused}; no names or attributes starting with an underscore; at most {max} characters. Functions: {builtins}. Case variables: {variables}.',
