@@ -20,7 +20,11 @@ id, task, pack file and line) in ``context``.
     │   └── IdempotencyMismatch       an Idempotency-Key reused with a different request
     ├── PackError                     a process pack is invalid (422 on deploy); carries issues
     └── EngineFault                   a diagram or plugin failed while running (500, case untouched)
-        └── PluginFailed              a plugin raised inside a hook; names the plugin and the hook
+        ├── PluginFailed              a plugin raised inside a hook; names the plugin and the hook
+        └── DiagramFailed             diagram code failed during a command (409 naming the element;
+            │                         an incident when a timer or worker ran it)
+            └── LimitExceeded         diagram code hit a limit the pack cannot lift (size, steps,
+                                      time, memory)
 """
 
 from __future__ import annotations
@@ -166,3 +170,20 @@ class PluginFailed(EngineFault):
         who = f"plugin {plugin}" if plugin is not None else "a plugin"
         super().__init__(f"{who} failed in {hook}: {type(exc).__name__}: {exc}", plugin=plugin, hook=hook)
         self.plugin, self.hook = plugin, hook
+
+
+class DiagramFailed(EngineFault):
+    """Code of the diagram (an expression, a script, a service call) failed while a command ran it.
+
+    ``element`` names the diagram element. Nothing was written: a user's command answers 409, a
+    timer or worker run opens an incident on the case.
+    """
+
+    title = "Diagram failed"
+
+
+class LimitExceeded(DiagramFailed):
+    """Diagram code hit a limit no pack can lift: a too large result, the step, time or memory
+    budget of one command."""
+
+    title = "Diagram limit exceeded"

@@ -33,10 +33,10 @@ from SpiffWorkflow.util.task import TaskState
 
 from govflow.engine.model import clock as clock_mod
 from govflow.engine.model.calendar import DeadlinePolicy
-from govflow.engine.model.errors import EngineFault, InvalidTransition, NotFound
+from govflow.engine.model.errors import DiagramFailed, EngineFault, InvalidTransition, LimitExceeded, NotFound
 from govflow.engine.model.lifecycle import DEADLINE_KINDS
 from govflow.engine.workflow.bpmn import CompiledDiagrams
-from govflow.engine.workflow.sandbox import SandboxedScriptEngine
+from govflow.engine.workflow.sandbox import Budget, SandboxedScriptEngine, budget
 from govflow.engine.workflow.spiff_clock import install_spiff_clock
 
 STATE_FORMAT = 1
@@ -45,6 +45,9 @@ STATE_FORMAT = 1
 _TIMER_EVENT_TYPES = frozenset(
     {"TimerEventDefinition", "TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"}
 )
+
+#: states of a task a workflow that is not complete can wait in
+_ALIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 
 #: state-format migrations: from-version -> function(dict) that upgrades in place.
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], None]] = {}
@@ -100,6 +103,38 @@ def _recorder(records: list[Record] | None) -> Callable[[Any], None] | None:
     return did_complete
 
 
+def _check_settled(workflow: BpmnWorkflow) -> None:
+    """After engine steps a workflow waits for a person, a timer or a signal, or is complete; Spiff
+    may also stop silently (its task iterator gives up deep in a long loop): that is a failure."""
+    tasks = workflow.tasks.values()
+    if any(t.state == TaskState.READY and not t.task_spec.manual for t in tasks):
+        raise RuntimeError("the engine stopped before a wait state (the workflow is too deep: a loop?)")
+    if not workflow.completed and not any(t.state & _ALIVE for t in tasks):
+        raise RuntimeError("the workflow stopped without completing and without a step to wait for")
+
+
+def _element(task: Any) -> str | None:
+    spec = getattr(task, "task_spec", None)
+    return getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
+
+
+def diagram_failure(exc: BaseException, spent: Budget, element: str | None, doing: str) -> DiagramFailed:
+    """The error a command reports when diagram code failed: the element, and why (a limit first:
+    diagram code may have caught the limit's own error and failed otherwise afterwards)."""
+    element = _element(getattr(exc, "task", None)) or element
+    where = f" at {element}" if element else ""
+    if spent.exceeded or isinstance(exc, (LimitExceeded, RecursionError)):
+        reason = spent.exceeded or (
+            exc.message if isinstance(exc, LimitExceeded) else "the diagram nested too deeply (a loop?)"
+        )
+        return LimitExceeded(f"the diagram was stopped{where}: {reason}", element=element)
+    cause = exc.__cause__ or getattr(exc, "exception", None)
+    detail = f"{type(exc).__name__}: {exc}"
+    if cause is not None and not isinstance(exc, SpiffWorkflowException):
+        detail = f"{type(cause).__name__}: {cause}"
+    return DiagramFailed(f"{doing}{where}: {detail}", element=element)
+
+
 class Runtime:
     """Runs diagrams of one compiled pack version with the sandbox and an injected clock."""
 
@@ -141,7 +176,8 @@ class Runtime:
         workflow = BpmnWorkflow(spec, self.diagrams.subprocess_specs[process_id], script_engine=self.script_engine)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
-        self.advance(workflow, clock, records)
+        with budget():  # one budget for the whole command
+            self.advance(workflow, clock, records)
         return workflow
 
     def advance(self, workflow: BpmnWorkflow, clock: clock_mod.Clock, records: list[Record] | None = None) -> None:
@@ -149,16 +185,22 @@ class Runtime:
 
         Elements with a ``record`` property that complete are appended to ``records``.
         """
-        with clock_mod.bound(clock):
+        with clock_mod.bound(clock), budget() as spent:
+            current: list[str | None] = [None]
+
+            def will_complete(task: Any) -> None:  # one engine step: within the command's budget
+                current[0] = _element(task)
+                spent.step()
+
             try:
                 # do_engine_steps refreshes waiting tasks only at its end, so a timer that
                 # became due must be refreshed first to run its path in this same step.
                 workflow.refresh_timers()
-                workflow.do_engine_steps(did_complete_task=_recorder(records))
-            except SpiffWorkflowException as exc:
-                raise EngineFault(f"the diagram failed while running: {exc}") from exc
-            except Exception as exc:  # a script/expression error inside the sandbox
-                raise EngineFault(f"the diagram failed while running: {type(exc).__name__}: {exc}") from exc
+                workflow.do_engine_steps(will_complete_task=will_complete, did_complete_task=_recorder(records))
+                spent.check()
+                _check_settled(workflow)
+            except Exception as exc:  # a script/expression error inside the sandbox, or a limit
+                raise diagram_failure(exc, spent, current[0], "the diagram failed while running") from exc
 
     def open_tasks(self, workflow: BpmnWorkflow) -> list[Any]:
         """The user tasks waiting for a person."""
@@ -221,12 +263,14 @@ class Runtime:
         if not (task.state == TaskState.READY and task.task_spec.manual):
             raise InvalidTransition("the task is not open", task=task_id)
         task.set_data(**data)
-        with clock_mod.bound(clock):
+        with clock_mod.bound(clock), budget() as spent:
             try:
                 task.run()
             except Exception as exc:
-                raise EngineFault(f"completing the task failed: {exc}", task=task_id) from exc
-        self.advance(workflow, clock, records)
+                failure = diagram_failure(exc, spent, _element(task), "completing the task failed")
+                failure.context["task"] = task_id
+                raise failure from exc
+            self.advance(workflow, clock, records)
         return task
 
     def find_task(self, workflow: BpmnWorkflow, task_id: str) -> Any:
@@ -247,12 +291,14 @@ class Runtime:
         records: list[Record] | None = None,
     ) -> None:
         event = BpmnEvent(SignalEventDefinition(name), payload=dict(payload))
-        with clock_mod.bound(clock):
+        with clock_mod.bound(clock), budget() as spent:
             try:
                 workflow.send_event(event)
             except SpiffWorkflowException:
+                if spent.exceeded:
+                    raise LimitExceeded(f"the diagram was stopped: {spent.exceeded}") from None
                 raise InvalidTransition(f"nothing in the case waits for {name!r} now") from None
-        self.advance(workflow, clock, records)
+            self.advance(workflow, clock, records)
 
     # -- timers -------------------------------------------------------------
     @staticmethod
@@ -311,6 +357,8 @@ class Runtime:
             dct = json.loads(zlib.decompress(blob))
         except (zlib.error, ValueError) as exc:
             raise EngineFault(f"the stored workflow state is unreadable: {exc}") from exc
+        if not isinstance(dct, dict):
+            raise EngineFault("the stored workflow state is unreadable: not a workflow")
         fmt = dct.pop("format", STATE_FORMAT)
         if not isinstance(fmt, int) or fmt > STATE_FORMAT:
             raise EngineFault(
@@ -321,12 +369,15 @@ class Runtime:
                 raise EngineFault(f"the stored workflow state has format {fmt}, and no migration upgrades it")
             _MIGRATIONS[fmt](dct)
             fmt += 1
-        self._serializer.migrate(dct)
         spec = self.diagrams.specs.get(process_id)
         if spec is None:
             raise EngineFault(f"the stored workflow state is of process {process_id!r}, which the pack does not have")
-        workflow = self._serializer.from_dict(
-            dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id]
-        )
+        try:  # Spiff raises assorted errors (KeyError, TypeError, ...) on a state that does not fit
+            self._serializer.migrate(dct)
+            workflow = self._serializer.from_dict(
+                dct, spec=spec, subprocess_specs=self.diagrams.subprocess_specs[process_id]
+            )
+        except Exception as exc:
+            raise EngineFault(f"the stored workflow state does not restore: {type(exc).__name__}: {exc}") from exc
         workflow.script_engine = self.script_engine  # never the stock, unrestricted engine
         return workflow
