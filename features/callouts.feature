@@ -59,7 +59,7 @@ Feature: Call-out, report-in and joint consultation (呼叫·报到·会商)
     When dongjie.dispatcher calls out "gulou.cgj, gulou.zjj" to meet at "东街口" at 15:00
     And zjj.handler rejects the call because "井盖属城管管养，与管线无关"
     Then the case is "handling"
-    And dongjie.dispatcher has a "handle" task for the case
+    And dongjie.dispatcher has a "answer_rejection" task for the case
     And cgj.handler has no open task for the case
     And a "callout.rejected" is on the timeline and the command centre was notified
 

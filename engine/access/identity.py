@@ -24,13 +24,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from govflow.engine.access.authz import Grant
-from govflow.engine.model.catalog import Catalog, load_yaml
+from govflow.engine.model.catalog import DISTRICT_WIDE_KINDS, Catalog, load_yaml
 from govflow.engine.model.errors import InvalidInput
 from govflow.engine.store.db import Principal as PrincipalRow
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROLES = frozenset(
-    {"citizen", "integrator", "street_dispatcher", "department_handler", "cc_supervisor", "district_supervisor"}
+    {
+        "citizen",
+        "integrator",
+        "street_dispatcher",
+        "department_handler",
+        "cc_supervisor",
+        "district_supervisor",
+        "responsibility_meeting",
+        "city_supervisor",
+    }
 )
 
 
@@ -62,7 +71,7 @@ def grants_for(principal: Principal, catalogs: Iterable[Catalog]) -> list[Grant]
             break
     if principal.unit is None:
         domain = "*"
-    elif unit_kind == "command_centre":
+    elif unit_kind in DISTRICT_WIDE_KINDS:  # the command centre, the standing meeting, the city
         domain = f"{district}/*"
     elif unit_kind is None:
         return []  # a unit no pack knows: no powers at all

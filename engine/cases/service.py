@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from govflow.engine.access.authz import Authorizer
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases.disputes import amend, next_version
 from govflow.engine.cases.unit_of_work import (
     CaseSnapshot,
     Change,
@@ -78,6 +79,10 @@ class PackSource(Protocol):
     def active(self, district: str | None = None) -> LoadedPack: ...
 
     def districts(self) -> list[str]: ...
+
+    def compile(self, files: Mapping[str, bytes]) -> LoadedPack: ...
+
+    def deploy(self, pack: LoadedPack, *, actor: str, now: Any, activate: bool = True) -> bool: ...
 
 
 class Dispatcher(Protocol):
@@ -436,10 +441,13 @@ class CaseService:
         values = form.validate(
             data, pack.catalog, task=str(task.id), context=runtime.task_data(spiff_task), now=self.clock.now()
         )
-        rating = None
-        if element == roles.evaluation_task and roles.rating_field:  # the citizen's direction of 评价
-            field = form.fields[roles.rating_field]
-            rating = values.get(field.variable or roles.rating_field)
+        rating, rated = None, rated_by(roles, element)
+        if rated is not None:  # the citizen's direction of 评价, or the return visit's (回访)
+            field = form.fields[rated[2]]
+            rating = values.get(field.variable or rated[2])
+        moved_to, amendment = None, None
+        if element == roles.ruling_task and roles.ruling_variable:  # 长效责任机制: a new list version
+            moved_to, amendment = self._rule_responsibility(principal, case, values[roles.ruling_variable], values)
         if info.form_variable:  # e.g. each report-in instance's answer as one dict
             values = {info.form_variable: values}
         changes: dict[str, Any] = {}
@@ -466,16 +474,22 @@ class CaseService:
         if changes:
             owner, matter = changes.get("owner_unit", case.owner_unit), changes.get("matter", case.matter)
             events.append(Event("case.dispatched", {"owner": owner, "matter": matter}))
+        if moved_to is not None and amendment is not None:  # the case continues under the ruling
+            changes["pack_version"] = moved_to.manifest.version
+            events.append(Event("responsibility.amended", amendment))
         now = self.clock.now()
         extra = []
-        if rating is not None:
+        if rating is not None and rated is not None:
+            direction, dimension, _ = rated
+            # a reopened case is rated again: each later round is its own row (uq_ratings_once)
+            party = self._rating_party(case.id, principal.id, case.owner_unit, dimension)
             rating_row = {
                 "case_id": case.id,
-                "direction": "citizen_to_case",
-                "rater_party": principal.id,
+                "direction": direction,
+                "rater_party": party,
                 "rater": principal.id,
                 "target": case.owner_unit,
-                "dimension": "satisfaction",
+                "dimension": dimension,
                 "score": rating,
                 "comment": values.get("comment"),
                 "at": now,
@@ -485,10 +499,10 @@ class CaseService:
                 Event(
                     "rating.given",
                     {
-                        "direction": "citizen_to_case",
-                        "rater_party": principal.id,
+                        "direction": direction,
+                        "rater_party": party,
                         "target": case.owner_unit,
-                        "dimension": "satisfaction",
+                        "dimension": dimension,
                         "score": rating,
                     },
                 )
@@ -503,7 +517,49 @@ class CaseService:
             changes=changes,
             records=records,
             extra=extra,
+            pack=moved_to,
         )
+
+    def _rule_responsibility(
+        self, principal: Principal, case: Any, department: str, values: Mapping[str, Any]
+    ) -> tuple[LoadedPack, dict[str, Any]]:
+        """Deploy the ruling as a new active version of the district's pack (the case its provenance)."""
+        if not case.matter:
+            raise InvalidInput("the case has no matter; the meeting cannot amend the list for it")
+        active = self.packs.active(case.district)
+        name = active.manifest.name
+
+        def exists(version: str) -> bool:
+            try:
+                self.packs.get(name, version)
+            except NotFound:
+                return False
+            return True
+
+        version = next_version(active.manifest.version, exists)
+        decision = str(values.get("decision") or "")
+        amended = amend(
+            dict(active.files),
+            version=version,
+            description=active.manifest.description,
+            matter=case.matter,
+            department=department,
+            case_id=str(case.id),
+            decision=decision,
+        )
+        new_pack = self.packs.compile(amended.files)
+        self.packs.deploy(new_pack, actor=principal.id, now=self.clock.now(), activate=True)
+        return new_pack, amended.record(name, case.pack_version, decision, str(case.id))
+
+    def _rating_party(self, case_id: uuid.UUID, party: str, target: str, dimension: str) -> str:
+        """The rater party of a rating: ``party``, numbered ``#2``, ``#3`` … for later rounds."""
+        with self.db.connect() as conn:
+            earlier = conn.execute(
+                select(Rating.id).where(
+                    Rating.case_id == case_id, Rating.target == target, Rating.dimension == dimension
+                )
+            ).all()
+        return party if not earlier else f"{party}#{len(earlier) + 1}"
 
     def withdraw(self, principal: Principal, case_id: str, reason: str) -> Outcome:
         """The reporter withdraws the case before the result is submitted (撤回)."""
@@ -593,6 +649,15 @@ def tier_of(pack: LoadedPack, matter: str | None) -> str | None:
     """The tier (马上办/快速办/限时办) of a matter in the pack's catalog."""
     found = pack.catalog.matters.get(matter) if matter else None
     return found.tier if found else None
+
+
+def rated_by(roles: Any, element: str) -> tuple[str, str, str] | None:
+    """(direction, dimension, form field) of the rating a task's completion gives, if it gives one."""
+    if element == roles.evaluation_task and roles.rating_field:
+        return "citizen_to_case", "satisfaction", roles.rating_field
+    if element == roles.return_visit_task and roles.return_visit_field:
+        return "return_visit", "return_visit", roles.return_visit_field
+    return None
 
 
 def check_assignment(principal: Principal, task: Any) -> None:

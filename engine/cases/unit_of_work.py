@@ -266,6 +266,8 @@ def recorded(pack: LoadedPack, records: Sequence[Record], case: Mapping[str, Any
         target = record.data.get("escalate_to")
         if target == "command_centre":
             data["escalate_to"] = pack.catalog.command_centre
+        elif target == "city":  # the city unit of the catalog, when it has one
+            data["escalate_to"] = pack.catalog.unit_of_kind("city") or "city"
         if target:
             escalated_to = data["escalate_to"]
         events.append(Event(record.kind, data))
@@ -288,6 +290,8 @@ def open_task_rows(
             user = case["reported_by"]
         elif info.assignee == "command_centre":
             unit = pack.catalog.command_centre
+        elif info.assignee in ("responsibility_meeting", "city"):  # that unit, else the command centre
+            unit = pack.catalog.unit_of_kind(info.assignee) or pack.catalog.command_centre
         elif info.assignee == "called":
             unit = (data.get(roles.report_in_item or "") or {}).get("unit")
         elif info.assignee == "main_department":
@@ -378,6 +382,11 @@ def plan(
     ]
     now_open = {t["id"]: t for t in tasks}
     new_tasks = [t for t in tasks if t["id"] not in before]
+    # a call upheld by the command centre's ruling: the departments asked to report in again
+    renewed = sorted(str(t["unit_code"]) for t in new_tasks if t["name"] == roles.report_in_task)
+    all_events = [
+        Event(e.kind, {**e.data, "departments": renewed}) if e.kind == "callout.upheld" else e for e in all_events
+    ]
     gone = [tid for tid in before if tid not in now_open]
     updated = []
     for tid, task in now_open.items():

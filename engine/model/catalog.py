@@ -23,14 +23,23 @@ from govflow.engine.model.errors import PackIssue
 # YAML is read one way everywhere: safe, no anchors or aliases, bounded nesting (model/yaml_text.py)
 from govflow.engine.model.yaml_text import SAFE_LOADER, load_yaml  # noqa: F401  (re-exported)
 
-UNIT_KINDS = ("command_centre", "street", "department")
+UNIT_KINDS = ("command_centre", "street", "department", "responsibility_meeting", "city")
+#: units whose staff act district-wide (the command centre, the standing responsibility meeting
+#: 长效责任联席会议, the city level above the district that escalations reach)
+DISTRICT_WIDE_KINDS = ("command_centre", "responsibility_meeting", "city")
 
 from govflow.engine.model.limits import TIERS  # noqa: E402  (one definition: limits)
 
 _CODE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
 #: the role that acts for a unit of each kind when a task is assigned to the unit
-ROLE_FOR_KIND = {"street": "street_dispatcher", "command_centre": "cc_supervisor", "department": "department_handler"}
+ROLE_FOR_KIND = {
+    "street": "street_dispatcher",
+    "command_centre": "cc_supervisor",
+    "department": "department_handler",
+    "responsibility_meeting": "responsibility_meeting",
+    "city": "city_supervisor",
+}
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,10 @@ class Catalog:
 
     def unit(self, code: str) -> Unit | None:
         return self.units.get(code)
+
+    def unit_of_kind(self, kind: str) -> str | None:
+        """The first unit of ``kind`` (the standing meeting, the city), or None if the catalog has none."""
+        return next((u.code for u in self.units.values() if u.kind == kind), None)
 
     def domain_of(self, unit_code: str | None) -> str:
         """The Casbin domain of a unit: ``<district>/<unit code>``."""

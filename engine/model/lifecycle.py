@@ -53,7 +53,9 @@ RECORD_KINDS = (
     "deadline.escalated",  # supervision itself is overdue; escalated further (升级)
     "callout.no_response",  # a called department did not report in by its deadline (未报到)
     "callout.rejected",  # a called department rejected the call (拒绝)
-    "evaluation.expired",  # the citizen did not evaluate in time; the case closes without a rating
+    "callout.upheld",  # the command centre upheld a disputed call: the departments report in again
+    "evaluation.expired",  # the citizen did not evaluate in time (a return visit follows in the reference)
+    "case.reopened",  # a return visit found the problem unsolved: the case goes back to handling (重办)
 )
 #: Recorded facts that make a case overdue (others, like a rejected call, only notify upward).
 #: The boundary timers recording them are also what gives an open task its due time.

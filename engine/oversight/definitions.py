@@ -18,7 +18,8 @@ received [owner]            ``case.routed``/``case.unroutable``; a ``case.dispat
                             owner counts for the new owner
 handled [owner]             the first ``case.stage`` → ``handling`` of a case (signed, being handled)
 called [owner]              the first ``callout.made`` of a case
-callouts [department]       ``callout.made``: one per department called
+callouts [department]       ``callout.made``: one per department called; ``callout.upheld``: one
+                            per department the command centre's ruling calls again
 reported_in [department]    ``task.completed`` of the ``report_in`` role task
 reported_in_on_time [dep.]  … completed no later than its ``due_at`` (or with no deadline)
 report_in_seconds [dep.]    … seconds from the task's ``opened_at`` to its completion
@@ -26,6 +27,7 @@ rejected [department]       … with ``decision: reject``
 no_response [department]    ``callout.no_response``: each department it names
 closed [owner]              ``case.closed`` with stage ``evaluated``
 withdrawn [owner]           ``case.closed`` with stage ``withdrawn``
+reopened [owner]            ``case.reopened``: a return visit (回访) sent the case back to handling
 done:STEP [task's unit]     ``task.completed`` of a task that had a deadline (STEP = its element id)
 on_time:STEP [task's unit]  … completed no later than its ``due_at``
 signed [owner]              ``task.completed`` of a task in the ``dispatched`` stage by the owner
@@ -71,6 +73,7 @@ COUNTERS = (
     "no_response",
     "closed",
     "withdrawn",
+    "reopened",
     "signed",
     "signed_on_time",
     "overdue",
@@ -103,6 +106,7 @@ RATES: tuple[Rate, ...] = (
     Rate("rejection_rate", "拒绝率", "rejected", "callouts", level="department"),
     Rate("no_response_count", "未报到次数", "no_response", "", kind="count", level="department"),
     Rate("completion_rate", "办结率", "closed", "received", level="street"),
+    Rate("reopen_rate", "重办率", "reopened", "closed", level="street"),
     Rate("overdue_count", "超期次数", "overdue", "", kind="count"),
     Rate("escalated_count", "升级次数", "escalated", "", kind="count"),
     Rate("satisfaction", "群众满意度(1-5)", "rating_sum:satisfaction", "rating_count:satisfaction", kind="mean"),
@@ -239,11 +243,16 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
             add("callouts", department.get("unit"))
     elif kind == "task.completed":
         _task_completed(out, data, at, add)
+    elif kind == "callout.upheld":  # the ruling renewed the call: each department is called again
+        for department in data.get("departments") or []:
+            add("callouts", department)
     elif kind == "callout.no_response":
         for department in data.get("departments") or []:
             add("no_response", department)
     elif kind == "case.closed":
         add("closed" if data.get("stage") == "evaluated" else "withdrawn", out.ctx.owner)
+    elif kind == "case.reopened":
+        add("reopened", out.ctx.owner)
     elif kind == "rating.given":
         dimension, score = data.get("dimension"), data.get("score")
         if dimension in DIMENSIONS and isinstance(score, int):

@@ -48,8 +48,11 @@ RESERVED_IDS = frozenset({"Start", "End"})
 
 #: What a user task may name as its assignee; resolved against the case at run time:
 #: the case's owner unit, the district's command centre, the reporter, the department
-#: of a multi-instance call-out instance (``called``), or the call-out's main department.
-ASSIGNEES = frozenset({"owner", "command_centre", "reporter", "called", "main_department"})
+#: of a multi-instance call-out instance (``called``), or the call-out's main department; the
+#: standing responsibility meeting and the city (units of those kinds, else the command centre).
+ASSIGNEES = frozenset(
+    {"owner", "command_centre", "reporter", "called", "main_department", "responsibility_meeting", "city"}
+)
 
 
 def _safe_parser() -> etree.XMLParser:

@@ -21,6 +21,13 @@ evaluation    a user task, with ``rating_field``   the reporter's rating (评价
 dispatch      a user task whose form sets          completing it re-routes the case (分拨, 督办): the
               ``owner_unit`` and/or ``matter``     form's routing variables become the case's owner
                                                    and matter
+return_visit  a user task, with ``rating_field``   the return visit (回访): the resident's view,
+                                                   recorded as a ``return_visit`` rating (1–5) of the
+                                                   owner street
+responsibility_ruling  a user task whose form has a       the standing responsibility meeting's ruling
+              ``unit`` field of kind ``department``  (长效责任机制): that department becomes the main
+                                                   unit of the case's matter in a new pack version
+                                                   (the case is its provenance); the case moves to it
 ============  ===================================  ====================================================
 
 The variables the engine itself puts into every case at start are fixed
@@ -46,11 +53,28 @@ BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 #: every role an element may declare
-ROLES = ("withdrawal", "withdrawn", "call_out", "report_in", "evaluation", "dispatch")
+ROLES = (
+    "withdrawal",
+    "withdrawn",
+    "call_out",
+    "report_in",
+    "evaluation",
+    "dispatch",
+    "return_visit",
+    "responsibility_ruling",
+)
 #: roles each case's process must declare (with the processes it calls)
 REQUIRED_ROLES = ("withdrawal", "withdrawn")
 #: roles that may be declared at most once per process tree
-SINGLE_ROLES = ("withdrawal", "withdrawn", "call_out", "report_in", "evaluation")
+SINGLE_ROLES = (
+    "withdrawal",
+    "withdrawn",
+    "call_out",
+    "report_in",
+    "evaluation",
+    "return_visit",
+    "responsibility_ruling",
+)
 #: the variables the engine sets in every case when it starts (diagrams read them)
 CASE_VARIABLES = ("case_id", "district", "owner_unit", "matter", "tier", "review_approved")
 #: the routing variables a ``dispatch`` task's form may set
@@ -64,6 +88,8 @@ _KINDS: dict[str, tuple[str, ...]] = {
     "report_in": ("userTask",),
     "evaluation": ("userTask",),
     "dispatch": ("userTask",),
+    "return_visit": ("userTask",),
+    "responsibility_ruling": ("userTask",),
 }
 #: which element kinds may carry each role (read by tools that edit diagrams)
 ROLE_ELEMENTS: dict[str, tuple[str, ...]] = _KINDS
@@ -81,7 +107,7 @@ class RoleDeclaration:
     signal: str | None = None  # withdrawal / call_out: the signal's name
     variable: str | None = None  # call_out: the payload variable; report_in: the collection it iterates
     item: str | None = None  # report_in: the per-instance input item (one called department)
-    field: str | None = None  # evaluation: the rating form field
+    field: str | None = None  # evaluation, return_visit: the rating form field
     action: str | None = None  # user tasks: their action (form name)
 
 
@@ -98,13 +124,21 @@ class DiagramRoles:
     evaluation_task: str | None = None
     rating_field: str | None = None
     dispatch_tasks: frozenset[str] = field(default_factory=frozenset)
+    return_visit_task: str | None = None
+    return_visit_field: str | None = None
+    ruling_task: str | None = None
+    ruling_variable: str | None = None  # where the ruling's form puts the department it names
 
     def role_of(self, element: str) -> str | None:
-        """The role a user task declares (report_in, evaluation, dispatch), or None."""
+        """The role a user task declares (report_in, evaluation, dispatch, return_visit), or None."""
         if element == self.report_in_task:
             return "report_in"
         if element == self.evaluation_task:
             return "evaluation"
+        if element == self.return_visit_task:
+            return "return_visit"
+        if element == self.ruling_task:
+            return "responsibility_ruling"
         if element in self.dispatch_tasks:
             return "dispatch"
         return None
@@ -181,9 +215,9 @@ def find_roles(root: etree._Element, filename: str) -> tuple[list[RoleDeclaratio
                 item=item.get("name"),
                 action=props.get("action"),
             )
-        elif role == "evaluation":
+        elif role in ("evaluation", "return_visit"):
             if not props.get("rating_field"):
-                issue("role 'evaluation' needs a rating_field property (the form field holding the 1–5 rating)")
+                issue(f"role {role!r} needs a rating_field property (the form field holding the 1–5 rating)")
                 continue
             decl = RoleDeclaration(
                 role, ident, decl.process, filename, line, field=props["rating_field"], action=props.get("action")
@@ -255,18 +289,41 @@ def check_process_roles(
             )
         )
     evaluation = _first(by_role, "evaluation")
-    if evaluation is not None:
-        form = forms.get(evaluation.action or "")
+    return_visit = _first(by_role, "return_visit")
+    for rated in (evaluation, return_visit):
+        if rated is None:
+            continue
+        form = forms.get(rated.action or "")
         fields = getattr(form, "fields", {}) or {}
-        if evaluation.field not in fields:
+        if rated.field not in fields:
             issues.append(
                 PackIssue(
-                    evaluation.file,
-                    f"rating_field {evaluation.field!r} is not a field of the form {evaluation.action!r}",
-                    line=evaluation.line,
-                    element=evaluation.element,
+                    rated.file,
+                    f"rating_field {rated.field!r} is not a field of the form {rated.action!r}",
+                    line=rated.line,
+                    element=rated.element,
                 )
             )
+    ruling, ruling_variable = _first(by_role, "responsibility_ruling"), None
+    if ruling is not None:
+        form = forms.get(ruling.action or "")
+        named = [
+            getattr(f, "variable", None) or name
+            for name, f in (getattr(form, "fields", {}) or {}).items()
+            if getattr(f, "type", None) == "unit" and getattr(f, "kind", None) == "department"
+        ]
+        if len(named) != 1:
+            issues.append(
+                PackIssue(
+                    ruling.file,
+                    f"a responsibility ruling's form must have one unit field of kind department; "
+                    f"form {ruling.action!r} has {len(named)}",
+                    line=ruling.line,
+                    element=ruling.element,
+                )
+            )
+        else:
+            ruling_variable = named[0]
     for decl in by_role.get("dispatch", []):
         form = forms.get(decl.action or "")
         variables = {getattr(f, "variable", None) or name for name, f in (getattr(form, "fields", {}) or {}).items()}
@@ -292,6 +349,10 @@ def check_process_roles(
         evaluation_task=evaluation.element if evaluation else None,
         rating_field=evaluation.field if evaluation else None,
         dispatch_tasks=frozenset(d.element for d in by_role.get("dispatch", [])),
+        return_visit_task=return_visit.element if return_visit else None,
+        return_visit_field=return_visit.field if return_visit else None,
+        ruling_task=ruling.element if ruling else None,
+        ruling_variable=ruling_variable,
     ), []
 
 

@@ -129,7 +129,7 @@ def test_past_meeting_times_and_due_dates_are_refused(api, clock):
     assert task(api, "dongjie.dispatcher", case, "consult")["id"] == consult["id"]  # nothing moved
 
 
-def test_the_citizen_window_to_evaluate_closes_the_case_without_a_rating(api, clock, govflow):
+def test_the_citizen_window_to_evaluate_ends_in_a_return_visit_without_a_rating(api, clock, govflow):
     from govflow.engine.cases.timers import fire_due
 
     case = api.report("citizen.zhang", **CASE).json()["id"]
@@ -140,6 +140,15 @@ def test_the_citizen_window_to_evaluate_closes_the_case_without_a_rating(api, cl
     clock.set(due + dt.timedelta(seconds=1))
     fire_due(govflow.cases)
     body = api.get("citizen.zhang", f"/api/v1/cases/{case}").json()
+    assert [(t["name"], t["unit"]) for t in body["open_tasks"]] == [("return_visit", "gulou.cc")]
+    assert body["overdue_since"] is None and body["closed_at"] is None
+    visit = task(api, "cc.supervisor", case, "return_visit")
+    assert visit["due_at"] is not None  # the pack's return_visit deadline
+    done(api.complete("cc.supervisor", visit["id"], return_visit=4, outcome="close", note="居民表示已解决"))
+    body = api.get("citizen.zhang", f"/api/v1/cases/{case}").json()
     assert (body["status"], body["open_tasks"], body["overdue_since"]) == ("evaluated", [], None)
-    kinds = [e["kind"] for e in api.get("citizen.zhang", f"/api/v1/cases/{case}/events").json()]
-    assert "evaluation.expired" in kinds and "rating.given" not in kinds and kinds[-1] == "case.closed"
+    events = api.get("citizen.zhang", f"/api/v1/cases/{case}/events").json()
+    kinds = [e["kind"] for e in events]
+    assert "evaluation.expired" in kinds and kinds[-1] == "case.closed"
+    [rating] = [e["data"] for e in events if e["kind"] == "rating.given"]
+    assert (rating["dimension"], rating["score"], rating["target"]) == ("return_visit", 4, "gulou.dongjie")

@@ -74,6 +74,8 @@ def test_rates_of_a_scripted_week_equal_hand_computed_values(govflow, principals
     cases = [report(app, principals) for _ in range(4)]
     run_simple(app, principals, cases[0].case_id, satisfaction=5)
     run_simple(app, principals, cases[1].case_id, satisfaction=2)
+    # dissatisfied: the command centre's return visit (回访) hears 3 and closes the matter
+    complete(app, principals, "cc.supervisor", cases[1].case_id, "return_visit", return_visit=3, outcome="close")
     run_called(app, principals, clock, cases[2].case_id, cgj_late=True)
     # case 3: reported, never signed: its sign-for deadline passes and the timer escalates it
     clock.advance(dt.timedelta(hours=2))
@@ -89,6 +91,8 @@ def test_rates_of_a_scripted_week_equal_hand_computed_values(govflow, principals
     # citizens rated 5 and 2: mean 3.5; satisfied (≥4) 1 of 2; resolved (≥3) 1 of 2
     assert dongjie["satisfaction"] == pytest.approx(3.5)
     assert dongjie["bj_satisfaction_rate"] == pytest.approx(0.5) and dongjie["bj_resolution_rate"] == pytest.approx(0.5)
+    # one return visit, rated 3; it closed the matter: no reopen of the 2 closed
+    assert dongjie["return_visit_satisfaction"] == pytest.approx(3.0) and dongjie["reopen_rate"] == 0.0
     # signed 3, all on time; case 3's sign-for expired unsigned (not "signed")
     assert dongjie["bj_response_rate"] == pytest.approx(1.0)
     # overdue: case 3's sign-for — and case 2's disposal if its deadline had already passed when cgj
@@ -117,6 +121,33 @@ def test_rates_of_a_scripted_week_equal_hand_computed_values(govflow, principals
 
     check = projection.verify(app.db)
     assert check.equal and check.events > 40 and check.counters > 10
+
+
+def test_a_return_visit_that_reopens_the_case_is_counted(govflow, principals):
+    app = govflow
+    case = report(app, principals).case_id
+    run_simple(app, principals, case, satisfaction=1)
+    complete(app, principals, "cc.supervisor", case, "return_visit", return_visit=1, outcome="reopen", note="井盖仍缺")
+    handle = task_of(app, principals, "dongjie.dispatcher", case, "handle")  # back at the owner street
+    assert handle["unit"] == "gulou.dongjie"
+    complete(app, principals, "dongjie.dispatcher", case, "handle", result="重新补装并加固")
+    complete(app, principals, "dongjie.dispatcher", case, "review", approved=True)
+    complete(app, principals, "citizen.zhang", case, "evaluate", satisfaction=5)  # a second round of rating
+    cc = principals["cc.supervisor"]
+    [row] = [r for r in app.oversight.rates(cc, level="street")["rows"] if r["unit"] == "gulou.dongjie"]
+    # reopened 1 of 1 closed; ratings 1 then 5; the return visit rated 1
+    assert row["reopen_rate"] == 1.0 and row["completion_rate"] == 1.0
+    assert row["satisfaction"] == pytest.approx(3.0) and row["return_visit_satisfaction"] == pytest.approx(1.0)
+    with app.db.connect() as conn:
+        kinds = conn.execute(select(CaseEvent.kind).where(CaseEvent.case_id == case).order_by(CaseEvent.seq))
+        kinds = [k for (k,) in kinds]
+    assert kinds.count("case.reopened") == 1 and kinds.count("case.closed") == 1 and kinds[-1] == "case.closed"
+    assert [r["rater_party"] for r in app.callouts.ratings(cc, str(case))] == [
+        "citizen.zhang",
+        "cc.supervisor",
+        "citizen.zhang#2",
+    ]
+    assert projection.verify(app.db).equal
 
 
 def test_the_projection_is_rebuilt_equal_and_a_tampered_counter_is_caught(govflow, principals):

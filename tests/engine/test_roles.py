@@ -38,6 +38,8 @@ def test_reference_roles_are_read_from_the_diagram(reference_pack):
         "department",
     )
     assert (roles.evaluation_task, roles.rating_field) == ("evaluate", "satisfaction")
+    assert (roles.return_visit_task, roles.return_visit_field) == ("return_visit", "return_visit")
+    assert roles.role_of("return_visit") == "return_visit"
 
 
 @pytest.mark.parametrize("role", ["withdrawal", "withdrawn"])
@@ -102,6 +104,21 @@ def test_an_evaluation_rating_field_not_on_the_form_is_refused(reference_files):
     )
     [issue] = issues_of(files)
     assert issue.element == "evaluate" and "rating_field 'stars' is not a field of the form 'evaluate'" in issue.message
+
+
+def test_a_return_visit_rating_field_not_on_the_form_is_refused(reference_files):
+    files = with_diagram(
+        reference_files, b'name="rating_field" value="return_visit"', b'name="rating_field" value="stars"'
+    )
+    [issue] = issues_of(files)
+    assert issue.element == "return_visit"
+    assert "rating_field 'stars' is not a field of the form 'return_visit'" in issue.message
+
+
+def test_a_return_visit_without_a_rating_field_is_refused(reference_files):
+    files = with_diagram(reference_files, b'name="rating_field" value="return_visit"', b'name="note" value="x"')
+    [issue] = [i for i in issues_of(files) if i.element == "return_visit"]
+    assert "role 'return_visit' needs a rating_field property" in issue.message
 
 
 def test_a_dispatch_task_whose_form_sets_no_routing_is_refused(reference_files):

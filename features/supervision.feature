@@ -1,0 +1,105 @@
+Feature: Supervise and assess (监督考核)
+  Every figure comes from the record of the cases: rates after a week equal
+  what a person computes by hand, each street sees only its own scorecard, a
+  burst of reports raises an early warning, a dissatisfied resident gets a
+  return visit that can reopen the case, and a disputed call goes to the
+  standing responsibility meeting, whose ruling amends the responsibility list.
+
+  Background:
+    Given the reference pack of Gulou district is active
+
+  Scenario: Rates after a scripted week equal hand-computed values
+    Given it is 09:00 on Monday 14 September 2026 in Fuzhou
+    And on Monday a manhole case in Dongjie is signed, handled, approved and rated 5
+    And on Tuesday a manhole case in Dongjie is signed, handled, approved and rated 2
+    And cc.supervisor visits the resident, who rates 3, and closes the matter
+    And on Wednesday a manhole case in Dongjie is signed, handled, approved and rated 1
+    And cc.supervisor visits the resident, who rates 2, and reopens the case
+    And dongjie.dispatcher handles it again, approves it and the resident rates 4
+    And on Thursday a manhole case in Dongjie is reported and never signed for
+    When 15 minutes pass
+    And the clock reaches 18:00 on Friday 18 September 2026
+    Then the street figures of "gulou.dongjie" for the week are
+      | rate                      | value |
+      | completion_rate           | 0.75  |
+      | reopen_rate               | 0.3333 |
+      | call_rate                 | 0     |
+      | satisfaction              | 3     |
+      | bj_satisfaction_rate      | 0.5   |
+      | bj_resolution_rate        | 0.5   |
+      | bj_response_rate          | 1     |
+      | return_visit_satisfaction | 2.5   |
+      | overdue_count             | 1     |
+      | escalated_count           | 2     |
+    And the rates equal a full recomputation from the record
+
+  Scenario: A street cannot read another street's scorecard detail
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    Then dongjie.dispatcher may read the scorecard of "gulou.dongjie"
+    And guxi.dispatcher may not read the scorecard of "gulou.dongjie"
+    And guxi.dispatcher sees only the rates of "gulou.guxi"
+    And cc.supervisor may read the scorecard of "gulou.dongjie"
+
+  Scenario: A burst of waterlogging reports in one street raises a warning
+    Given it is 09:00 on Monday 7 September 2026 in Fuzhou
+    And a quiet month with one waterlogging report a week in Dongjie
+    When 7 waterlogging reports arrive in Dongjie within three hours
+    And cc.supervisor scans for early warnings
+    Then one "burst" warning names "gulou.dongjie" and "water.waterlogging" with 7 cases
+    And a second scan raises no new "burst" warning
+
+  Scenario: A dissatisfied citizen gets a return visit that reopens the case
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it and handled it with "已补装井盖"
+    When dongjie.dispatcher completes "review" approving it
+    And citizen.zhang completes "evaluate" with satisfaction 2
+    Then cc.supervisor has a "return_visit" task for the case
+    And the "return_visit" task is due at 10:00 on Wednesday 30 September 2026
+    When cc.supervisor completes the return visit rating 1 and choosing "reopen"
+    Then the case is "handling" and owned by "gulou.dongjie"
+    And dongjie.dispatcher has a "handle" task for the case
+    And the return visit's rating 1 of "gulou.dongjie" is on the record
+    And the timeline shows rating.given, task.completed, rating.given, case.reopened, case.stage in order
+    When dongjie.dispatcher completes "handle" with result "重新补装并加固"
+    And dongjie.dispatcher completes "review" approving it
+    And citizen.zhang completes "evaluate" with satisfaction 5
+    Then the case is "evaluated" and closed
+    And the street figures of "gulou.dongjie" for today are
+      | rate                      | value |
+      | reopen_rate               | 1     |
+      | return_visit_satisfaction | 1     |
+      | satisfaction              | 3.5   |
+
+  Scenario: A disputed call reaches the standing meeting and its ruling changes the responsibility list
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it
+    When dongjie.dispatcher calls "gulou.cgj" out to the scene
+    And cgj.handler rejects the call because "井盖属燃气管道检查井，应由燃气公司处置"
+    Then dongjie.dispatcher has a "answer_rejection" task for the case
+    And the call of "gulou.rqgs" by dongjie.dispatcher is refused by the responsibility list
+    When dongjie.dispatcher maintains the call
+    Then cc.supervisor has a "rule_dispute" task for the case
+    When cc.supervisor rules "refer" on the disputed call
+    Then meeting.secretary has a "rule_responsibility" task for the case
+    When meeting.secretary rules that "gulou.rqgs" has main responsibility
+    Then the active reference pack is version "1.0.1", deployed by meeting.secretary and naming the case
+    And its responsibility list names "gulou.rqgs" as main for "road.manhole_cover" with "gulou.cgj" cooperating
+    And the case runs on version "1.0.1" and its record shows the amendment
+    And dongjie.dispatcher has a "handle" task for the case
+    When dongjie.dispatcher calls "gulou.rqgs" out to the scene
+    Then rqgs.handler has a "report_in" task for the case
+
+  Scenario: The command centre upholds a disputed call and the department must report in
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it
+    When dongjie.dispatcher calls "gulou.cgj" out to the scene
+    And cgj.handler rejects the call because "不属于本部门职责"
+    And dongjie.dispatcher maintains the call
+    And cc.supervisor rules "uphold" on the disputed call
+    Then cgj.handler has a "report_in" task for the case
+    And the timeline shows callout.rejected, task.completed, callout.upheld in order
+    And the rates of "gulou.cgj" today count 2 call-outs and 1 rejection
