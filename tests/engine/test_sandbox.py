@@ -270,6 +270,7 @@ def test_rules_describe_the_sandbox_for_diagram_authors():
     [
         ("dict(a=1)", {"a": 1}),
         ("list((1, 2))", [1, 2]),
+        ("list('ab')", ["a", "b"]),  # the plain list, not RestrictedPython's limited_list (refuses strings)
         ("min(xs) + max(xs)", 4),
         ("sum(xs)", 6),
         ("any(x > 2 for x in xs) and not all(x > 2 for x in xs)", True),
