@@ -107,6 +107,9 @@ const dmnZh = {
   'View decision table': '查看决策表',
   'View literal expression': '查看文字表达式',
   'View DRD': '查看决策需求图',
+  When: '条件',
+  Then: '结果',
+  And: '且',
 };
 
 /** The dictionary for diagram-js's translate service, in the page's language ({} for English). */

@@ -18,6 +18,7 @@ export class DmnEditor {
       literalExpression: view,
       boxedExpression: view,
     });
+    this.container = canvas;
     this.onChange = onChange;
     this.importing = false;
     this.modeler.on('views.changed', () => this.listen());
@@ -46,6 +47,26 @@ export class DmnEditor {
     } finally {
       this.importing = false;
     }
+  }
+
+  /** Mark the table cells, rules and decisions the validation issues name (by element id). */
+  showIssues(issues) {
+    const root = this.container;
+    for (const cell of root.querySelectorAll('.gf-issue-cell')) cell.classList.remove('gf-issue-cell');
+    for (const issue of issues) {
+      if (!issue.element) continue;
+      for (const cell of root.querySelectorAll(`[data-element-id="${CSS.escape(issue.element)}"]`)) {
+        cell.classList.add('gf-issue-cell');
+        cell.title = issue.text;
+      }
+    }
+  }
+
+  jumpTo(id) {
+    const root = this.container;
+    const cell = root.querySelector(`[data-element-id="${CSS.escape(id)}"]`);
+    cell?.scrollIntoView({ block: 'center' });
+    return Boolean(cell);
   }
 
   async xml() {

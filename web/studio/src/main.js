@@ -580,6 +580,7 @@ async function validate() {
   renderBar();
   renderIssues();
   if (S.editor && S.path?.endsWith('.bpmn')) S.editor.showIssues(issuesOf(S.path));
+  if (S.dmn && S.path?.endsWith('.dmn')) S.dmn.showIssues(issuesOf(S.path));
   const box = $('.gf-tablewrap');
   if (box && !box.contains(document.activeElement)) drawTable(box);
   return S.validation;
@@ -616,7 +617,7 @@ async function jumpTo(issue) {
       await new Promise((resolve) => setTimeout(resolve, 0));
       await route();
     }
-    if (issue.element && S.editor) S.editor.jumpTo(issue.element);
+    if (issue.element) (S.path.endsWith('.dmn') ? S.dmn : S.editor)?.jumpTo(issue.element);
   } else if (issue.file === RESPONSIBILITY) {
     if (S.path !== TABLE_RESPONSIBILITY) location.hash = `#/edit/${name}/${version}/${TABLE_RESPONSIBILITY}`;
     setTimeout(() => issue.element && S.table?.focus(issue.element), 50);
