@@ -121,6 +121,21 @@ def test_a_bomb_in_the_manifest_is_refused_by_the_folder_and_zip_readers(tmp_pat
         assert any(i.startswith("pack.yaml:") and "anchor &a refused" in i for i in _issues(refused))
 
 
+def test_the_cli_refuses_a_bomb_on_validate_show_and_deploy(tmp_path, monkeypatch):
+    folder = _copy_reference(tmp_path)
+    (folder / "pack.yaml").write_text((ROOT / "pack.yaml").read_text() + "bomb:\n" + _indent(BILLION_LAUGHS))
+    monkeypatch.setenv("GOVFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    line = (folder / "pack.yaml").read_text().splitlines().index(
+        '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'
+    ) + 1
+    for command in (["pack", "validate", str(folder)], ["pack", "show", str(folder)], ["pack", "deploy", str(folder)]):
+        started = time.perf_counter()
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert f"pack.yaml:{line}: invalid YAML: anchor &a refused" in result.output, result.output
+        assert time.perf_counter() - started < 30
+
+
 def test_a_pack_that_extends_another_refuses_aliases_while_merging(reference_files):
     child = gulou_version("1.1.0", catalog_DOT_yaml=b"matters: &m []\nunits: *m\n")
     with pytest.raises(PackError) as refused:
