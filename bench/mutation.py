@@ -421,13 +421,14 @@ class _Stop(Exception):
     """Raised from the SIGTERM handler so every ``finally`` runs."""
 
 
-def snapshot(root: Path, into: Path, head: bool = False, overlay: Sequence[str] = ()) -> None:
+def snapshot(root: Path, into: Path, head: bool | str = False, overlay: Sequence[str] = ()) -> None:
     """Copy the tree's tracked and untracked (not ignored) files; fall back to a filtered copy.
 
     With ``head``, the committed tree (``git archive HEAD``) instead, with the ``overlay`` files
     copied over it from the working tree: a stable base while others have work in progress."""
     if head:
-        archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=root, check=True, capture_output=True)
+        rev = head if isinstance(head, str) else "HEAD"
+        archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=root, check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
         for name in overlay:
             dst = into / name
@@ -532,8 +533,11 @@ class Runner:
             _kill(self.server)
             self.server = None
 
-    def _pytest(self, args: Sequence[str], timeout: float | None) -> tuple[str, int, float, str]:
-        pytest_args = ["-x", "-q", "-rfE", "-p", "no:randomly", *args, *(f"--deselect={d}" for d in self.deselect)]
+    def _pytest(
+        self, args: Sequence[str], timeout: float | None, first_failure: bool = True
+    ) -> tuple[str, int, float, str]:
+        stop = ["-x"] if first_failure else []
+        pytest_args = [*stop, "-q", "-rfE", "-p", "no:randomly", *args, *(f"--deselect={d}" for d in self.deselect)]
         served = self._server_run(pytest_args, timeout)
         if served is not None:
             return served
@@ -576,8 +580,8 @@ class Runner:
         try:
             _write(target, ast.unparse(ast.parse(source)))
             for name, args in self.stages():
-                for _ in range(20):  # -x stops at the first failure: deselect them one run at a time
-                    result, code, seconds, out = self._pytest(args, None)
+                for attempt in range(3):  # the first run without -x finds every failing test at once
+                    result, code, seconds, out = self._pytest(args, None, first_failure=attempt > 0)
                     if result == "passed":
                         break
                     failing = [
@@ -682,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="run about N mutants, evenly spread (every k-th)")
     parser.add_argument("--allow-baseline-failures", action="store_true", help="deselect tests failing unmutated")
     parser.add_argument("--head", action="store_true", help="test the committed tree (HEAD), not the working tree")
+    parser.add_argument("--rev", help="like --head, for another commit")
     parser.add_argument("--no-server", action="store_true", help="a fresh Python process per test run (slower)")
     parser.add_argument(
         "--previous",
@@ -701,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="govflow-mutation-") as tmp:
         snap = Path(tmp)
         if not args.list:
-            snapshot(ROOT, snap, args.head, args.overlay)
+            snapshot(ROOT, snap, args.rev or args.head, args.overlay)
         for name in args.modules:
             target = resolve(name)
             source = ((ROOT if args.list else snap) / target.path).read_text(encoding="utf-8")
@@ -716,14 +721,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 selected = selected[:: -(-len(selected) // args.sample)]
             done: list[Mutant] = []
             if args.previous:
+                # an unchanged mutant keeps an earlier kill; with --only, every mutant not named keeps
+                # its earlier result of any kind (the report then covers the whole module)
                 before = json.loads(args.previous.read_text(encoding="utf-8"))["modules"].get(target.path, {})
-                detected = {p["sha"]: p for p in before.get("results", []) if p["status"] in ("killed", "timeout")}
-                for m in list(selected):
-                    found = detected.get(m.sha)
-                    if found:
-                        m.status, m.stage, m.reason = found["status"], f"previous {found['stage']}", found["reason"]
+                earlier = {p["sha"]: p for p in before.get("results", [])}
+                for m in mutants:
+                    found = earlier.get(m.sha)
+                    keep = found and (found["status"] in ("killed", "timeout") or (only and m.id not in only))
+                    if found and keep:
+                        m.status, m.stage, m.reason = (
+                            found["status"],
+                            f"previous {found['stage']}".strip(),
+                            found["reason"],
+                        )
+                        if m.status == "survived" and m.key in equivalent:
+                            m.status, m.reason = "equivalent", equivalent[m.key]
                         done.append(m)
-                        selected.remove(m)
+                        if m in selected:
+                            selected.remove(m)
             runner = Runner(
                 snap, target.focused, SUITE if args.scope == "suite" else (), SUITE_IGNORE, server=not args.no_server
             )
