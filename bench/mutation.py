@@ -63,7 +63,12 @@ class Target:
 TARGETS: dict[str, Target] = {
     "sandbox": Target(
         "engine/workflow/sandbox.py",
-        ("tests/engine/test_sandbox.py", "tests/engine/test_bpmn.py", "tests/engine/test_pack_validation.py"),
+        (
+            "tests/engine/test_sandbox.py",
+            "tests/engine/test_diagram_limits.py",
+            "tests/engine/test_bpmn.py",
+            "tests/engine/test_pack_validation.py",
+        ),
     ),
     "authz": Target(
         "engine/access/authz.py",
@@ -687,6 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow-baseline-failures", action="store_true", help="deselect tests failing unmutated")
     parser.add_argument("--head", action="store_true", help="test the committed tree (HEAD), not the working tree")
     parser.add_argument("--rev", help="like --head, for another commit")
+    parser.add_argument("--module-rev", help="the mutated module as it was at this commit (the tests as they are)")
     parser.add_argument("--no-server", action="store_true", help="a fresh Python process per test run (slower)")
     parser.add_argument(
         "--previous",
@@ -709,6 +715,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             snapshot(ROOT, snap, args.rev or args.head, args.overlay)
         for name in args.modules:
             target = resolve(name)
+            if args.module_rev and not args.list:
+                old = subprocess.run(
+                    ["git", "show", f"{args.module_rev}:{target.path}"], cwd=ROOT, check=True, capture_output=True
+                )
+                (snap / target.path).write_bytes(old.stdout)
             source = ((ROOT if args.list else snap) / target.path).read_text(encoding="utf-8")
             mutants = generate(source, target.path)
             equivalent = EQUIVALENT.get(target.path, {})
