@@ -10,7 +10,7 @@ from govflow.bootstrap import App
 from . import docs, metrics, pages, problems
 from .door import BodyLimit, CatchAll
 from .observability import RequestContext
-from .routes import callouts, case_diagram, cases, feed, meta, oversight, pack_tools, packs, tasks, webhooks
+from .routes import callouts, case_diagram, cases, feed, meta, open311, oversight, pack_tools, packs, tasks, webhooks
 
 
 def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
@@ -31,6 +31,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
         packs.router,
         feed.router,
         webhooks.router,
+        open311.router,
         oversight.router,
         pack_tools.router,
         case_diagram.router,

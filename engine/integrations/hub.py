@@ -15,6 +15,7 @@ from govflow.engine.cases.unit_of_work import UnitOfWork
 from govflow.engine.integrations.config import IntegrationSettings
 from govflow.engine.integrations.delivery import DeliveryWorker, WebhookSink, http_client
 from govflow.engine.integrations.feed import Feed, FeedProjector
+from govflow.engine.integrations.open311 import Open311
 from govflow.engine.integrations.webhooks import UrlPolicy, Webhooks
 from govflow.engine.model.clock import Clock
 from govflow.engine.model.errors import PermissionDenied
@@ -60,6 +61,10 @@ class Integrations:
     @functools.cached_property
     def webhooks(self) -> Webhooks:
         return Webhooks(self.db, self.feed, self.clock, self.urls)
+
+    @functools.cached_property
+    def open311(self) -> Open311:
+        return Open311(self.db, self.packs, self.access, self.cases, self.clock)
 
     # -- delivery -----------------------------------------------------------------------------
     def plugin_sinks(self) -> list[Any]:

@@ -1,0 +1,160 @@
+"""/open311/v2: Open311 GeoReport v2 (JSON and XML) over the district's pack (engine/integrations/open311.py).
+
+Answers and errors are the specification's own (not problem details): arrays of requests,
+services or ``{code, description}`` errors, as ``application/json`` or ``text/xml`` by the
+suffix of the path. ``jurisdiction_id`` is the district code.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from govflow.engine.integrations.open311 import Open311Error
+from govflow.engine.model.errors import GovflowError
+
+from ..deps import AppDep
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+
+JSON_TYPE = "application/json; charset=utf-8"
+XML_TYPE = "text/xml; charset=utf-8"
+#: what XML 1.0 cannot carry (control characters other than tab, newline, carriage return)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: the element name of a list's items, by the list's name
+_ITEM = {"attributes": "attribute", "values": "value"}
+_ERROR_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+        "required": ["code", "description"],
+    },
+}
+_SPEC_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA}, "text/xml": {"schema": {"type": "string"}}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/xml": {"schema": {"type": "string"}}}},
+    400: {"description": "Bad request (Open311 errors: [{code, description}])", **_SPEC_ERROR},
+    403: {"description": "Missing or invalid api_key (Open311 errors)", **_SPEC_ERROR},
+    404: {"description": "Unknown jurisdiction, service, request, token or format (Open311 errors)", **_SPEC_ERROR},
+}
+
+
+def _element(name: str, value: Any) -> ET.Element:
+    element = ET.Element(name)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            element.append(_element(key, item))
+    elif isinstance(value, list):
+        for item in value:
+            element.append(_element(_ITEM.get(name, "item"), item))
+    elif isinstance(value, bool):
+        element.text = "true" if value else "false"
+    elif value is not None:
+        element.text = _NOT_XML.sub("", str(value))
+    return element
+
+
+def to_xml(root: str, item: str | None, payload: Any) -> bytes:
+    """The spec's XML: ``<root><item>…</item>…</root>`` (or one object as ``<root>…</root>``)."""
+    if item is None:
+        element = _element(root, payload)
+    else:
+        element = ET.Element(root)
+        for row in payload:
+            element.append(_element(item, row))
+    return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+def _render(fmt: str, payload: Any, root: str, item: str | None, status: int = 200) -> Response:
+    if fmt == "xml":
+        return Response(to_xml(root, item, payload), status_code=status, media_type=XML_TYPE)
+    import json
+
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type=JSON_TYPE)
+
+
+def _error(fmt: str, exc: Open311Error) -> Response:
+    return _render(fmt if fmt == "json" else "xml", exc.errors, "errors", "error", exc.status)
+
+
+def _answer(fmt: str, root: str, item: str | None, produce: Callable[[], Any]) -> Response:
+    if fmt not in ("json", "xml"):
+        return _error("xml", Open311Error(404, f"format {fmt[:16]!r} is not served: use .json or .xml"))
+    try:
+        return _render(fmt, produce(), root, item)
+    except Open311Error as exc:
+        return _error(fmt, exc)
+    except GovflowError as exc:
+        return _error(fmt, Open311Error(400, exc.message))
+
+
+@router.get("/services.{fmt}", responses=RESPONSES, response_class=Response)
+def services(fmt: str, request: Request, app: AppDep) -> Response:
+    """GET Service List: the district's matters."""
+    jurisdiction = request.query_params.get("jurisdiction_id")
+    return _answer(fmt, "services", "service", lambda: app.integrations.open311.services(jurisdiction))
+
+
+@router.get("/services/{service_code}.{fmt}", responses=RESPONSES, response_class=Response)
+def service_definition(service_code: str, fmt: str, request: Request, app: AppDep) -> Response:
+    """GET Service Definition: the matter's report form as attributes."""
+    jurisdiction = request.query_params.get("jurisdiction_id")
+    return _answer(
+        fmt, "service_definition", None, lambda: app.integrations.open311.definition(jurisdiction, service_code)
+    )
+
+
+@router.post("/requests.{fmt}", responses={**RESPONSES, 201: RESPONSES[200]}, response_class=Response, status_code=201)
+async def create_request(fmt: str, request: Request, app: AppDep) -> Response:
+    """POST Service Request (form-encoded; api_key names the integrator principal)."""
+    if fmt not in ("json", "xml"):
+        return _error("xml", Open311Error(404, f"format {fmt[:16]!r} is not served: use .json or .xml"))
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return _error(fmt, Open311Error(400, "send the request form-encoded (application/x-www-form-urlencoded)"))
+    try:
+        form = await request.form(max_files=0, max_fields=200)
+    except Exception as exc:  # a body the form parser refuses (too many fields, a file, bad multipart)
+        return _error(fmt, Open311Error(400, f"the form could not be read: {str(exc)[:200]}"))
+    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    given = {k for k, _ in items}
+    items += [
+        (k, v) for k, v in request.query_params.multi_items() if k in ("api_key", "jurisdiction_id") and k not in given
+    ]
+    try:
+        answer = await run_in_threadpool(app.integrations.open311.submit, items)
+    except Open311Error as exc:
+        return _error(fmt, exc)
+    return _render(fmt, answer, "service_requests", "request", 201)
+
+
+@router.get("/requests.{fmt}", responses=RESPONSES, response_class=Response)
+def list_requests(fmt: str, request: Request, app: AppDep) -> Response:
+    """GET Service Requests, with the spec's filters, defaults (90 days) and limit (1,000)."""
+    params = dict(request.query_params)
+    jurisdiction = params.get("jurisdiction_id")
+    return _answer(fmt, "service_requests", "request", lambda: app.integrations.open311.requests(jurisdiction, params))
+
+
+@router.get("/requests/{request_id}.{fmt}", responses=RESPONSES, response_class=Response)
+def get_request(request_id: str, fmt: str, request: Request, app: AppDep) -> Response:
+    """GET Service Request: one request, as an array of one."""
+    jurisdiction = request.query_params.get("jurisdiction_id")
+    return _answer(
+        fmt, "service_requests", "request", lambda: app.integrations.open311.request(jurisdiction, request_id)
+    )
+
+
+@router.get("/tokens/{token}.{fmt}", responses=RESPONSES, response_class=Response)
+def get_token(token: str, fmt: str, request: Request, app: AppDep) -> Response:
+    """GET service_request_id from a token (the id once the case has been dispatched)."""
+    jurisdiction = request.query_params.get("jurisdiction_id")
+    return _answer(fmt, "service_requests", "request", lambda: app.integrations.open311.token(jurisdiction, token))
