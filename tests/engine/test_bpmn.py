@@ -78,6 +78,10 @@ def test_reference_diagram_compiles_cleanly(compile_one):
         "report_in",
         "consult",
         "dispose",
+        "return_visit",
+        "answer_rejection",
+        "rule_dispute",
+        "rule_responsibility",
         "review",
         "evaluate",
     }
@@ -268,9 +272,9 @@ def test_user_task_unknown_values_refused(compile_one, old, new, words):
 
 # -- structure ---------------------------------------------------------------------------------
 def test_dangling_target_ref_is_an_issue_not_an_exception(compile_one):
-    broken = REF.replace(b'sourceRef="evaluate" targetRef="case_closed"', b'sourceRef="evaluate" targetRef="nowhere"')
+    broken = REF.replace(b'sourceRef="evaluate" targetRef="evaluation_gw"', b'sourceRef="evaluate" targetRef="nowhere"')
     issue = only_issue(compile_one(broken))
-    assert issue.file == "processes/x.bpmn" and issue.element == "flow_to_closed"
+    assert issue.file == "processes/x.bpmn" and issue.element == "flow_to_evaluation_gw"
     assert "nowhere" in issue.message
     assert issue.line == line_of(broken, b'targetRef="nowhere"')
 
