@@ -19,8 +19,10 @@ commit that records it, and the row lock (PostgreSQL) or the version check
 the same case. A worker killed mid-batch commits nothing of that batch: its row
 locks are released and the same cases are due again for the next worker.
 
-A case whose timer fails (a broken diagram or plugin) gets a ``timer.failed``
-event and a back-off on ``next_due``, so it neither blocks the batch nor spins.
+A case whose timer fails in any way (a state that does not restore, a broken diagram or plugin,
+a limit, a failed write) is rolled back to its savepoint and gets an open incident
+(:mod:`.incidents`), ``timer.failed`` on its record and a growing back-off on ``next_due``, so it
+neither blocks the batch nor spins; :func:`retry_incident` runs it again on an operator's word.
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from govflow.engine.access.identity import Principal
+from govflow.engine.cases import incidents
 from govflow.engine.cases.service import TIMER_ACTOR, CaseService
-from govflow.engine.cases.unit_of_work import Change, Event, plan_event, refresh_next_due, write_rows
-from govflow.engine.model.errors import ConcurrentUpdate, GovflowError
+from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, refresh_next_due, write_rows
+from govflow.engine.model.errors import ConcurrentUpdate, DiagramFailed
 from govflow.engine.store.db import CaseRow, CaseTask
 
 log = logging.getLogger("govflow.timers")
 
-RETRY_AFTER = dt.timedelta(minutes=5)
+RETRY_AFTER = incidents.RETRY_AFTER
 
 
 @dataclass
@@ -55,7 +57,13 @@ class TickReport:
 
 
 def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
-    """Fire one batch of due timers in one transaction; returns what happened."""
+    """Fire one batch of due timers in one transaction; returns what happened.
+
+    Each case runs in its own savepoint: whatever fails for one case (restoring its state, running
+    its diagram, saving it, a projector) rolls back that case only, opens an incident on it with a
+    back-off, and the batch goes on. (On SQLite, whose driver starts the transaction at the first
+    savepoint, each case then commits on its own; exactly once holds either way.)
+    """
     report = TickReport()
     uow = service.uow
     now = service.clock.now()
@@ -72,46 +80,102 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
         for task in conn.execute(select(CaseTask).where(CaseTask.case_id.in_([r.id for r in rows]))):
             open_tasks[task.case_id][task.id] = task
         for case in rows:
-            snapshot = uow.snapshot(case, open_tasks[case.id])
             try:
-                change = service.decide_timers(snapshot)
-            except GovflowError as exc:
-                report.failed += 1
-                change = _failure(snapshot, exc, now)
-            if change is None:  # nothing was due after all: refresh next_due only
-                report.idle += 1
-                next_due = service.next_due(snapshot)
-                if next_due != case.next_due:
-                    refresh_next_due(conn, case, next_due)
-                continue
-            try:
-                change.write_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
+                with conn.begin_nested():
+                    changes = fire_case(service, conn, case, open_tasks[case.id], now)
             except ConcurrentUpdate:
                 report.conflicts += 1
                 continue
-            applied.append(change)
-            if change.events and change.events[0]["kind"] != "timer.failed":
+            except Exception as exc:
+                report.failed += 1
+                failed = _failure(service, conn, case, open_tasks[case.id], exc, now)
+                applied += [failed] if failed is not None else []
+                continue
+            if not changes or changes[0].events[0]["kind"] == "incident.resolved":
+                report.idle += 1
+            else:
                 report.fired += 1
-        # the rest of the batch's writes go in a few statements, in the same transaction
-        write_rows(conn, applied)
-        uow.project(conn, applied)
+            applied += changes
     uow.notify([e for change in applied for e in change.events])
     return report
 
 
-def _failure(snapshot: Any, exc: GovflowError, now: dt.datetime) -> Change:
-    """A failed timer: on the record, and tried again after a back-off (it never blocks the batch)."""
-    log.warning("timer of case %s failed: %s", snapshot.id, exc)
-    retry_at = now + RETRY_AFTER
-    actor = Principal(TIMER_ACTOR, "timer", "system", snapshot.row.district, None, ())
-    return plan_event(
-        snapshot,
-        actor=actor,
-        power="deadline",
-        now=now,
-        events=[Event("timer.failed", {"error": exc.message, "retry_at": retry_at.isoformat()})],
-        values={"next_due": retry_at},
-    )
+def fire_case(
+    service: CaseService, conn: Any, case: Any, open_tasks: Any, now: dt.datetime, by: str = TIMER_ACTOR
+) -> list[Change]:
+    """Fire the due timers of one case read under lock, write it (version-checked), and resolve its
+    open incident, if any; the caller holds the transaction (a savepoint per case)."""
+    uow = service.uow
+    snapshot = uow.snapshot(case, open_tasks)
+    change = service.decide_timers(snapshot)
+    changes = []
+    if change is None:  # nothing was due after all: refresh next_due only
+        next_due = service.next_due(snapshot)
+        if next_due != case.next_due:
+            refresh_next_due(conn, case, next_due)
+    else:
+        change.write_row(conn)  # version-checked; on PostgreSQL the row is ours anyway
+        write_rows(conn, [change])
+        uow.project(conn, [change])
+        changes.append(change)
+    resolved = incidents.resolve(uow, conn, snapshot, change, now, by)
+    return changes + ([resolved] if resolved is not None else [])
+
+
+def _failure(
+    service: CaseService, conn: Any, case: Any, open_tasks: Any, exc: BaseException, now: dt.datetime
+) -> Change | None:
+    """A failed timer: an incident, on the record, tried again after a back-off (it never blocks the batch)."""
+    try:
+        with conn.begin_nested():
+            snapshot = CaseSnapshot(case, _pack_or_none(service, case), open_tasks)
+            return incidents.record_failure(service.uow, conn, snapshot, exc, now, "timer")
+    except Exception:  # even recording failed (the row moved meanwhile): the next tick sees it again
+        log.exception("recording the failed timer of case %s failed", case.id)
+        return None
+
+
+def _pack_or_none(service: CaseService, case: Any) -> Any:
+    try:
+        return service.uow.pack_of(case.pack_name, case.pack_version)
+    except Exception:  # a pack version that no longer loads: the failure is recorded all the same
+        return None
+
+
+def retry_incident(service: CaseService, incident_id: int, *, actor: str) -> incidents.IncidentView:
+    """Run the case of an open incident again now (after the cause was fixed).
+
+    Success resolves the incident (``incident.resolved`` on the record); another failure counts an
+    attempt and is raised (409, naming the element), the incident staying open.
+    """
+    uow = service.uow
+    now = service.clock.now()
+    view = incidents.get_incident(uow.db, incident_id)
+    incidents.require_open(view)
+    failure: BaseException | None = None
+    applied: list[Change] = []
+    with uow.db.begin() as conn:
+        query = select(CaseRow).where(CaseRow.id == view.case_id_uuid())
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        case = conn.execute(query).one()
+        tasks = {t.id: t for t in conn.execute(select(CaseTask).where(CaseTask.case_id == case.id))}
+        try:
+            with conn.begin_nested():
+                applied = fire_case(service, conn, case, tasks, now, actor)
+                if not any(c.events and c.events[0]["kind"] == "incident.resolved" for c in applied):
+                    raise ConcurrentUpdate("the incident changed meanwhile", incident=incident_id)
+        except ConcurrentUpdate:
+            raise
+        except Exception as exc:
+            failure = exc
+            failed = _failure(service, conn, case, tasks, exc, now)
+            applied = [failed] if failed is not None else []
+    uow.notify([e for change in applied for e in change.events])
+    if failure is not None:
+        element, error = incidents.describe(failure)
+        raise DiagramFailed(f"the retry failed: {error}", incident=incident_id, case=view.case_id, element=element)
+    return incidents.get_incident(uow.db, incident_id)
 
 
 class TimerLoop(threading.Thread):

@@ -453,3 +453,32 @@ class Open311Request(Base):
     device_id: Mapped[str | None] = mapped_column(String(128))
     submitted_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
+
+
+class Incident(Base):
+    """A failure of diagram code (or of restoring a case) during a timer or worker run.
+
+    Open until a run of the same case succeeds (an operator's retry, after fixing the cause); the
+    case keeps its last good state meanwhile. Opening, failing again and resolving are also events
+    on the case's record (written through the unit of work).
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_status_district", "status", "district"),
+        Index("ix_incidents_case", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("cases.id"))
+    district: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # timer | worker
+    element: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16))  # open | resolved
+    attempts: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[dt.datetime]
+    failed_at: Mapped[dt.datetime]
+    retry_at: Mapped[dt.datetime | None]
+    resolved_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
