@@ -163,11 +163,19 @@ def parse_boundaries(
         data = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, [PackIssue(filename, f"not valid JSON: {exc}")]
+    except RecursionError:
+        return None, [PackIssue(filename, "not valid JSON: nested too deep")]
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         return None, [PackIssue(filename, "must be a GeoJSON FeatureCollection")]
+    features = data.get("features") or []
+    if not isinstance(features, list):
+        return None, [PackIssue(filename, "features must be a list of GeoJSON features")]
     polygons: dict[str, Any] = {}
-    for index, feature in enumerate(data.get("features") or []):
-        props = (feature or {}).get("properties") or {}
+    for index, feature in enumerate(features):
+        if not isinstance(feature, dict) or not isinstance(feature.get("properties") or {}, dict):
+            issues.append(PackIssue(filename, f"features[{index}]: must be a GeoJSON feature with properties"))
+            continue
+        props = feature.get("properties") or {}
         code = props.get("code")
         if not isinstance(code, str) or (unit := catalog.unit(code)) is None or unit.kind != "street":
             issues.append(

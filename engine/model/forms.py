@@ -24,6 +24,7 @@ Unknown fields are refused.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -182,6 +183,28 @@ def _annotation(spec: FormField) -> Any:
     return Annotated[str, Field(min_length=1 if spec.required else 0, max_length=spec.max_length)]
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _field_shape_problem(name: Any, raw: Any) -> str | None:
+    """What is wrong with the shape of a field's entry (types of its keys), or None."""
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name) or name.startswith("model_"):
+        return "a field name is 1-64 letters, digits and _ starting with a letter (not model_…)"
+    if not isinstance(raw, dict):
+        return "must be a mapping of its properties"
+    if "options" in raw and not isinstance(raw["options"], list | type(None)):
+        return "options must be a list"
+    if "max_length" in raw and (not isinstance(raw["max_length"], int) or isinstance(raw["max_length"], bool)):
+        return "max_length must be an integer"
+    for key in ("min", "max"):
+        if raw.get(key) is not None and (not isinstance(raw[key], int | float) or isinstance(raw[key], bool)):
+            return f"{key} must be a number"
+    for key in ("variable", "kind", "among"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            return f"{key} must be text"
+    return None
+
+
 def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict[str, Form], list[PackIssue]]:
     issues: list[PackIssue] = []
     forms: dict[str, Form] = {}
@@ -195,6 +218,10 @@ def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict
         fields: dict[str, FormField] = {}
         for field_name, raw in raw_fields.items():
             raw = raw or {}
+            shape = _field_shape_problem(field_name, raw)
+            if shape is not None:
+                issues.append(PackIssue(filename, f"form {form_name!r} field {field_name!r}: {shape}"))
+                continue
             ftype = raw.get("type")
             if ftype not in FIELD_TYPES:
                 issues.append(
@@ -250,6 +277,10 @@ def parse_forms(data: Any, filename: str = "processes/forms.yaml") -> tuple[dict
             name: (_annotation(spec), ...) if spec.required else (_annotation(spec) | None, None)
             for name, spec in fields.items()
         }
-        model = create_model(f"Form_{form_name}", __config__=ConfigDict(extra="forbid"), **definitions)  # type: ignore[call-overload]
+        try:
+            model = create_model(f"Form_{form_name}", __config__=ConfigDict(extra="forbid"), **definitions)  # type: ignore[call-overload]
+        except Exception as exc:  # a field name or bound pydantic cannot build a model from
+            issues.append(PackIssue(filename, f"form {form_name!r}: cannot be built: {type(exc).__name__}: {exc}"))
+            continue
         forms[str(form_name)] = Form(str(form_name), fields, model)
     return forms, issues

@@ -36,7 +36,7 @@ from govflow.engine.access.identity import parse_principals
 from govflow.engine.cache import Cache
 from govflow.engine.model.calendar import WeekdayCalendar, WorkCalendar, parse_deadline_settings
 from govflow.engine.model.catalog import Catalog, Territory, load_yaml, parse_boundaries, parse_catalog
-from govflow.engine.model.errors import InvalidInput, PackError, PackIssue
+from govflow.engine.model.errors import GovflowError, InvalidInput, PackError, PackIssue
 from govflow.engine.model.forms import Form, parse_forms
 from govflow.engine.model.gazetteer import Gazetteer, parse_gazetteer
 from govflow.engine.model.hashing import content_hash
@@ -487,6 +487,27 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
 
 def load_pack(
     files: Mapping[str, bytes],
+    **options: Any,
+) -> LoadedPack:
+    """Validate and compile a pack (see :func:`_load_pack` for the options); raise :class:`PackError`.
+
+    Whatever a pack holds, the answer is the pack or a :class:`PackError`: an
+    exception no check foresaw (a hostile file of an unexpected shape) is
+    reported as an issue of the pack, never as a crash of the caller (a 500).
+    """
+    try:
+        return _load_pack(files, **options)
+    except GovflowError:
+        raise
+    except Exception as exc:
+        raise PackError(
+            "the pack could not be validated",
+            issues=[PackIssue("(pack)", f"validation stopped on an unexpected {type(exc).__name__}: {exc}"[:500])],
+        ) from exc
+
+
+def _load_pack(
+    files: Mapping[str, bytes],
     *,
     services: Mapping[str, Callable[..., Any]] | Callable[[Manifest], Mapping[str, Callable[..., Any]]] | None = None,
     available_plugins: Iterable[str] | None = None,
@@ -596,7 +617,11 @@ def load_pack(
     if diagrams is not None:
         decisions, decision_issues = compile_decisions(diagram_files, SandboxedScriptEngine(services))
         issues += decision_issues
-    owner_decision = (manifest.settings.get("dispatch") or {}).get("owner_decision") if manifest else None
+    dispatch_settings = manifest.settings.get("dispatch") if manifest else None
+    if dispatch_settings is not None and not isinstance(dispatch_settings, dict):
+        issues.append(PackIssue("pack.yaml", "settings.dispatch must be a mapping"))
+        dispatch_settings = None
+    owner_decision = (dispatch_settings or {}).get("owner_decision")
     if owner_decision and decisions is not None and owner_decision not in decisions:
         issues.append(
             PackIssue(

@@ -324,3 +324,55 @@ def test_invalid_demo_principals_are_refused_with_the_pack(reference_files):
 
 def _indent(text: str) -> str:
     return "".join("  " + line + "\n" for line in text.splitlines())
+
+
+# -- files of an unexpected shape ----------------------------------------------------------------------------
+SHAPES = [
+    b"[]",
+    b"5",
+    b"'x'",
+    b"{a: 1}",
+    b"[[1]]",
+    b"\xff\xfe",
+    b"{units: [5, 'x', {code: 5}], matters: [{code: [1]}]}",
+    b"{entries: [5, {matter: [1], main: {}}]}",
+    b"{principals: [5, {id: [1], roles: 'x'}]}",
+    b"{sign_for: {fields: 5}}",
+    b"{sign_for: {fields: {x: 5}}}",
+    b"{sign_for: {fields: {x: {type: text, options: 5, max_length: 'x', min: []}}}}",
+    b"{sign_for: {fields: {model_config: {type: text}, 5: {type: text}}}}",
+]
+GEOJSON = [
+    b'{"type":"FeatureCollection","features":5}',
+    b'{"type":"FeatureCollection","features":[5,"x",{"properties":5}]}',
+    b'{"type":"FeatureCollection","features":"abc"}',
+    b'{"type":"FeatureCollection","features":[{"properties":{"code":"gulou.dongjie"},"geometry":5}]}',
+    b"[" * 100_000 + b"]" * 100_000,
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (n, c)
+        for n in (
+            "pack.yaml",
+            "catalog.yaml",
+            "processes/forms.yaml",
+            "policies/responsibility.yaml",
+            "policies/demo-principals.yaml",
+        )
+        for c in SHAPES
+    ]
+    + [("boundaries.geojson", c) for c in SHAPES + GEOJSON]
+    + [
+        (
+            "pack.yaml",
+            b"name: reference\nversion: '1'\ndistrict: gulou\nprocess: frontline_disposal\nsettings: {dispatch: 5, deadlines: 5}\n",
+        )
+    ],
+)
+def test_a_file_of_an_unexpected_shape_is_an_issue_never_a_crash(reference_files, name, content):
+    with pytest.raises(PackError) as refused:
+        load_pack({**reference_files, name: content})
+    assert refused.value.issues
