@@ -10,7 +10,20 @@ from govflow.bootstrap import App
 from . import docs, metrics, pages, problems
 from .door import BodyLimit, CatchAll
 from .observability import RequestContext
-from .routes import callouts, case_diagram, cases, feed, meta, open311, oversight, pack_tools, packs, tasks, webhooks
+from .routes import (
+    callouts,
+    case_diagram,
+    cases,
+    feed,
+    incidents,
+    meta,
+    open311,
+    oversight,
+    pack_tools,
+    packs,
+    tasks,
+    webhooks,
+)
 
 
 def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
@@ -35,6 +48,7 @@ def create_app(app: App, *, max_request_bytes: int = 1_000_000) -> FastAPI:
         oversight.router,
         pack_tools.router,
         case_diagram.router,
+        incidents.router,
     ):
         api.include_router(router)
     pages.install(api)  # the studio and any later page (web/), built at set-up, served offline

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from govflow.bootstrap import App
 from govflow.engine.model.clock import Clock
-from govflow.engine.store.db import CaseRow, CaseTask
+from govflow.engine.store.db import CaseRow, CaseTask, Incident
 
 TIMER_ACTOR = "system.timer"
 
@@ -95,14 +95,21 @@ class _DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         open_cases = GaugeMetricFamily("govflow_open_cases", "Open cases by stage", labels=["stage"])
         overdue = GaugeMetricFamily("govflow_overdue_tasks", "Open tasks past their due time")
+        incidents = GaugeMetricFamily(
+            "govflow_open_incidents", "Open incidents (timer runs that failed) by district", labels=["district"]
+        )
         with self.db.connect() as conn:
             query = select(CaseRow.status, func.count()).where(CaseRow.closed_at.is_(None)).group_by(CaseRow.status)
             for stage, count in conn.execute(query):
                 open_cases.add_metric([stage], count)
             late = select(func.count()).select_from(CaseTask).where(CaseTask.due_at < self.clock.now())
             overdue.add_metric([], conn.execute(late).scalar_one())
+            failing = select(Incident.district, func.count()).where(Incident.status == "open")
+            for district, count in conn.execute(failing.group_by(Incident.district)):
+                incidents.add_metric([district], count)
         yield open_cases
         yield overdue
+        yield incidents
 
 
 class RequestTimer:

@@ -39,6 +39,7 @@ STATUS_BY_ERROR: list[tuple[type[e.GovflowError], int, str]] = [
     (e.InvalidTransition, 409, "invalid-transition"),
     (e.Conflict, 409, "conflict"),
     (e.PackError, 422, "invalid-pack"),
+    (e.DiagramFailed, 409, "diagram-failed"),  # a user's command: nothing written, the element named
     (e.EngineFault, 500, "engine-fault"),
     (e.GovflowError, 500, "error"),
 ]
