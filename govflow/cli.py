@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
 from govflow.dispatch_cli import dispatch_app
+from govflow.incidents_cli import incidents_app
 from govflow.rates_cli import rates_app
 from govflow.outbox_cli import integration_settings, outbox_app, start_delivery
 from govflow.settings import REFERENCE_PACK, Settings
@@ -107,6 +108,7 @@ app.add_typer(principals_app, name="principals")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(dispatch_app, name="dispatch")  # smart dispatch: train and stage a pack's model
 app.add_typer(rates_app, name="rates")
+app.add_typer(incidents_app, name="incidents")  # timer runs that failed: list, retry
 
 
 @app.callback()
