@@ -105,3 +105,19 @@ def test_a_running_server_honours_principal_changes_on_the_next_request(database
         assert nanjie.status_code == 201, nanjie.text
         seen = http.get(f"/api/v1/cases/{nanjie.json()['id']}", headers=_auth("demo-dongjie"))
         assert seen.status_code == 200 and seen.json()["reporter"]["name"] == "李娜"
+        # a hostile report on the real server: refused with a problem, and the log holds none of it
+        hostile = http.post(
+            "/api/v1/cases",
+            headers=_auth("demo-citizen-zhang"),
+            json={
+                "channel": "app",
+                "description": "机密描述\x00",
+                "reporter": {"name": "张伟", "phone": "13812345678"},
+            },
+        )
+        assert hostile.status_code == 422 and hostile.headers["content-type"].startswith("application/problem+json")
+        assert http.get("/api/v1/tasks?offset=9223372036854775808", headers=_auth("demo-dongjie")).status_code == 422
+        log = live.log()
+        assert "POST /api/v1/cases 422" in log
+        for secret in ("张伟", "13812345678", "机密描述", "李娜", "东街口井盖没了"):
+            assert secret not in log
