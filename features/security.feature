@@ -30,3 +30,21 @@ Feature: Hardening: nothing a pack, a request or a principal change does can han
     When citizen.zhang reports a description holding a NUL character
     Then the report is refused with 422 naming the field "description"
     And no case was stored
+
+  Scenario: A diagram with unbounded arithmetic is refused or stopped with an incident while another case proceeds
+    Given citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    When district.supervisor uploads Gulou version "1.2.0" whose routing condition computes 10**10**10
+    Then the upload is refused with 422 naming the routing condition's line and element
+    When Gulou version "1.3.0" whose routing condition computes a huge power from the case's data is active
+    And citizen.li reports "鼓东路路灯不亮" at 26.0865, 119.3025 on it
+    Then the report is stopped with 409 naming the routing condition's element and nothing is stored
+    When dongjie.dispatcher completes "sign_for"
+    Then the case is "handling" and owned by "gulou.dongjie"
+
+  Scenario: A corrupt case among due timers does not stop the others
+    Given 5 cases reported at 26.0865, 119.3025 waiting to be signed for
+    And the second case's stored state is garbage and the fourth's no longer restores
+    When 11 minutes pass
+    Then every other case's reminder fired exactly once
+    And district.supervisor lists 2 open incidents naming those cases
+    And the broken cases kept their last good state

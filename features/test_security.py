@@ -180,3 +180,148 @@ def _refused_field(ctx, code, field):
 def _no_case(govflow):
     with govflow.db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CaseRow)).scalar_one() == 0
+
+
+# -- bounded diagram code and incidents (issue 14: the engine) -----------------------------------------
+_DIAGRAM = "processes/frontline_disposal.bpmn"
+_ROUTE = "<bpmn:conditionExpression>owner_unit is not None</bpmn:conditionExpression>"
+
+
+def _route_line(text: str) -> int:
+    return text.count("\n", 0, text.index("owner_unit is not None and")) + 1
+
+
+def _with_route(condition: str) -> str:
+    text = (REFERENCE_PACK / _DIAGRAM).read_text(encoding="utf-8")
+    assert text.count(_ROUTE) == 1
+    return text.replace(
+        _ROUTE, f"<bpmn:conditionExpression>owner_unit is not None and {condition}</bpmn:conditionExpression>"
+    )
+
+
+def _route_element() -> str:
+    text = (REFERENCE_PACK / _DIAGRAM).read_text(encoding="utf-8")
+    start = text.rfind("<bpmn:sequenceFlow", 0, text.index(_ROUTE))
+    return text[start:].split('id="', 1)[1].split('"', 1)[0]
+
+
+@when(
+    parsers.parse('district.supervisor uploads Gulou version "{version}" whose routing condition computes 10**10**10')
+)
+def _upload_huge_power(api, ctx, version):
+    files = {"pack.yaml": manifest(name="reference", version=version, extends="reference@1.0.0")}
+    files[_DIAGRAM] = _with_route("10**10**10 &gt; 0").encode()
+    ctx["diagram"] = files[_DIAGRAM].decode()
+    ctx["upload"] = api.client.post(
+        "/api/v1/packs",
+        content=files_to_zip(files),
+        headers=api.headers("district.supervisor", **{"Content-Type": "application/zip"}),
+    )
+
+
+@then("the upload is refused with 422 naming the routing condition's line and element")
+def _refused_huge_power(ctx):
+    response = ctx["upload"]
+    assert response.status_code == 422, response.text
+    issues = [i for i in response.json()["issues"] if "too large" in i["message"]]
+    assert issues and issues[0]["file"] == _DIAGRAM
+    assert (issues[0]["line"], issues[0]["element"]) == (_route_line(ctx["diagram"]), _route_element())
+
+
+@when(
+    parsers.parse(
+        'Gulou version "{version}" whose routing condition computes a huge power from the case\'s data is active'
+    )
+)
+def _activate_hidden_power(govflow, version):
+    files = {"pack.yaml": manifest(name="reference", version=version, extends="reference@1.0.0")}
+    files[_DIAGRAM] = _with_route("len(district) ** len(district) ** len(district) &gt; 0").encode()
+    pack = govflow.packs.compile(files)  # no constant to refuse: only running it shows the size
+    govflow.packs.deploy(pack, actor="tests", now=govflow.clock.now())
+    govflow.packs.activate("reference", version)
+
+
+@when(parsers.parse('{who} reports "{text}" at {lat:g}, {lng:g} on it'))
+def _report_on_hostile(api, govflow, ctx, who, text, lat, lng):
+    with govflow.db.connect() as conn:
+        ctx["cases_before"] = conn.execute(select(func.count()).select_from(CaseRow)).scalar_one()
+    ctx["hostile"] = api.report(who, description=text, location={"lat": lat, "lng": lng})
+
+
+@then("the report is stopped with 409 naming the routing condition's element and nothing is stored")
+def _stopped(govflow, ctx):
+    response = ctx["hostile"]
+    assert response.status_code == 409, response.text
+    assert response.json()["type"].endswith("diagram-failed")
+    assert "too large" in response.json()["detail"]
+    assert response.json()["context"]["element"]
+    with govflow.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CaseRow)).scalar_one() == ctx["cases_before"]
+
+
+@given(parsers.parse("{count:d} cases reported at {lat:g}, {lng:g} waiting to be signed for"), target_fixture="ctx")
+def _many(api, count, lat, lng):
+    ids = []
+    for i in range(count):
+        response = api.report("citizen.zhang", description=f"井盖没了 {i}", location={"lat": lat, "lng": lng})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return {"cases": ids}
+
+
+@given("the second case's stored state is garbage and the fourth's no longer restores")
+def _corrupt(govflow, ctx):
+    import json
+    import uuid
+    import zlib
+
+    from sqlalchemy import update
+
+    second, fourth = (uuid.UUID(ctx["cases"][i]) for i in (1, 3))
+    with govflow.db.begin() as conn:
+        good = conn.execute(select(CaseRow.state).where(CaseRow.id == fourth)).scalar_one()
+        dct = json.loads(zlib.decompress(good))
+        del dct["tasks"]  # Spiff's restore raises a plain KeyError
+        conn.execute(update(CaseRow).where(CaseRow.id == second).values(state=b"\x00garbage"))
+        conn.execute(update(CaseRow).where(CaseRow.id == fourth).values(state=zlib.compress(json.dumps(dct).encode())))
+        ctx["broken_states"] = {
+            str(second): b"\x00garbage",
+            str(fourth): zlib.compress(json.dumps(dct).encode()),
+        }
+    ctx["broken"] = [str(second), str(fourth)]
+
+
+def _kinds(api, case_id):
+    response = api.get("district.supervisor", f"/api/v1/cases/{case_id}/events")
+    assert response.status_code == 200, response.text
+    return [e["kind"] for e in response.json()]
+
+
+@then("every other case's reminder fired exactly once")
+def _fired_once(govflow, ctx):
+    from govflow.engine.store.db import CaseEvent
+
+    with govflow.db.connect() as conn:
+        rows = conn.execute(select(CaseEvent.case_id, CaseEvent.kind)).all()
+    for case in ctx["cases"]:
+        overdue = [k for c, k in rows if str(c) == case and k == "deadline.overdue"]
+        assert len(overdue) == (0 if case in ctx["broken"] else 1), case
+
+
+@then(parsers.parse("district.supervisor lists {count:d} open incidents naming those cases"))
+def _incidents(api, ctx, count):
+    response = api.get("district.supervisor", "/api/v1/incidents")
+    assert response.status_code == 200, response.text
+    assert sorted(i["case_id"] for i in response.json()) == sorted(ctx["broken"])
+    assert len(response.json()) == count
+
+
+@then("the broken cases kept their last good state")
+def _kept(govflow, ctx):
+    import uuid
+
+    with govflow.db.connect() as conn:
+        for case in ctx["broken"]:
+            row = conn.execute(select(CaseRow.state, CaseRow.status).where(CaseRow.id == uuid.UUID(case))).one()
+            assert row.state == ctx["broken_states"][case]  # untouched: nothing was written over it
+            assert row.status == "dispatched"
