@@ -233,7 +233,7 @@ def serve(
         count = _load_principals(govflow_app, pack_path / "policies" / "demo-principals.yaml")
         serve_log.info("demo principals: %d loaded (tokens in policies/demo-principals.yaml)", count)
     _freeze_heap()
-    delivery = start_delivery(govflow_app)  # the outbox: webhooks and plugin sinks
+    delivery = start_delivery(govflow_app, serving=True)  # the outbox: webhooks and plugin sinks
     serving.run(
         govflow_app,
         create_app(govflow_app, max_request_bytes=settings.max_request_bytes),

@@ -6,7 +6,8 @@ webhook URLs may point into although private or loopback, e.g. ``10.0.0.0/8``),
 ``WEBHOOK_CONNECT_TIMEOUT`` / ``WEBHOOK_READ_TIMEOUT`` (seconds), ``WEBHOOK_ATTEMPTS_PER_ROUND``,
 ``WEBHOOK_MAX_ROUNDS``, ``WEBHOOK_BACKOFF_INITIAL`` / ``WEBHOOK_BACKOFF_MAX`` (seconds between
 rounds), ``DELIVERY_LEASE_SECONDS``, ``DELIVERY_CONCURRENCY``, ``DELIVERY_PER_SINK``,
-``DELIVERY_INTERVAL_SECONDS``, ``DELIVERY_LOG_DAYS``.
+``DELIVERY_INTERVAL_SECONDS``, ``DELIVERY_LOG_DAYS``, ``SERVE_DELIVERY`` (false: ``serve`` leaves
+delivery to workers).
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ class OutboxEnvironment(BaseSettings):
     delivery_per_sink: int = 4
     delivery_interval_seconds: float = 1.0
     delivery_log_days: int = 14
+    #: false: `govflow serve` leaves delivery to `govflow worker` processes
+    serve_delivery: bool = True
 
     def settings(self) -> IntegrationSettings:
         values = self.model_dump()
         values.pop("delivery_interval_seconds")
+        values.pop("serve_delivery")
         networks = tuple(n.strip() for n in values.pop("webhook_allowed_networks").split(",") if n.strip())
         return IntegrationSettings(webhook_allowed_networks=networks, **values)
 
@@ -53,19 +57,24 @@ class _Stopped:
         pass
 
 
-def start_delivery(govflow_app: Any, *, once: bool = False) -> Any:
+def start_delivery(govflow_app: Any, *, once: bool = False, serving: bool = False) -> Any:
     """Start the delivery loop (a background thread) for ``serve`` or ``worker``; ``stop()`` ends it.
 
-    With ``once``, deliver what is due now and return (``govflow worker --once``).
+    With ``once``, deliver what is due now and return (``govflow worker --once``); when
+    ``serving`` and ``GOVFLOW_SERVE_DELIVERY`` is false, start nothing (workers deliver).
     """
     from govflow.engine.integrations.delivery import DeliveryLoop
+
+    environment = OutboxEnvironment()
+    if serving and not environment.serve_delivery:
+        return _Stopped()
 
     worker = govflow_app.integrations.delivery_worker()
     if once:
         worker.tick()
         worker.close()
         return _Stopped()
-    loop = DeliveryLoop(worker, OutboxEnvironment().delivery_interval_seconds)
+    loop = DeliveryLoop(worker, environment.delivery_interval_seconds)
     govflow_app.integrations.projector.on_append.append(loop.wake.set)  # commits in this process wake it
     loop.start()
     return loop
