@@ -118,7 +118,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "<module> CRP 200000 -> 200001": "the cache bound is arbitrary: 200,001 entries instead of 200,000 (the tests lower the bound to 2 to check that it holds)",
         "_ParsedOnceEnforcer._get_expression SDL if functions: -> pass": "role managers are never replaced in govflow (no load_policy): the functions of the first parse are the same role managers and the same `responsible`",
         "_ParsedOnceEnforcer._get_expression SDL parsed.functions.update(functions) -> pass": "as above: the updated functions are equal to those already held",
-        "parse_policy_rows CRP 1 -> 0": "all(cells[0:]) equals all(cells[1:]) there: cells[0] is 'p', checked just before",
+        "parse_policy_rows CRP 1 -> 0 #2": "all(cells[0:]) equals all(cells[1:]) there: cells[0] is 'p', checked just before",
         "Authorizer.__init__ LCR 'r' in model.keys() and 'r2' in model['r'] -> drop operand 'r' in model.keys()": "only differs for a model without [request_definition], which decides nothing either way: check_model refuses it in both versions (the message differs)",
         "Authorizer.__init__ SDL for rm in self._enforcer.rm_map.values(): -> pass": "performance only: pycasbin's default name matcher compares names with ==, the same answers (the quadratic cost is what the line removes)",
         "Authorizer.__init__ SDL rm.matching_func = None -> pass": "performance only, as above",
