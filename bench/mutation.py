@@ -748,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if found and keep:
                         m.status, m.stage, m.reason = (
                             found["status"],
-                            f"previous {found['stage']}".strip(),
+                            "previous " + found["stage"].removeprefix("previous "),
                             found["reason"],
                         )
                         if m.status == "survived" and m.key in equivalent:
