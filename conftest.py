@@ -5,6 +5,7 @@ manual clock, and the real API through Starlette's TestClient."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,24 @@ BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 DEMO_PRINCIPALS = REFERENCE_PACK / "policies" / "demo-principals.yaml"
 #: Monday 28 September 2026, 09:00 Beijing time: the eve of the National Day holiday.
 START = dt.datetime(2026, 9, 28, 1, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """A test may not leave log handlers or a level on the root logger (e.g. by running
+    `govflow serve` in-process, whose logging set-up writes to that test's captured stderr):
+    every later test would log into a closed stream. Undone here, and the test fails."""
+    root = logging.getLogger()
+    handlers, level = set(root.handlers), root.level
+    yield
+    leaked = [h for h in root.handlers if h not in handlers and not type(h).__module__.startswith("_pytest")]
+    for handler in leaked:
+        root.removeHandler(handler)
+    changed_level = root.level != level
+    root.setLevel(level)
+    assert not leaked and not changed_level, (
+        f"the test left on the root logger: {leaked or logging.getLevelName(level)}"
+    )
 
 
 @pytest.fixture(scope="session")
