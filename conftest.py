@@ -44,11 +44,9 @@ def _logging_left_as_found():
     leaked = [h for h in root.handlers if h not in handlers and not type(h).__module__.startswith("_pytest")]
     for handler in leaked:
         root.removeHandler(handler)
-    changed_level = root.level != level
+    left_level = logging.getLevelName(root.level) if root.level != level else None
     root.setLevel(level)
-    assert not leaked and not changed_level, (
-        f"the test left on the root logger: {leaked or logging.getLevelName(level)}"
-    )
+    assert not leaked and not left_level, f"the test left on the root logger: {leaked or f'level {left_level}'}"
 
 
 @pytest.fixture(scope="session")
