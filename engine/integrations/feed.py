@@ -48,9 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, false, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, bindparam, false, insert, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.access.identity import Principal
@@ -158,11 +156,31 @@ def public_event(event: Mapping[str, Any], *, district: str, unit: str | None, r
     }
 
 
+#: the statements of every commit, built once (building SQLAlchemy expressions costs more than running them)
+_CASES_OF = select(CaseRow.id, CaseRow.district, CaseRow.owner_unit, CaseRow.reported_by).where(
+    CaseRow.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_EVENTS = insert(FeedEvent)
+#: an upsert, so an emptied table (a test's truncation, a restored dump) starts again at 1; the same SQL
+#: on PostgreSQL and SQLite (3.35+)
+_TAKE = text(
+    "INSERT INTO feed_head (id, position) VALUES (1, :n) "
+    "ON CONFLICT (id) DO UPDATE SET position = feed_head.position + excluded.position RETURNING position"
+)
+
+
+@dataclass(frozen=True)
+class _Case:
+    district: str
+    owner_unit: str | None
+    reported_by: str
+
+
 class FeedProjector:
     """Appends the committed events to the feed inside the commit's transaction (see module doc).
 
-    ``on_commit`` callables are told (outside any lock, after the rows are written, before the
-    commit) that new positions exist — the in-process delivery loop uses it to wake up early.
+    ``on_append`` callables are told (after the rows are written, before the commit) that new
+    positions exist — the in-process delivery loop uses it to wake up early.
     """
 
     def __init__(self) -> None:
@@ -172,15 +190,15 @@ class FeedProjector:
         events = [e for change in changes for e in change.events]
         if not events:
             return
-        case_ids = list(dict.fromkeys(e["case_id"] for e in events))
-        cases = {
-            row.id: row
-            for row in conn.execute(
-                select(CaseRow.id, CaseRow.district, CaseRow.owner_unit, CaseRow.reported_by).where(
-                    CaseRow.id.in_(case_ids)
-                )
-            )
+        # a new case's change carries its row; others are read back (the row as this transaction wrote it)
+        cases: dict[Any, Any] = {
+            c.case_id: _Case(c.values["district"], c.values.get("owner_unit"), c.values["reported_by"])
+            for c in changes
+            if c.read_version is None
         }
+        missing = [cid for cid in dict.fromkeys(e["case_id"] for e in events) if cid not in cases]
+        if missing:
+            cases.update({row.id: row for row in conn.execute(_CASES_OF, {"ids": missing})})
         rows = []
         for event in events:
             case = cases[event["case_id"]]
@@ -204,21 +222,14 @@ class FeedProjector:
         first = last - len(rows) + 1
         for offset, row in enumerate(rows):
             row["position"] = first + offset
-        conn.execute(insert(FeedEvent), rows)
+        conn.execute(_INSERT_EVENTS, rows)
         for wake in self.on_append:
             wake()
 
 
 def take_positions(conn: Connection, count: int) -> int:
-    """Take ``count`` positions; returns the last. Locks the head row until the transaction ends.
-
-    An upsert, so an emptied table (a test's truncation, a restored dump) starts again at 1.
-    """
-    upsert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(FeedHead).values(id=1, position=count)
-    statement = upsert.on_conflict_do_update(
-        index_elements=[FeedHead.id], set_={"position": FeedHead.position + upsert.excluded.position}
-    ).returning(FeedHead.position)
-    return int(conn.execute(statement).scalar_one())
+    """Take ``count`` positions; returns the last. Locks the head row until the transaction ends."""
+    return int(conn.execute(_TAKE, {"n": count}).scalar_one())
 
 
 def head(conn: Connection) -> int:
