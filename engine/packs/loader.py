@@ -24,7 +24,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -514,6 +514,7 @@ def _load_pack(
     resolve_base: BaseResolver | None = None,
     compile_cache: Cache[str, CompiledDiagrams] | None = None,
     calendar_factory: Callable[[Manifest], WorkCalendar | None] | None = None,
+    reuse: Sequence[LoadedPack] = (),
 ) -> LoadedPack:
     """Validate and compile a pack; raise :class:`PackError` listing every issue.
 
@@ -527,19 +528,36 @@ def _load_pack(
     ``calendar_factory(manifest)`` supplies the pack's working-day calendar
     (the ``govflow_calendar`` hook of the plugins the manifest selects);
     Monday–Friday without one.
+
+    ``reuse``: compiled packs (the base of an extending pack, filled in by the
+    resolver while ``extends`` is resolved) whose parsed catalog, territory,
+    gazetteer, responsibility list, forms and policies are taken over where the
+    files they were parsed from are byte-identical: a draft that changes one
+    diagram is validated without parsing the rest again. Those packs were
+    validated, so what they parsed carries no issue.
     """
     files = resolve_extends(files, resolve_base)
+
+    def donor(*names: str) -> LoadedPack | None:
+        """A reusable pack whose files ``names`` are all there and byte-identical to these."""
+        if not all(n in files for n in names):
+            return None
+        return next((p for p in reuse if all(p.files.get(n) == files[n] for n in names)), None)
+
     issues: list[PackIssue] = member_issues(files)
     manifest = _manifest(_yaml(files, "pack.yaml", issues), issues)
     catalog: Catalog | None = None
     cat_issues: list[PackIssue] = []
-    raw_catalog = _yaml(files, "catalog.yaml", issues)
-    if raw_catalog is not None:
+    if same := donor("catalog.yaml"):
+        catalog = same.catalog
+    elif (raw_catalog := _yaml(files, "catalog.yaml", issues)) is not None:
         catalog, cat_issues = parse_catalog(raw_catalog)
         issues += cat_issues
     territory = None
     if catalog is not None:
-        if "boundaries.geojson" in files:
+        if same := donor("catalog.yaml", "boundaries.geojson"):
+            territory = same.territory
+        elif "boundaries.geojson" in files:
             territory, geo_issues = parse_boundaries(files["boundaries.geojson"], catalog)
             issues += geo_issues
         else:
@@ -561,14 +579,18 @@ def _load_pack(
                     )
                 )
     gazetteer = None
-    if catalog is not None and "gazetteer.yaml" in files:
+    if catalog is not None and (same := donor("catalog.yaml", "gazetteer.yaml")):
+        gazetteer = same.gazetteer
+    elif catalog is not None and "gazetteer.yaml" in files:
         raw_gazetteer = _yaml(files, "gazetteer.yaml", issues)
         if raw_gazetteer is not None:
             gazetteer, gaz_issues = parse_gazetteer(raw_gazetteer, catalog)
             issues += gaz_issues
     responsibility = None
     if catalog is not None:
-        if "policies/responsibility.yaml" in files:
+        if same := donor("catalog.yaml", "policies/responsibility.yaml"):
+            responsibility = same.responsibility
+        elif "policies/responsibility.yaml" in files:
             responsibility, resp_issues = parse_responsibility(files["policies/responsibility.yaml"], catalog)
             issues += resp_issues
         else:
@@ -576,19 +598,30 @@ def _load_pack(
                 PackIssue("policies/responsibility.yaml", "file not found (every matter needs a responsibility entry)")
             )
 
-    if DEMO_PRINCIPALS in files and _yaml(files, DEMO_PRINCIPALS, issues) is not None and catalog is not None:
+    if (
+        DEMO_PRINCIPALS in files
+        and not donor("catalog.yaml", DEMO_PRINCIPALS)
+        and _yaml(files, DEMO_PRINCIPALS, issues) is not None
+        and catalog is not None
+    ):
         issues += _demo_principal_issues(files[DEMO_PRINCIPALS], catalog)
 
-    forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
-    issues += form_issues
+    if same := donor("processes/forms.yaml"):
+        forms = same.forms
+    else:
+        forms, form_issues = parse_forms(_yaml(files, "processes/forms.yaml", issues) or {})
+        issues += form_issues
 
     model_text = files.get("policies/model.conf", b"").decode("utf-8", "replace")
     if not model_text:
         issues.append(PackIssue("policies/model.conf", "file not found"))
-    rows, row_issues = parse_policy_rows(files.get("policies/policy.csv", b"").decode("utf-8", "replace"))
-    issues += row_issues
-    if model_text and not row_issues:
-        issues += Authorizer.check_model(model_text, rows)
+    if same := donor("policies/model.conf", "policies/policy.csv"):
+        rows = same.policy_rows
+    else:
+        rows, row_issues = parse_policy_rows(files.get("policies/policy.csv", b"").decode("utf-8", "replace"))
+        issues += row_issues
+        if model_text and not row_issues:
+            issues += Authorizer.check_model(model_text, rows)
 
     diagram_files = {
         n: b

@@ -74,14 +74,27 @@ class PackRegistry:
 
     # -- deployment ---------------------------------------------------------
     def compile(self, files: Mapping[str, bytes]) -> LoadedPack:
-        """Validate and compile pack files (an ``extends`` is resolved against the deployed versions)."""
+        """Validate and compile pack files (an ``extends`` is resolved against the deployed versions).
+
+        What the compiled base parsed from files the extending pack leaves unchanged is
+        reused (``load_pack``'s ``reuse``): validating a draft that changes one diagram
+        compiles that diagram, not the whole pack again.
+        """
+        bases: list[LoadedPack] = []
+
+        def resolve(name: str, version: str | None) -> Mapping[str, bytes]:
+            base = self.base_pack(name, version)
+            bases.append(base)
+            return base.files
+
         return load_pack(
             files,
             services=self._services,
             available_plugins=self._plugins,
-            resolve_base=self.resolve_base,
+            resolve_base=resolve,
             calendar_factory=self._calendar_factory,
             compile_cache=self._diagrams,
+            reuse=bases,
         )
 
     def deploy(
@@ -151,6 +164,10 @@ class PackRegistry:
     def resolve_base(self, name: str, version: str | None) -> Mapping[str, bytes]:
         """The effective files of a base pack for ``extends``: a pinned version, else the
         active version of that name, else its newest deployed version."""
+        return self.base_pack(name, version).files
+
+    def base_pack(self, name: str, version: str | None) -> LoadedPack:
+        """The compiled base pack ``extends`` names (see :meth:`resolve_base`); LookupError if none."""
         if version is None:
             candidates = [v for v in self.versions() if v.name == name]
             if not candidates:
@@ -158,7 +175,7 @@ class PackRegistry:
             chosen = next((v for v in candidates if v.active), candidates[-1])
             version = chosen.version
         try:
-            return self.get(name, version).files
+            return self.get(name, version)
         except NotFound:
             raise LookupError(f"pack {name} {version} is not deployed; deploy the base pack first") from None
 
