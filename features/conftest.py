@@ -39,8 +39,13 @@ def _active(api):
     assert api.get(None, "/readyz").json()["districts"] == ["gulou"]
 
 
-@given(parsers.parse('{who} has reported "{text}" at {lat:g}, {lng:g}'), target_fixture="ctx")
-@when(parsers.parse('{who} reports "{text}" at {lat:g}, {lng:g}'), target_fixture="ctx")
+# a text without quotes: 'has reported "…" as "…" at …' is the categorised step below, never this one
+_PLAIN_REPORT = r'(?P<who>\S+) {verb} "(?P<text>[^"]+)" at (?P<lat>-?[\d.]+), (?P<lng>-?[\d.]+)'
+_COORDS = {"lat": float, "lng": float}
+
+
+@given(parsers.re(_PLAIN_REPORT.format(verb="has reported")), converters=_COORDS, target_fixture="ctx")
+@when(parsers.re(_PLAIN_REPORT.format(verb="reports")), converters=_COORDS, target_fixture="ctx")
 def _report(api, who, text, lat, lng):
     response = api.report(
         who,
