@@ -36,7 +36,7 @@ _CACHE_LIMIT = 200_000
 class _ParsedOnceEnforcer(casbin.Enforcer):
     """pycasbin Enforcer that parses each matcher expression once."""
 
-    def _get_expression(self, expr, functions=None):  # type: ignore[override]
+    def _get_expression(self, expr, functions=None):
         cache = self.__dict__.setdefault("_expr_cache", {})
         parsed = cache.get(expr)
         if parsed is None:
@@ -173,9 +173,9 @@ class Authorizer:
             current = [list(r) for r in self._enforcer.get_named_policy("p2")]  # a copy, as in set_grants
             if current:
                 self._enforcer.remove_named_policies("p2", current)
-            rows = [list(r) for r in rows]
-            if rows:
-                self._enforcer.add_named_policies("p2", rows)
+            new = [list(r) for r in rows]
+            if new:
+                self._enforcer.add_named_policies("p2", new)
             self._call_cache.clear()
 
     def may_call_out(self, domain: str, matter: str, unit: str, now: str) -> tuple[bool, list[str]]:
