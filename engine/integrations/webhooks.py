@@ -121,9 +121,12 @@ class UrlRefused(InvalidInput):
 class UrlPolicy:
     """Which webhook URLs may be used (see module doc). Resolutions are cached for ``ttl`` seconds."""
 
-    def __init__(self, allowed_networks: Iterable[str] = (), *, ttl: float = 60.0) -> None:
+    def __init__(
+        self, allowed_networks: Iterable[str] = (), *, ttl: float = 60.0, resolve: Any = socket.getaddrinfo
+    ) -> None:
         self.allowed = parse_networks(allowed_networks)
         self.ttl = ttl
+        self.resolve = resolve
         self._resolved: dict[tuple[str, int], tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
 
@@ -134,7 +137,7 @@ class UrlPolicy:
             if hit and hit[0] > time.monotonic():
                 return hit[1]
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = self.resolve(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             raise UrlRefused(
                 f"the host {host!r} cannot be resolved", errors=[{"loc": ["body", "url"], "msg": "unknown host"}]

@@ -253,12 +253,33 @@ def test_a_disabled_endpoint_gets_nothing_more(api, hooks, worker, receiver, gov
         ("http:///nohost", "a host is required"),
         ("not a url", "no spaces"),
         ("http://example.org:99999/", "out of range"),
-        ("http://no-such-host.invalid/hook", "cannot be resolved"),
+        ("http://[fe80::1]/hook", "loopback, private or reserved"),
+        ("http://224.0.0.1/hook", "loopback, private or reserved"),
     ],
 )
 def test_unsafe_urls_are_refused(url, why):
     with pytest.raises(UrlRefused, match=why):
         UrlPolicy().check(url)
+
+
+def test_names_are_checked_by_what_they_resolve_to():
+    def resolver(answers):
+        def resolve(host, port, type=None):
+            if host not in answers:
+                raise OSError("unknown host")
+            return [(None, None, None, "", (address, port)) for address in answers[host]]
+
+        return resolve
+
+    names = {"receiver.example.org": ["93.184.215.14"], "rebound.example.org": ["93.184.215.14", "10.0.0.5"]}
+    policy = UrlPolicy(resolve=resolver(names))
+    assert policy.check("https://receiver.example.org/hook") == "https://receiver.example.org/hook"
+    with pytest.raises(UrlRefused, match=r"10\.0\.0\.5"):  # one private address among public ones is enough
+        policy.check("https://rebound.example.org/hook")
+    with pytest.raises(UrlRefused, match="cannot be resolved"):
+        policy.check("https://nowhere.example.org/hook")
+    allowed = UrlPolicy(["10.0.0.0/8"], resolve=resolver(names))
+    assert allowed.check("https://rebound.example.org/hook")  # the operator allows its network
 
 
 def test_registration_refuses_bad_input(api, hooks, govflow):
