@@ -23,8 +23,8 @@ from typer.core import TyperGroup
 
 from govflow.dispatch_cli import dispatch_app
 from govflow.incidents_cli import incidents_app
-from govflow.rates_cli import rates_app
 from govflow.outbox_cli import integration_settings, outbox_app, start_delivery
+from govflow.rates_cli import rates_app
 from govflow.settings import REFERENCE_PACK, Settings
 
 console = Console(stderr=True, soft_wrap=True)  # one line stays one line

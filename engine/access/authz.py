@@ -173,9 +173,9 @@ class Authorizer:
             current = [list(r) for r in self._enforcer.get_named_policy("p2")]  # a copy, as in set_grants
             if current:
                 self._enforcer.remove_named_policies("p2", current)
-            new = [list(r) for r in rows]
-            if new:
-                self._enforcer.add_named_policies("p2", new)
+            listed = [list(r) for r in rows]
+            if listed:
+                self._enforcer.add_named_policies("p2", listed)
             self._call_cache.clear()
 
     def may_call_out(self, domain: str, matter: str, unit: str, now: str) -> tuple[bool, list[str]]:

@@ -377,8 +377,7 @@ def plan(
     # (a timer that fires within a command was due before it; a late report-in still counts as late)
     silent = sorted(str(t.unit_code) for t in before.values() if t.name == roles.report_in_task)
     all_events = [
-        Event(e.kind, {**e.data, "departments": silent}) if e.kind == "callout.no_response" else e
-        for e in all_events
+        Event(e.kind, {**e.data, "departments": silent}) if e.kind == "callout.no_response" else e for e in all_events
     ]
     now_open = {t["id"]: t for t in tasks}
     new_tasks = [t for t in tasks if t["id"] not in before]
