@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,17 +44,19 @@ class Served:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Served:
+        # the log goes to a file: a pipe nobody reads fills up and blocks the server
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(self.port)],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("govflow serve exited: " + self.process.stderr.read().decode()[-2000:])
+                raise RuntimeError("govflow serve exited: " + self.output()[-2000:])
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return self
@@ -62,6 +65,10 @@ class Served:
             time.sleep(0.2)
         raise RuntimeError("govflow serve did not come up in 60 s")
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
     def __exit__(self, *exc: object) -> None:
         assert self.process is not None
         self.process.terminate()
@@ -69,3 +76,4 @@ class Served:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.log.close()

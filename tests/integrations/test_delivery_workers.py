@@ -36,7 +36,7 @@ def start_worker(url: str) -> subprocess.Popen:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -82,7 +82,7 @@ def test_a_killed_worker_loses_nothing(govflow, api, principals, receiver):
         deadline = time.monotonic() + 60
         while len(receiver.received) < 12 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert receiver.received, first.stderr.read().decode() if first.poll() is not None else "nothing delivered"
+        assert receiver.received, "the first worker delivered nothing"
         os.kill(first.pid, signal.SIGKILL)  # mid-delivery: requests in flight, positions not all saved
         first.wait(10)
         at_kill = len({e["id"] for e in receiver.events()})
