@@ -53,7 +53,13 @@ class Studio:
             raise AssertionError(f"not ready: {what}; page errors {self.errors}; messages {shown}") from exc
 
     def validated(self, state: str) -> None:
-        self.page.wait_for_selector(f".gf-validation[data-state='{state}']", timeout=30_000)
+        """Wait until the draft as it is now has been validated, with this outcome."""
+        self.page.wait_for_function(
+            "state => govflowStudio.validated === govflowStudio.revision && govflowStudio.validation === state",
+            arg=state,
+            timeout=45_000,
+        )
+        assert self.page.locator(f".gf-validation[data-state='{state}']").count() == 1
 
     def select(self, element: str) -> None:
         assert self.page.evaluate(f"govflowStudio.editor.jumpTo('{element}')")

@@ -70,3 +70,27 @@ def test_open_and_save_keeps_what_the_engine_reads(path, saved):
         assert decision_tables(content) == decision_tables(original)
         compiled, issues = compile_diagrams({path.name: content}, forms={}, stages=[])
         assert not issues and compiled is not None
+
+
+def test_a_layout_missing_an_element_is_made_again(saved, tmp_path):
+    """A laid-out diagram edited by hand (an element added without a shape) is laid out anew,
+    never shown without that element."""
+    laid_out, _ = saved[ROOT / "processes" / "frontline_disposal.bpmn"]
+    text = laid_out.decode("utf-8")
+    start = text.index('<bpmndi:BPMNShape id="review_di"')
+    stale = text[:start] + text[text.index("</bpmndi:BPMNShape>", start) + len("</bpmndi:BPMNShape>") :]
+    (tmp_path / "stale.bpmn").write_text(stale, encoding="utf-8")
+    for round_trip in (stale, laid_out.decode("utf-8")):
+        (tmp_path / "in.bpmn").write_text(round_trip, encoding="utf-8")
+        result = subprocess.run(
+            [NODE, str(WEB / "tools" / "roundtrip.mjs"), str(tmp_path / "in.bpmn"), str(tmp_path / "out.bpmn")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        report = json.loads(result.stdout)
+        out = (tmp_path / "out.bpmn").read_text(encoding="utf-8")
+        assert report["layout_generated"] is (round_trip is stale)
+        assert out.count('bpmnElement="review"') == 1 and out.count("<bpmndi:BPMNDiagram") == 1
+        assert not [w for w in report["warnings"] if "duplicate" in w]

@@ -181,7 +181,9 @@ export async function renderDiff(container, { a, b, read, data, cat, t, lang }) 
       table.append(h('tr', null, h('td', { colspan: 4 }, xmlA ? t('diff.removed') : t('diff.added'))));
       continue;
     }
+    performance.mark('gf-diff-xml');
     const [va, vb] = await Promise.all([viewerFor(left, xmlA, lang), viewerFor(right, xmlB, lang)]);
+    performance.mark('gf-diff-viewers');
     const defsA = va.getDefinitions();
     const defsB = vb.getDefinitions();
     const result = bpmnDiff(defsA, defsB);

@@ -294,9 +294,13 @@ function defaultFile() {
 
 // ---- files of a version -----------------------------------------------------------------
 
-async function describe(name, version) {
+function describe(name, version) {
   const key = `${name}@${version}`;
-  if (!S.described.has(key)) S.described.set(key, await api(`/api/v1/packs/${name}/${version}`));
+  if (!S.described.has(key)) {
+    const described = api(`/api/v1/packs/${name}/${version}`);
+    described.catch(() => S.described.delete(key));
+    S.described.set(key, described);
+  }
   return S.described.get(key);
 }
 
@@ -643,11 +647,13 @@ async function save() {
   if (!validVersion(draft.proposed)) return message('error', t('save.badversion'));
   const blocked = Object.entries(draft.blocked).filter(([path]) => draft.files[path] !== undefined);
   if (blocked.length) return message('error', t('bad.lost', { lost: blocked.map(([, lost]) => lost.join('; ')).join('; ') }));
+  performance.mark('gf-save');
   message('info', t('save.saving'));
   scheduleValidate.cancel();
   const state = S.validation === 'ok' && S.validated === S.revision ? 'ok' : await validate();
   if (state !== 'ok') return message('error', state === 'issues' ? t('save.invalid') : S.validationError);
   const version = draft.proposed;
+  performance.mark('gf-save-validated');
   try {
     await api(`/api/v1/packs?activate=false&if_latest=${encodeURIComponent(draft.latest)}`, { method: 'POST', body: draft.zip(version), type: 'application/zip' });
   } catch (err) {
@@ -660,7 +666,12 @@ async function save() {
     }
     return message('error', problemText(err));
   }
+  performance.mark('gf-saved');
   const base = draft.base;
+  // what the diff needs: the stored diagrams are the bytes just sent; the rest is fetched meanwhile
+  for (const [path, content] of Object.entries(draft.files)) S.files.set(`${draft.name}@${version}:${path}`, Promise.resolve(content));
+  describe(draft.name, version).catch(() => {});
+  readData(draft.name, version, 'catalog.yaml').catch(() => {});
   S.draft = null;
   S.current = null;
   closeEditors();
@@ -697,7 +708,9 @@ async function showDiff(name, a, b) {
     ),
     result,
   );
+  performance.mark('gf-diff-start');
   const [da, db, catalog, { renderDiff }] = await Promise.all([describe(name, a), describe(name, b), readData(name, b, 'catalog.yaml'), import('./diff.js')]);
+  performance.mark('gf-diff-fetched');
   const counts = await renderDiff(result, {
     a: da,
     b: db,
@@ -708,6 +721,7 @@ async function showDiff(name, a, b) {
     lang,
   });
   result.dataset.counts = JSON.stringify(counts);
+  performance.mark('gf-diff-done');
   document.body.dataset.ready = 'diff';
 }
 

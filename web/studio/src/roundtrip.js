@@ -9,9 +9,20 @@ const DI_URIS = new Set([
   'http://www.omg.org/spec/DD/20100524/DI',
 ]);
 
-/** True when the XML carries diagram interchange (shapes and their positions). */
+// the BPMN elements drawn as shapes: a diagram whose interchange misses one of them (an element
+// added by hand to a laid-out file) is laid out again rather than shown without it
+const DRAWN = new Set(
+  'task userTask manualTask scriptTask serviceTask businessRuleTask sendTask receiveTask callActivity subProcess transaction startEvent endEvent intermediateCatchEvent intermediateThrowEvent boundaryEvent exclusiveGateway parallelGateway inclusiveGateway eventBasedGateway complexGateway'.split(' '),
+);
+
+/** True when the XML carries diagram interchange (shapes and positions) for every element drawn. */
 export function hasLayout(xml) {
-  return /<([\w.-]+:)?BPMNDiagram[\s>]/.test(xml);
+  if (!/<([\w.-]+:)?BPMNDiagram[\s>]/.test(xml)) return false;
+  const shaped = new Set([...xml.matchAll(/\sbpmnElement="([^"]+)"/g)].map((m) => m[1]));
+  for (const match of xml.matchAll(/<(?:[\w.-]+:)?(\w+)\s[^>]*?\bid="([^"]+)"/g)) {
+    if (DRAWN.has(match[1]) && !shaped.has(match[2])) return false;
+  }
+  return true;
 }
 
 /**
@@ -22,17 +33,51 @@ export function hasLayout(xml) {
  * original text.
  */
 const laidOut = new Map(); // the last few layouts, by XML (opening, comparing and the case view share them)
+const STORED = 'govflow.layouts'; // … and across visits, in the browser's localStorage
+const KEEP = 6;
+
+/** A short fingerprint of a text (FNV-1a, 32 bits, with its length): the layout cache's key. */
+export function fingerprint(text) {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return `${(hash >>> 0).toString(16)}-${text.length}`;
+}
+
+function stored() {
+  try {
+    return typeof localStorage === 'undefined' ? null : JSON.parse(localStorage.getItem(STORED) || '[]');
+  } catch {
+    return null;
+  }
+}
+
+function store(key, xml) {
+  const list = stored();
+  if (!list) return;
+  const kept = [[key, xml], ...list.filter(([k]) => k !== key)].slice(0, KEEP);
+  try {
+    localStorage.setItem(STORED, JSON.stringify(kept));
+  } catch {
+    localStorage.removeItem(STORED); // full: start again
+  }
+}
 
 export async function withLayout(xml) {
   if (hasLayout(xml)) return { xml, generated: false };
   if (!laidOut.has(xml)) {
-    laidOut.set(xml, layout(xml));
+    const key = fingerprint(xml);
+    const known = stored()?.find(([k]) => k === key);
+    const result = known ? Promise.resolve({ xml: known[1], generated: true }) : layout(xml);
+    if (!known) result.then((r) => store(key, r.xml));
+    laidOut.set(xml, result);
     if (laidOut.size > 8) laidOut.delete(laidOut.keys().next().value);
   }
   return laidOut.get(xml);
 }
 
-async function layout(xml) {
+async function layout(original) {
+  // a stale layout (elements without shapes) is dropped and made again
+  const xml = original.replace(/<([\w.-]+:)?BPMNDiagram\b[\s\S]*?<\/([\w.-]+:)?BPMNDiagram>\s*/g, '');
   const { layoutProcess } = await import('bpmn-auto-layout');
   const laid = spreadBoundaryEvents(dropDuplicateShapes(await layoutProcess(xml)));
   const diagrams = laid.match(/<bpmndi:BPMNDiagram[\s\S]*<\/bpmndi:BPMNDiagram>/);
