@@ -133,6 +133,27 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
     studio.validated("ok")
     assert page.locator(".gf-issue").count() == 0
 
+    # the rule tables: the deadline changed in the panel is the table's; the responsibility list
+    # is edited with pickers, each cell checked as it is typed and the draft by the server
+    page.click(".gf-file[data-path='@deadlines']")
+    studio.ready("@deadlines")
+    cell = page.locator("td[data-tier='simple'][data-step='sign_for']")
+    assert cell.locator(".gf-amount").input_value() == "30" and "gf-cell-changed" in cell.get_attribute("class")
+    page.click(".gf-file[data-path='@responsibility']")
+    studio.ready("@responsibility")
+    row = page.locator("tr[data-matter='road.pothole']")
+    row.locator(".gf-amount").fill("0")
+    assert row.locator(".gf-col-time_limit .gf-cell-error").inner_text() == "须为正数"
+    studio.validated("issues")
+    assert page.locator(".gf-issues li[data-file='policies/responsibility.yaml']").count() >= 1
+    row.locator(".gf-amount").fill("4")
+    row.locator(".gf-add-coop").select_option("gulou.ylzx")
+    assert "gf-row-changed" in row.get_attribute("class")
+    studio.validated("ok")
+    page.screenshot(path=artefacts / "03b-responsibility.png")
+    page.click(f".gf-file[data-path='{DIAGRAM}']")
+    studio.ready(DIAGRAM)
+
     # save as a new staged version; the diff follows
     assert page.input_value("#save-version") == "1.0.1"
     page.click("#save")
@@ -146,6 +167,8 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
         "10 分钟",
         "30 分钟",
     )
+    entry = page.locator("tr[data-matter='road.pothole']")
+    assert "4 工作小时" in entry.locator(".gf-new").inner_text() and "园林" in entry.locator(".gf-new").inner_text()
     assert page.locator("[data-side='new'] .djs-element.gf-diff-changed[data-element-id='review']").count() == 1
     assert page.locator("[data-side='old'] .djs-element.gf-diff-changed[data-element-id='review']").count() == 1
     page.screenshot(path=artefacts / "04-diff.png", full_page=True)

@@ -576,6 +576,7 @@ async function validate() {
     S.issues = result.issues;
     S.validation = result.valid ? 'ok' : 'issues';
     S.validated = revision;
+    if (result.valid && $('.gf-message')?.textContent === t('save.invalid')) message('', '');
   } catch (err) {
     S.validation = 'error';
     S.validationError = t('validate.failed', { detail: err.message });
