@@ -325,3 +325,34 @@ def test_docs_and_redoc_load_nothing_from_another_host(client):
         for url in re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text):
             asset = client.get(url)
             assert asset.status_code == 200 and len(asset.content) > 100, url
+
+
+def test_a_stored_version_holding_a_bomb_is_refused_quickly_not_expanded(api, govflow, reference_files, clock):
+    """A version stored before YAML was checked (or written into the database by hand) is never expanded."""
+    from govflow.engine.packs.loader import files_to_zip
+    from govflow.engine.store.db import PackVersion
+
+    bomb = "".join(f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]\n" for i in range(9))
+    manifest = reference_files["pack.yaml"].decode().replace('version: "1.0.0"', 'version: "6.6.6"') + bomb
+    files = {**reference_files, "pack.yaml": manifest.encode()}
+    with govflow.db.begin() as conn:
+        conn.execute(
+            PackVersion.__table__.insert().values(
+                name="reference",
+                version="6.6.6",
+                district="gulou",
+                content_hash="0" * 64,
+                archive=files_to_zip(files),
+                active=False,
+                deployed_at=clock.now(),
+                deployed_by="tests",
+            )
+        )
+    import time
+
+    for url in ("/api/v1/packs/reference/6.6.6", "/api/v1/packs/reference/6.6.6/files/pack.yaml"):
+        started = time.perf_counter()
+        response = api.get("district.supervisor", url)
+        assert response.status_code == 422, response.text
+        assert "anchor &l0 refused" in response.text
+        assert time.perf_counter() - started < 5
