@@ -20,6 +20,11 @@ function eventSummary(event, t, lang) {
   return parts.join(' · ');
 }
 
+function eventName(kind, t) {
+  for (const key of [`event.${kind}`, `record.${kind}`]) if (t(key) !== key) return t(key);
+  return kind;
+}
+
 export async function renderCase(container, { caseId, t, lang }) {
   const [info, events, diagram] = await Promise.all([
     api(`/api/v1/cases/${encodeURIComponent(caseId)}`),
@@ -36,7 +41,7 @@ export async function renderCase(container, { caseId, t, lang }) {
         'li',
         { dataset: { kind: e.kind, element: e.data?.task || e.data?.element || '' } },
         h('time', null, formatTime(e.at, lang)),
-        h('strong', null, t(`event.${e.kind}`) === `event.${e.kind}` ? e.kind : `${t(`event.${e.kind}`)} (${e.kind})`),
+        h('strong', null, `${eventName(e.kind, t)} (${e.kind})`),
         h('span', { class: 'gf-actor' }, [e.actor, e.actor_unit].filter(Boolean).join(' / ')),
         h('div', { class: 'gf-sub' }, eventSummary(e, t, lang)),
       ),

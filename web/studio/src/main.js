@@ -130,6 +130,7 @@ async function boot() {
   performance.mark('gf-me');
   shell();
   S.versions = versions;
+  S.versionsAt = Date.now();
   renderPacks();
   performance.mark('gf-versions');
   window.addEventListener('hashchange', route);
@@ -179,6 +180,7 @@ function caseBox() {
 
 async function refreshVersions() {
   S.versions = await api('/api/v1/packs');
+  S.versionsAt = Date.now();
   renderPacks();
 }
 
@@ -332,6 +334,8 @@ async function openVersion(name, version) {
     throw new Error(t('draft.leave.confirm'));
   }
   closeEditors();
+  // a draft starts from the versions as they are now (its stale check compares with them)
+  if (Date.now() - (S.versionsAt || 0) > 30_000) await refreshVersions();
   const described = await describe(name, version);
   performance.mark('gf-described');
   const has = (path) => described.files.some((f) => f.path === path);
