@@ -20,6 +20,7 @@ from govflow.engine.model.limits import (
     CHANNELS,
     COMMENT_MAX,
     DESCRIPTION_MAX,
+    INTEGER_MAX,
     LAT_MAX,
     LAT_MIN,
     LNG_MAX,
@@ -176,7 +177,9 @@ class EventOut(BaseModel):
 class TaskComplete(Input):
     model_config = ConfigDict(extra="forbid")
     data: dict[str, Any] = Field(default_factory=dict, description="form data, as the task's form expects")
-    expected_version: int | None = Field(None, description="refuse with 409 unless the case is at this version")
+    expected_version: int | None = Field(
+        None, ge=1, le=INTEGER_MAX, description="refuse with 409 unless the case is at this version"
+    )
 
 
 class TaskCompleted(BaseModel):

@@ -27,7 +27,7 @@ def create_case(
     app: AppDep,
     principal: CurrentPrincipal,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=128, min_length=1)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=128, min_length=1, pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> CaseCreated:
     """Report a case (上报). A retry with the same ``Idempotency-Key`` returns the same case."""
     loc = body.location

@@ -43,6 +43,8 @@ TIERS = ("simple", "complex", "difficult")
 FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 #: nesting levels of free-form data a caller sends (a task's form data)
 DATA_DEPTH_MAX = 16
+#: the largest integer magnitude in free-form data (what every JSON reader keeps exact)
+INTEGER_MAX = 2**53
 
 
 def forbidden_character(text: str) -> str | None:
@@ -54,13 +56,16 @@ def forbidden_character(text: str) -> str | None:
 
 
 def data_errors(value: Any, loc: Sequence[str | int], depth: int = 0) -> list[dict[str, Any]]:
-    """``{loc, msg}`` for each string holding a forbidden character, non-finite number, or nesting
-    deeper than :data:`DATA_DEPTH_MAX`, in ``value`` (a string, a number, or lists and mappings of them)."""
+    """``{loc, msg}`` for each string holding a forbidden character, non-finite number, integer beyond
+    :data:`INTEGER_MAX`, or nesting deeper than :data:`DATA_DEPTH_MAX`, in ``value`` (a string, a
+    number, or lists and mappings of them)."""
     if isinstance(value, str):
         why = forbidden_character(value)
         return [] if why is None else [{"loc": list(loc), "msg": why}]
     if isinstance(value, float) and not math.isfinite(value):
         return [{"loc": list(loc), "msg": "numbers must be finite"}]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INTEGER_MAX:
+        return [{"loc": list(loc), "msg": f"integers must lie within ±{INTEGER_MAX}"}]
     if isinstance(value, dict | list | tuple) and depth >= DATA_DEPTH_MAX:
         return [{"loc": list(loc), "msg": f"nested more than {DATA_DEPTH_MAX} levels deep"}]
     errors: list[dict[str, Any]] = []

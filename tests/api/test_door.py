@@ -138,7 +138,14 @@ def test_non_finite_numbers_and_deep_nesting_in_form_data_are_refused(api):
     [task] = api.inbox("dongjie.dispatcher", case)
     url = f"/api/v1/tasks/{task['id']}/complete"
     headers = {"Content-Type": "application/json"}
-    for raw in ('{"data": {"x": NaN}}', '{"data": {"x": [Infinity]}}', '{"data": ' + '{"a": ' * 40 + "1" + "}" * 41):
+    for raw in (
+        '{"data": {"x": NaN}}',
+        '{"data": {"x": [Infinity]}}',
+        '{"data": {"satisfaction": 100000000000000000000000000000}}',
+        '{"data": {}, "expected_version": 0}',
+        '{"data": {}, "expected_version": 100000000000000000000000000000}',
+        '{"data": ' + '{"a": ' * 40 + "1" + "}" * 41,
+    ):
         response = api.client.post(url, content=raw, headers=api.headers("dongjie.dispatcher", **headers))
         _problem(response, 422)
     deep = '{"data": ' + "[" * 50_000 + "]" * 50_000 + "}"
@@ -356,3 +363,12 @@ def test_a_stored_version_holding_a_bomb_is_refused_quickly_not_expanded(api, go
         assert response.status_code == 422, response.text
         assert "anchor &l0 refused" in response.text
         assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("key", [b"with space", b"tab\tkey", "键".encode(), b""])
+def test_an_idempotency_key_is_visible_ascii(api, key):
+    headers = {**api.headers("citizen.zhang", **{"Content-Type": "application/json"}), "Idempotency-Key": key}
+    response = api.client.post(
+        "/api/v1/cases", content=json.dumps({"channel": "app", "description": "井盖"}).encode(), headers=headers
+    )
+    _problem(response, 422)
