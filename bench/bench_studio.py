@@ -90,6 +90,7 @@ def main() -> None:
             ready.append(page.evaluate("performance.now()") / 1000)
             ready_busy.append(busy(page))
             page.reload()
+            page.busy_before = 0.0  # a new document: Chromium's counters start again
             page.wait_for_selector(READY, state="attached", timeout=60_000)
             warm.append(page.evaluate("performance.now()") / 1000)
             warm_busy.append(busy(page))
@@ -105,7 +106,7 @@ def main() -> None:
                 " e.get('modeling').updateLabel(el, name); }",
                 f"Review the result 审核 {i}",
             )
-            page.wait_for_function("govflowStudio.validated === govflowStudio.revision")
+            page.wait_for_function("() => govflowStudio.validated === govflowStudio.revision")
             started = page.evaluate("performance.now()")
             page.evaluate("govflowStudio.validateNow()")
             validate.append((page.evaluate("performance.now()") - started) / 1000)
@@ -132,7 +133,7 @@ def main() -> None:
             assert page.evaluate("govflowStudio.editor.jumpTo('review')")
             page.select_option("#bio-properties-panel-govflow-assignee", "command_centre" if i % 2 == 0 else "owner")
             page.wait_for_function(
-                "govflowStudio.validated === govflowStudio.revision && govflowStudio.validation === 'ok'"
+                "() => govflowStudio.validated === govflowStudio.revision && govflowStudio.validation === 'ok'"
             )
             version = page.input_value("#save-version")
             started = page.evaluate("performance.now()")

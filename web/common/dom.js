@@ -54,9 +54,17 @@ export function debounce(fn, ms) {
   return wrapped;
 }
 
+const formats = new Map(); // one Intl formatter per language (making one is slow)
+
 /** Format an ISO timestamp in the page's language and Beijing time. */
 export function formatTime(iso, lang) {
   if (!iso) return '';
-  const date = new Date(iso);
-  return date.toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN', { timeZone: 'Asia/Shanghai', hour12: false });
+  const locale = lang === 'en' ? 'en-GB' : 'zh-CN';
+  if (!formats.has(locale)) {
+    formats.set(
+      locale,
+      new Intl.DateTimeFormat(locale, { timeZone: 'Asia/Shanghai', hour12: false, dateStyle: 'short', timeStyle: 'medium' }),
+    );
+  }
+  return formats.get(locale).format(new Date(iso));
 }

@@ -66,9 +66,10 @@ export class BpmnEditor {
   }
 
   /**
-   * Open `xml` (laid out first when it has no layout). Returns {warnings, layoutGenerated, lost}:
-   * `lost` lists what saving this diagram unchanged would drop (then it must not be saved).
-   * Throws when the XML is not a BPMN diagram.
+   * Open `xml` (laid out first when it has no layout). Returns {warnings, layoutGenerated,
+   * checked}: `checked` resolves, once the diagram is shown, to {lost, reordered} — what saving
+   * this diagram unchanged would drop (then it must not be saved) and the gateways whose
+   * conditions a generated layout puts in another order. Throws when the XML is not BPMN.
    */
   async open(xml) {
     this.importing = true;
@@ -78,11 +79,17 @@ export class BpmnEditor {
       const { warnings } = await this.modeler.importXML(laidOut);
       this.modeler.get('canvas').zoom('fit-viewport', 'auto');
       performance.mark('gf-imported');
-      const { xml: saved } = await this.modeler.saveXML({ format: true });
-      this.openedXml = saved;
-      const registry = this.modeler.get('elementRegistry');
-      const reordered = generated ? reorderedGateways(this.modeler.getDefinitions(), (id) => registry.get(id)?.y) : [];
-      return { warnings, layoutGenerated: generated, lost: lostContent(xml, saved), reordered };
+      const checked = new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
+        const { xml: saved } = await this.modeler.saveXML({ format: true });
+        const registry = this.modeler.get('elementRegistry');
+        const positions = (id) => registry.get(id)?.y;
+        return {
+          lost: lostContent(xml, saved),
+          reordered: generated ? reorderedGateways(this.modeler.getDefinitions(), positions) : [],
+        };
+      });
+      this.checked = checked;
+      return { warnings, layoutGenerated: generated, checked };
     } finally {
       this.importing = false;
     }

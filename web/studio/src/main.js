@@ -446,14 +446,17 @@ async function openFile(path) {
       message('error', t('bad.file', { path, kind: 'BPMN', detail: err.message }));
       return;
     }
-    if (opened.lost.length) S.draft.blocked[path] = opened.lost;
-    else delete S.draft.blocked[path];
-    const reordered = opened.reordered.length ? ` ${t('layout.reordered', { gateways: opened.reordered.join(', ') })}` : '';
-    message(
-      opened.lost.length ? 'error' : reordered ? 'error' : opened.layoutGenerated ? 'info' : '',
-      opened.lost.length ? t('bad.lost', { lost: opened.lost.join('; ') }) : opened.layoutGenerated ? t('layout.generated') + reordered : '',
-    );
+    message(opened.layoutGenerated ? 'info' : '', opened.layoutGenerated ? t('layout.generated') : '');
     S.editor.showIssues(issuesOf(path));
+    const draft = S.draft;
+    // checked once the diagram is shown: what a save would lose, conditions a layout reorders
+    opened.checked.then(({ lost, reordered }) => {
+      if (draft !== S.draft || S.path !== path) return;
+      if (lost.length) draft.blocked[path] = lost;
+      else delete draft.blocked[path];
+      if (lost.length) message('error', t('bad.lost', { lost: lost.join('; ') }));
+      else if (reordered.length) message('error', `${t('layout.generated')} ${t('layout.reordered', { gateways: reordered.join(', ') })}`);
+    });
   } else if (path.endsWith('.dmn')) {
     closeEditors();
     const { DmnEditor } = await import('./dmn-editor.js');
@@ -650,6 +653,7 @@ async function save() {
   await capture();
   if (!draft.changes().length) return message('info', t('save.nothing'));
   if (!validVersion(draft.proposed)) return message('error', t('save.badversion'));
+  if (S.editor && S.path?.endsWith('.bpmn')) await S.editor.checked;
   const blocked = Object.entries(draft.blocked).filter(([path]) => draft.files[path] !== undefined);
   if (blocked.length) return message('error', t('bad.lost', { lost: blocked.map(([, lost]) => lost.join('; ')).join('; ') }));
   performance.mark('gf-save');
