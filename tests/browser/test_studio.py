@@ -35,7 +35,9 @@ class Studio:
             self.context.add_init_script(f"sessionStorage.setItem('govflow.token', '{token}')")
         self.page = self.context.new_page()
         self.errors: list[str] = []
+        self.requests: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("dialog", lambda dialog: dialog.accept())
 
     def open(self, fragment: str = "", ready: str | None = READY) -> Studio:
@@ -66,6 +68,8 @@ class Studio:
 
     def close(self) -> None:
         assert self.errors == []
+        # offline: nothing is fetched from anywhere but the govflow server
+        assert [url for url in self.requests if not url.startswith((self.server.url, "data:", "blob:"))] == []
         self.context.close()
 
 
@@ -210,6 +214,12 @@ def test_an_officer_changes_a_deadline_and_an_assignee_compares_deploys_and_a_ca
     assert "reference 1.0.1" in page.inner_text(".gf-case-facts")
     assert page.locator(".gf-timeline li[data-kind='case.reported']").count() == 1
     page.screenshot(path=artefacts / "05-case-view.png")
+
+    # roll back from the page: 1.0.0 is active again (running cases keep 1.0.1)
+    page.click(".gf-rollback")
+    page.wait_for_selector(".gf-version[data-version='1.0.0'][data-state='active']")
+    assert versions(server) == [("1.0.0", True), ("1.0.1", False)]
+    assert "reference 1.0.0" in page.inner_text(".gf-message")
     studio.close()
 
 
