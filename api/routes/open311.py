@@ -85,9 +85,20 @@ def _error(fmt: str, exc: Open311Error) -> Response:
     return _render(fmt if fmt == "json" else "xml", exc.errors, "errors", "error", exc.status)
 
 
-def _answer(fmt: str, root: str, item: str | None, produce: Callable[[], Any]) -> Response:
+def _has_nul(request: Request, *parts: str) -> bool:
+    """A NUL character anywhere in the path or query: no database stores it, no client means it."""
+    return any("\x00" in p for p in parts) or any(
+        "\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()
+    )
+
+
+def _answer(
+    fmt: str, root: str, item: str | None, produce: Callable[[], Any], request: Request, *parts: str
+) -> Response:
     if fmt not in ("json", "xml"):
         return _error("xml", Open311Error(404, f"format {fmt[:16]!r} is not served: use .json or .xml"))
+    if _has_nul(request, *parts):
+        return _error(fmt, Open311Error(400, "the request contains a NUL character"))
     try:
         return _render(fmt, produce(), root, item)
     except Open311Error as exc:
@@ -100,7 +111,7 @@ def _answer(fmt: str, root: str, item: str | None, produce: Callable[[], Any]) -
 def services(fmt: str, request: Request, app: AppDep) -> Response:
     """GET Service List: the district's matters."""
     jurisdiction = request.query_params.get("jurisdiction_id")
-    return _answer(fmt, "services", "service", lambda: app.integrations.open311.services(jurisdiction))
+    return _answer(fmt, "services", "service", lambda: app.integrations.open311.services(jurisdiction), request)
 
 
 @router.get("/services/{service_code}.{fmt}", responses=RESPONSES, response_class=Response)
@@ -108,7 +119,12 @@ def service_definition(service_code: str, fmt: str, request: Request, app: AppDe
     """GET Service Definition: the matter's report form as attributes."""
     jurisdiction = request.query_params.get("jurisdiction_id")
     return _answer(
-        fmt, "service_definition", None, lambda: app.integrations.open311.definition(jurisdiction, service_code)
+        fmt,
+        "service_definition",
+        None,
+        lambda: app.integrations.open311.definition(jurisdiction, service_code),
+        request,
+        service_code,
     )
 
 
@@ -124,6 +140,8 @@ async def create_request(fmt: str, request: Request, app: AppDep) -> Response:
         form = await request.form(max_files=0, max_fields=200)
     except Exception as exc:  # a body the form parser refuses (too many fields, a file, bad multipart)
         return _error(fmt, Open311Error(400, f"the form could not be read: {str(exc)[:200]}"))
+    if _has_nul(request):
+        return _error(fmt, Open311Error(400, "the request contains a NUL character"))
     items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     given = {k for k, _ in items}
     items += [
@@ -141,7 +159,9 @@ def list_requests(fmt: str, request: Request, app: AppDep) -> Response:
     """GET Service Requests, with the spec's filters, defaults (90 days) and limit (1,000)."""
     params = dict(request.query_params)
     jurisdiction = params.get("jurisdiction_id")
-    return _answer(fmt, "service_requests", "request", lambda: app.integrations.open311.requests(jurisdiction, params))
+    return _answer(
+        fmt, "service_requests", "request", lambda: app.integrations.open311.requests(jurisdiction, params), request
+    )
 
 
 @router.get("/requests/{request_id}.{fmt}", responses=RESPONSES, response_class=Response)
@@ -149,7 +169,12 @@ def get_request(request_id: str, fmt: str, request: Request, app: AppDep) -> Res
     """GET Service Request: one request, as an array of one."""
     jurisdiction = request.query_params.get("jurisdiction_id")
     return _answer(
-        fmt, "service_requests", "request", lambda: app.integrations.open311.request(jurisdiction, request_id)
+        fmt,
+        "service_requests",
+        "request",
+        lambda: app.integrations.open311.request(jurisdiction, request_id),
+        request,
+        request_id,
     )
 
 
@@ -157,4 +182,6 @@ def get_request(request_id: str, fmt: str, request: Request, app: AppDep) -> Res
 def get_token(token: str, fmt: str, request: Request, app: AppDep) -> Response:
     """GET service_request_id from a token (the id once the case has been dispatched)."""
     jurisdiction = request.query_params.get("jurisdiction_id")
-    return _answer(fmt, "service_requests", "request", lambda: app.integrations.open311.token(jurisdiction, token))
+    return _answer(
+        fmt, "service_requests", "request", lambda: app.integrations.open311.token(jurisdiction, token), request, token
+    )

@@ -254,9 +254,10 @@ class DeliveryWorker:
                 break
             if per_sink.get(row.sink, 0) >= self.settings.delivery_per_sink:
                 continue
-            if self._claim(row.sink, row.shard, now):
+            claimed = self._claim(row.sink, row.shard, now)
+            if claimed is not None:
                 per_sink[row.sink] = per_sink.get(row.sink, 0) + 1
-                runs.append(_Run(sinks[row.sink], row.shard, row.position, row.attempts, top))
+                runs.append(_Run(sinks[row.sink], row.shard, claimed.position, claimed.attempts, top))
         for result in self._pool.map(self._work, runs):
             report.add(result)
             report.streams += 1
@@ -335,7 +336,8 @@ class DeliveryWorker:
             )
         return top
 
-    def _claim(self, sink: str, shard: int, now: dt.datetime) -> bool:
+    def _claim(self, sink: str, shard: int, now: dt.datetime) -> Any:
+        """Lease a stream if it is free; its current position and attempts (read under the lease), or None."""
         with self.db.begin() as conn:
             result = conn.execute(
                 update(OutboxStream)
@@ -346,7 +348,14 @@ class DeliveryWorker:
                 )
                 .values(lease_owner=self.owner, lease_until=now + self._lease)
             )
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return None
+            # another worker may have moved it since the candidates were read: start from where it is now
+            return conn.execute(
+                select(OutboxStream.position, OutboxStream.attempts).where(
+                    OutboxStream.sink == sink, OutboxStream.shard == shard
+                )
+            ).one()
 
     def _save(self, run: _Run, *, release: bool = False, **values: Any) -> None:
         """Save the stream's position (renewing or releasing the lease) and write the log, in one transaction."""

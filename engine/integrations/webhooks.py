@@ -228,14 +228,15 @@ class Webhooks:
             )
         assert district is not None
         self.feed.visibility(principal, action="manage_webhooks", districts=[district])
-        if description is not None and len(description) > DESCRIPTION_MAX:
+        if description is not None and (len(description) > DESCRIPTION_MAX or "\x00" in description):
             raise InvalidInput(
-                "description too long", errors=[{"loc": ["body", "description"], "msg": f"≤ {DESCRIPTION_MAX}"}]
+                "description too long or with a NUL character",
+                errors=[{"loc": ["body", "description"], "msg": f"at most {DESCRIPTION_MAX} characters, no NUL"}],
             )
         kinds = check_kinds(kinds)
         url = self.urls.check(url)
         secret = secret or new_secret()
-        secret_key(secret)
+        secret_key(secret)  # base64 only: no NUL can pass
         now = self.clock.now()
         endpoint_id = uuid.uuid4()
         sink = webhook_sink_name(endpoint_id)

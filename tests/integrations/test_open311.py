@@ -311,6 +311,10 @@ def test_other_bad_requests(server):
     big = {f"attribute[a{i}]": "v" for i in range(60)}
     response = post(server, api_key="demo-hotline", service_code="road.pothole", lat="26.08", long="119.3", **big)
     assert response.status_code == 400 and "at most 50 attributes" in response.text
+    nul = post(
+        server, api_key="demo-hotline", service_code="road.pothole", lat="26.08", long="119.3", description="a\x00b"
+    )
+    assert nul.status_code == 400 and "NUL" in nul.text
     as_json = httpx.post(f"{server.base}/open311/v2/requests.json", json={"api_key": "demo-hotline"}, timeout=10)
     assert as_json.status_code == 400 and "form-encoded" in as_json.text
     xml = post(server, "xml", service_code="road.pothole")
@@ -329,6 +333,8 @@ def test_other_bad_requests(server):
         ("/requests.json?start_date=2026-01-01T00:00:00Z&end_date=2026-06-01T00:00:00Z", 400),
         ("/requests.json?start_date=2026-01-01T00:00:00", 400),
         ("/requests.json?page_size=0", 400),
+        ("/requests.json?service_code=road.pothole%00", 400),
+        ("/tokens/abc%00def.json", 400),
     ):
         response = httpx.get(f"{server.base}/open311/v2{path}", timeout=10)
         assert response.status_code == status, (path, response.text)
