@@ -281,7 +281,10 @@ async function route() {
     } else {
       const first = S.versions.find((v) => v.active) || S.versions[S.versions.length - 1];
       if (first) location.replace(`#/edit/${first.name}/${first.version}`);
-      else mount($('.gf-view'), h('p', { class: 'gf-empty' }, S.versions.length ? t('editor.select') : t('packs.none')));
+      else {
+        viewLayout('empty');
+        mount($('.gf-view'), h('p', { class: 'gf-empty' }, S.versions.length ? t('editor.select') : t('packs.none')));
+      }
     }
   } catch (err) {
     message('error', problemText(err));
@@ -407,8 +410,8 @@ async function capture() {
 function viewLayout(kind) {
   const view = $('.gf-view');
   view.dataset.kind = kind;
-  $('.gf-issues').hidden = kind === 'diff' || kind === 'case' || S.readOnly;
-  $('.gf-bar').hidden = kind === 'diff' || kind === 'case';
+  $('.gf-issues').hidden = kind !== 'edit' || S.readOnly;
+  $('.gf-bar').hidden = kind !== 'edit';
   return view;
 }
 
