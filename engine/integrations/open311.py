@@ -62,6 +62,7 @@ from govflow.engine.model.errors import (
     FormValidationError,
     GovflowError,
     InvalidInput,
+    NotFound,
     PermissionDenied,
     Unauthenticated,
 )
@@ -177,14 +178,16 @@ class Open311:
 
     # -- jurisdictions ---------------------------------------------------------------------
     def pack(self, jurisdiction_id: str | None) -> Any:
-        districts = self.packs.districts()
-        if jurisdiction_id:
-            if jurisdiction_id not in districts:
-                raise Open311Error(404, f"jurisdiction_id {jurisdiction_id[:64]!r} was not found")
-            return self.packs.active(jurisdiction_id)
-        if len(districts) != 1:
-            raise Open311Error(400, f"jurisdiction_id was not provided (one of: {', '.join(districts)})")
-        return self.packs.active(districts[0])
+        """The active pack of the jurisdiction (cached by the registry; no query on the hot path)."""
+        try:
+            return self.packs.active(jurisdiction_id or None)
+        except NotFound:
+            if jurisdiction_id:
+                raise Open311Error(404, f"jurisdiction_id {jurisdiction_id[:64]!r} was not found") from None
+            raise Open311Error(400, "jurisdiction_id was not provided") from None
+        except InvalidInput:  # several districts are served: the spec's "required" case
+            districts = ", ".join(self.packs.districts())
+            raise Open311Error(400, f"jurisdiction_id was not provided (one of: {districts})") from None
 
     @staticmethod
     def _tz(pack: Any) -> dt.tzinfo:
