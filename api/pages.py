@@ -46,7 +46,7 @@ def page_names(dist: Path) -> list[str]:
         names |= {p.parent.name for p in SOURCES.glob("*/index.html") if p.parent.name not in ("dist", "node_modules")}
     if dist.is_dir():
         names |= {p.parent.name for p in dist.glob("*/index.html")}
-    return sorted(names)
+    return sorted(n for n in names if not n.startswith("."))  # .<page>.building: a build in progress
 
 
 class PageFiles:

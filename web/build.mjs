@@ -9,7 +9,7 @@
 // Nothing here is fetched at run time: every asset a page uses is bundled from node_modules,
 // so the pages work offline on a district network.
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,7 +26,9 @@ export function pages() {
 }
 
 async function buildPage(page, { dev }) {
-  const out = join(DIST, page);
+  // built beside the served folder, then swapped in: a running server never serves half a build
+  const final = join(DIST, page);
+  const out = join(DIST, `.${page}.building`);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const started = Date.now();
@@ -54,6 +56,11 @@ async function buildPage(page, { dev }) {
     .filter(([name]) => !name.endsWith('.map'))
     .reduce((sum, [, meta]) => sum + meta.bytes, 0);
   writeFileSync(join(out, 'build.json'), JSON.stringify({ page, built_at: new Date().toISOString(), bytes }, null, 2));
+  const old = join(DIST, `.${page}.old`);
+  rmSync(old, { recursive: true, force: true });
+  if (existsSync(final)) renameSync(final, old);
+  renameSync(out, final);
+  rmSync(old, { recursive: true, force: true });
   console.log(`web: built ${page} in ${Date.now() - started} ms (${(bytes / 1024).toFixed(0)} KiB)`);
 }
 

@@ -113,9 +113,16 @@ function langButton() {
 async function boot() {
   if (!getToken()) return signInScreen();
   performance.mark('gf-boot');
-  // the modeler's code loads while the first answers come back
+  // the modeler's code loads while the first answers come back; so does what the route opens
   S.editorModule = import('./editor.js');
   S.editorModule.catch(() => {});
+  const [view, name, version, ...rest] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  if (view === 'edit' && name && version) {
+    const path = rest.join('/');
+    const early = [describe(name, version), ...['catalog.yaml', 'processes/forms.yaml', RESPONSIBILITY].map((f) => readData(name, version, f))];
+    if (path.endsWith('.bpmn') || path.endsWith('.dmn')) early.push(readFile(name, version, path));
+    early.forEach((call) => call.catch(() => {}));
+  }
   const calls = [api('/api/v1/me'), api('/api/v1/packs/vocabulary'), api('/api/v1/packs/permissions'), api('/api/v1/packs')];
   calls.forEach((call) => call.catch(() => {}));
   try {
