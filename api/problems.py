@@ -131,7 +131,9 @@ class Problem(BaseModel):
     instance: str = Field(description="the request path")
     context: dict[str, Any] | None = Field(None, description="what the error is about (case, task, pack, …)")
     errors: list[dict[str, Any]] | None = Field(None, description="invalid fields: loc (where) and msg (why)")
-    issues: list[dict[str, Any]] | None = Field(None, description="pack issues: file, line, element, message")
+    issues: list[dict[str, Any]] | None = Field(
+        None, description="pack issues: file, line, element, message; pack names the base when the line is the base's"
+    )
     error_id: str | None = Field(None, description="500: the id under which the error was logged")
 
 

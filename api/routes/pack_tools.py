@@ -37,6 +37,9 @@ class IssueOut(BaseModel):
     message: str
     line: int | None = None
     element: str | None = None
+    pack: str | None = Field(
+        None, description="the base pack (name and version) when the file and line are the base's, not the pack's own"
+    )
     text: str = Field(description="the issue as `govflow pack validate` prints it: file:line [element]: message")
 
 

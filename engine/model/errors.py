@@ -116,18 +116,25 @@ class IdempotencyMismatch(Conflict):
 
 @dataclass(frozen=True)
 class PackIssue:
-    """One thing wrong with a pack: where it is and what is wrong."""
+    """One thing wrong with a pack: where it is and what is wrong.
+
+    ``pack`` names the base pack ("reference 1.0.0") when the file and line are the base's,
+    not the validated pack's own (a pack that ``extends`` another inherits its files).
+    """
 
     file: str
     message: str
     line: int | None = None
     element: str | None = None
+    pack: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
+        if self.pack:
+            where = f"{where} (base pack {self.pack})"
         elem = f" [{self.element}]" if self.element else ""
         return f"{where}{elem}: {self.message}"
 

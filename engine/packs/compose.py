@@ -34,6 +34,11 @@ every other file               overridden by path (diagrams, decisions, the Casb
 
 The effective ``pack.yaml`` drops ``extends`` and records ``composition``: the
 base (name, version, content hash) and where each file came from.
+
+Validation reports issues at the lines the user wrote, not at lines of the merged
+files: :func:`compose` fills a :class:`~govflow.engine.packs.sourcemap.SourceMap`
+(each line of an effective file -> the district pack's line, or the base's with the
+base named).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import yaml
 
 from govflow.engine.model.catalog import load_yaml
 from govflow.engine.model.errors import PackIssue
+from govflow.engine.packs.sourcemap import Origin, SourceMap
 
 #: (base name, version or None for "active, else newest") -> the base's effective files
 BaseResolver = Callable[[str, "str | None"], Mapping[str, bytes]]
@@ -154,29 +160,47 @@ def _rehome_policy(text: str, base_district: str, district: str) -> list[str]:
     return lines
 
 
-def _policy_union(base_text: str, child_text: str, child_name: str) -> str:
+def _policy_union(
+    base_text: str, child_text: str, child_name: str, base_label: str = "base"
+) -> tuple[str, list[Origin | None]]:
+    """The union of the rows, and where each line of it came from (the base's line or the district's)."""
     seen: set[tuple[str, ...]] = set()
     out: list[str] = []
+    origins: list[Origin | None] = []
     for origin, text in (("base", base_text), (child_name, child_text)):
         if origin != "base" and text.strip():
             out.append(f"# ---- rows of {child_name} ----")
-        for line in text.splitlines():
+            origins.append(None)
+        for number, line in enumerate(text.splitlines(), start=1):
             cells = tuple(c.strip() for c in next(csv.reader(io.StringIO(line)), []))
             if cells and cells[0] == "p":
                 if cells in seen:
                     continue
                 seen.add(cells)
             out.append(line)
-    return "\n".join(out) + "\n"
+            origins.append(Origin(number, base_label if origin == "base" else None))
+    return "\n".join(out) + "\n", origins
 
 
 def compose(
-    child: Mapping[str, bytes], base: Mapping[str, bytes], ref: BaseRef, base_hash: str
+    child: Mapping[str, bytes],
+    base: Mapping[str, bytes],
+    ref: BaseRef,
+    base_hash: str,
+    sources: SourceMap | None = None,
 ) -> tuple[dict[str, bytes], list[PackIssue]]:
-    """The effective files of ``child`` over ``base`` (see the module docstring for the rules)."""
+    """The effective files of ``child`` over ``base`` (see the module docstring for the rules).
+
+    ``sources``, when given, is filled with where each line of the effective files came from
+    (the district pack's files or the base's), so that validation points at the lines the user
+    wrote (:mod:`govflow.engine.packs.sourcemap`).
+    """
     issues: list[PackIssue] = []
     child_manifest = _load(child, MANIFEST, "the district pack", issues) or {}
     base_manifest = _load(base, MANIFEST, f"base {ref}", issues) or {}
+    if sources is None:
+        sources = SourceMap(str(ref))
+    sources.base_label = f"{ref.name} {base_manifest.get('version', ref.version or '')}".strip()
     for key in ("name", "version"):
         if not child_manifest.get(key):
             issues.append(PackIssue(MANIFEST, f"{key} is required: a pack that extends another states its own {key}"))
@@ -247,9 +271,11 @@ def compose(
     if POLICY in base:
         base_rows = "\n".join(_rehome_policy(base[POLICY].decode("utf-8", "replace"), base_district, district))
         child_rows = child[POLICY].decode("utf-8", "replace") if POLICY in child else ""
-        effective[POLICY] = _policy_union(
-            base_rows, child_rows, str(child_manifest.get("name", "the district pack"))
-        ).encode("utf-8")
+        policy_text, policy_origins = _policy_union(
+            base_rows, child_rows, str(child_manifest.get("name", "the district pack")), sources.base_label
+        )
+        effective[POLICY] = policy_text.encode("utf-8")
+        sources.rows(POLICY, policy_origins)
         origin[POLICY] = "merged" if POLICY in child else ("re-homed from base" if not same_district else "base")
     if not same_district:
         for name in DISTRICT_BOUND:
@@ -267,4 +293,11 @@ def compose(
         "files": {name: origin[name] for name in sorted(origin) if name in effective or name == MANIFEST},
     }
     effective[MANIFEST] = _dump(manifest)
+    for name in effective:
+        if name == POLICY and name in base:
+            continue  # mapped row by row above
+        if origin.get(name) == "merged":
+            sources.merged_yaml(name, effective[name], child.get(name), base.get(name))
+        elif origin.get(name) == "base":
+            sources.verbatim(name, from_base=True)
     return effective, issues

@@ -19,6 +19,7 @@ content hash; the spec objects inside are shared by every case of that version.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -43,6 +44,7 @@ from govflow.engine.model.hashing import content_hash
 from govflow.engine.model.lifecycle import Stage
 from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
 from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
+from govflow.engine.packs.sourcemap import Located, SourceMap, line_of_path, locate_yaml, with_path_line
 from govflow.engine.workflow.bpmn import CompiledDiagrams, compile_diagrams
 from govflow.engine.workflow.decisions import Decisions, compile_decisions
 from govflow.engine.workflow.runtime import Runtime
@@ -441,13 +443,20 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
 
     Raises :class:`PackError` when the base cannot be found or the files do not merge.
     """
+    return _resolve_extends(files, resolve_base)[0]
+
+
+def _resolve_extends(
+    files: Mapping[str, bytes], resolve_base: BaseResolver | None
+) -> tuple[dict[str, bytes], SourceMap | None]:
+    """:func:`resolve_extends`, and where the lines of the effective files came from (None: not composed)."""
     files = dict(files)
     if "pack.yaml" not in files:
-        return files
+        return files, None
     issues: list[PackIssue] = []
     raw = _yaml(files, "pack.yaml", issues)
     if not isinstance(raw, dict) or raw.get("extends") is None:
-        return files
+        return files, None
     line = _line_of_key(files["pack.yaml"], "extends")
     ref = parse_extends(raw["extends"])
     if ref is None:
@@ -471,7 +480,7 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
             f"the base pack {ref} is invalid",
             issues=[
                 PackIssue("pack.yaml", f"extends {ref}: the base does not load: {exc.message}", line=line),
-                *exc.issues,
+                *(dataclasses.replace(i, pack=i.pack or str(ref)) for i in exc.issues),
             ],
         ) from None
     except LookupError as exc:
@@ -479,10 +488,14 @@ def resolve_extends(files: Mapping[str, bytes], resolve_base: BaseResolver | Non
             f"the base pack {ref} is not available",
             issues=[PackIssue("pack.yaml", f"extends {ref}: {exc.args[0] if exc.args else 'not found'}", line=line)],
         ) from None
-    effective, issues = compose(files, base, ref, content_hash(base))
+    sources = SourceMap(str(ref))
+    effective, issues = compose(files, base, ref, content_hash(base), sources)
     if issues:
-        raise PackError(f"the pack does not merge with its base {ref}: {len(issues)} issue(s)", issues=issues)
-    return effective
+        raise PackError(
+            f"the pack does not merge with its base {ref}: {len(issues)} issue(s)",
+            issues=[with_path_line(i, files) for i in issues],
+        )
+    return effective, sources
 
 
 def load_pack(
@@ -536,7 +549,28 @@ def _load_pack(
     diagram is validated without parsing the rest again. Those packs were
     validated, so what they parsed carries no issue.
     """
-    files = resolve_extends(files, resolve_base)
+    files, sources = _resolve_extends(files, resolve_base)
+    try:
+        return _compile(files, services, available_plugins, compile_cache, calendar_factory, reuse)
+    except PackError as exc:  # point every issue at the file and line the user wrote
+        cache: dict[str, Located] = {}
+        exc.issues = (
+            sources.locate_all(exc.issues, files)
+            if sources is not None
+            else [with_path_line(i, files, cache) for i in exc.issues]
+        )
+        raise
+
+
+def _compile(
+    files: dict[str, bytes],
+    services: Mapping[str, Callable[..., Any]] | Callable[[Manifest], Mapping[str, Callable[..., Any]]] | None,
+    available_plugins: Iterable[str] | None,
+    compile_cache: Cache[str, CompiledDiagrams] | None,
+    calendar_factory: Callable[[Manifest], WorkCalendar | None] | None,
+    reuse: Sequence[LoadedPack],
+) -> LoadedPack:
+    """Validate and compile the effective files of a pack (see :func:`_load_pack`)."""
 
     def donor(*names: str) -> LoadedPack | None:
         """A reusable pack whose files ``names`` are all there and byte-identical to these."""
@@ -568,16 +602,17 @@ def _load_pack(
         )
     if manifest and available_plugins is not None:
         known = set(available_plugins)
-        line = _line_of_key(files["pack.yaml"], "plugins")
-        for plugin in manifest.plugins + manifest.disabled_plugins:
-            if plugin not in known:
-                issues.append(
-                    PackIssue(
-                        "pack.yaml",
-                        f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})",
-                        line=line,
+        located = locate_yaml(files["pack.yaml"].decode("utf-8", "replace"))
+        for key, names in (("plugins", manifest.plugins), ("disabled_plugins", manifest.disabled_plugins)):
+            for plugin in names:
+                if plugin not in known:
+                    issues.append(
+                        PackIssue(
+                            "pack.yaml",
+                            f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(known)) or 'none'})",
+                            line=line_of_path(located, (key, ("=", plugin))),
+                        )
                     )
-                )
     gazetteer = None
     if catalog is not None and (same := donor("catalog.yaml", "gazetteer.yaml")):
         gazetteer = same.gazetteer
