@@ -26,6 +26,7 @@ from govflow.incidents_cli import incidents_app
 from govflow.outbox_cli import integration_settings, outbox_app, start_delivery
 from govflow.rates_cli import rates_app
 from govflow.settings import REFERENCE_PACK, Settings
+from govflow.simulate_cli import simulate
 
 console = Console(stderr=True, soft_wrap=True)  # one line stays one line
 log = logging.getLogger("govflow.cli")
@@ -109,6 +110,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(dispatch_app, name="dispatch")  # smart dispatch: train and stage a pack's model
 app.add_typer(rates_app, name="rates")
 app.add_typer(incidents_app, name="incidents")  # timer runs that failed: list, retry
+app.command("simulate")(simulate)  # policy simulation on a simulated clock (docs/simulation.md)
 
 
 @app.callback()
@@ -422,10 +424,12 @@ def pack_deploy(
 @pack_app.command("list")
 def pack_list(district: Annotated[str | None, typer.Option()] = None, database_url: DbOption = None) -> None:
     """Deployed versions, oldest first; * marks the active version of each district."""
+    from govflow.engine.model.clock import iso
+
     govflow_app = _build(_settings(database_url))
     for v in govflow_app.packs.versions(district):
         print(
-            f"{'*' if v.active else ' '} {v.district:12} {v.name:16} {v.version:10} {v.content_hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M} {v.deployed_by}"
+            f"{'*' if v.active else ' '} {v.district:12} {v.name:16} {v.version:10} {v.content_hash[:12]}  {iso(v.deployed_at)} {v.deployed_by}"
         )
 
 

@@ -27,12 +27,13 @@ def list_(
 ) -> None:
     """One line per incident: id, case, element, attempts, next automatic try, error."""
     from govflow.engine.cases.incidents import list_incidents
+    from govflow.engine.model.clock import iso
 
     found = list_incidents(
         _app(database_url).db, status=None if status == "all" else status, district=district, limit=1000
     )
     for i in found:
-        retry = i.retry_at.isoformat() if i.retry_at and i.status == "open" else "-"
+        retry = iso(i.retry_at) if i.retry_at and i.status == "open" else "-"
         typer.echo(f"{i.id}\t{i.status}\t{i.case_id}\t{i.element or '-'}\t{i.attempts}\t{retry}\t{i.error}")
     typer.echo(f"{len(found)} incident(s)", err=True)
 

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from govflow.engine.model.clock import iso
 from govflow.engine.model.errors import InvalidInput, NotFound
 from govflow.engine.packs import admin as pack_admin
 
@@ -64,7 +65,7 @@ def _out(info) -> VersionOut:
         district=info.district,
         content_hash=info.content_hash,
         active=info.active,
-        deployed_at=info.deployed_at.isoformat(),
+        deployed_at=iso(info.deployed_at),
         deployed_by=info.deployed_by,
     )
 

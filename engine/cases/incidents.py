@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, Event, UnitOfWork, plan_event, write_rows
+from govflow.engine.model.clock import iso
 from govflow.engine.model.errors import GovflowError, InvalidTransition, NotFound
 from govflow.engine.store.db import Incident
 
@@ -147,7 +148,7 @@ def record_failure(
                 "element": element,
                 "incident": incident_id,
                 "attempts": attempts,
-                "retry_at": retry_at.isoformat(),
+                "retry_at": iso(retry_at),
             },
         ),
     )

@@ -28,7 +28,8 @@ while only one district is active; with several it is required (400), and an unk
 * Status: ``closed`` from ``reviewed`` on (the result was checked on the ground), and for an
   evaluated or withdrawn case; ``open`` before. ``status_notes`` names the stage (中文 and
   English), ``agency_responsible`` the owner unit, ``expected_datetime`` the current deadline
-  (the earliest due time of an open task), ``service_notice`` the matter's tier.
+  (the earliest due time of an open task), ``service_notice`` the matter's tier. Every
+  ``*_datetime`` is RFC 3339 in UTC with ``Z``, as everywhere in govflow (input accepts any offset).
 * **No personal data in GET answers**: no name, phone, e-mail, account or device; the stored
   name, phone and e-mail of the reporter — and anything shaped like a phone number or an e-mail
   address — are masked inside the description and the address too.
@@ -52,12 +53,12 @@ import secrets
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.cases.service import NewCase
+from govflow.engine.model.clock import iso
 from govflow.engine.model.errors import (
     FormValidationError,
     GovflowError,
@@ -139,8 +140,9 @@ def _filing_request(row: dict[str, Any]) -> Iterator[dict[str, Any]]:
         _filing.reset(token)
 
 
-def w3(value: dt.datetime | None, tz: dt.tzinfo) -> str | None:
-    return None if value is None else value.astimezone(tz).isoformat(timespec="seconds")
+def w3(value: dt.datetime | None) -> str | None:
+    """An instant as govflow writes every instant: RFC 3339 in UTC with ``Z`` (a W3C date-time too)."""
+    return None if value is None else iso(value)
 
 
 def parse_w3(value: str, name: str) -> dt.datetime:
@@ -188,13 +190,6 @@ class Open311:
         except InvalidInput:  # several districts are served: the spec's "required" case
             districts = ", ".join(self.packs.districts())
             raise Open311Error(400, f"jurisdiction_id was not provided (one of: {districts})") from None
-
-    @staticmethod
-    def _tz(pack: Any) -> dt.tzinfo:
-        try:
-            return ZoneInfo(str(pack.manifest.settings.get("timezone", "Asia/Shanghai")))
-        except Exception:
-            return dt.UTC
 
     # -- services ------------------------------------------------------------------------------
     def services(self, jurisdiction_id: str | None) -> list[dict[str, Any]]:
@@ -520,7 +515,6 @@ class Open311:
         return [{"token": token}]  # not yet dispatched: no id to give
 
     def _views(self, pack: Any, query: Any) -> list[dict[str, Any]]:
-        tz = self._tz(pack)
         with self.db.connect() as conn:
             cases = conn.execute(query).all()
             ids = [c.id for c in cases]
@@ -556,9 +550,9 @@ class Open311:
                     "description": mask_personal(case.description, personal),
                     "agency_responsible": owner.name if owner else case.owner_unit,
                     "service_notice": TIER_NOTICE.get(matter.tier) if matter else None,
-                    "requested_datetime": w3(case.created_at, tz),
-                    "updated_datetime": w3(case.closed_at if closed and case.closed_at else case.updated_at, tz),
-                    "expected_datetime": None if closed else w3(due.get(case.id), tz),
+                    "requested_datetime": w3(case.created_at),
+                    "updated_datetime": w3(case.closed_at if closed and case.closed_at else case.updated_at),
+                    "expected_datetime": None if closed else w3(due.get(case.id)),
                     "address": mask_personal(case.address, personal),
                     "address_id": extra.address_id if extra else None,
                     "zipcode": None,

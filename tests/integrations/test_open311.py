@@ -100,7 +100,7 @@ def test_an_open311_client_lists_services_files_a_request_and_follows_it(server)
     got = client.get_request(request_id)
     assert (got["status"], got["service_code"], got["agency_responsible"]) == ("open", "road.manhole_cover", "东街街道")
     assert got["media_url"] == "https://example.org/photos/cover.jpg" and got["expected_datetime"]
-    assert got["requested_datetime"].endswith("+08:00") and got["lat"] == DONGJIE[0]
+    assert got["requested_datetime"].endswith("Z") and got["lat"] == DONGJIE[0]  # UTC, as every instant
     dumped = json.dumps(client.list_requests(service_request_ids=[request_id]), ensure_ascii=False)
     for personal in ("张伟", "13812345678", "zhang.wei@example.com", "acct-42", "device-7"):
         assert personal not in dumped  # never in GET answers, not even inside the description
