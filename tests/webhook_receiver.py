@@ -42,9 +42,11 @@ class Receiver:
 
             def do_POST(self) -> None:  # the http.server hook
                 length = int(self.headers.get("content-length") or 0)
-                got = Received(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length), time.time()
-                )
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-request (a killed worker): nothing arrived
+                    self.close_connection = True
+                    return
+                got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
                 with receiver._lock:
                     receiver.received.append(got)
                     count = receiver._counts[self.path] = receiver._counts.get(self.path, 0) + 1
