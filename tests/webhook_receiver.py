@@ -31,9 +31,13 @@ class Receiver:
     answer: Callable[[Received, int], tuple[int, float]] = lambda r, n: (200, 0.0)
     received: list[Received] = field(default_factory=list)
     accepted: list[Received] = field(default_factory=list)
+    #: ids of the events whose answer was held (see :meth:`hold_after`)
+    held: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._hold_after: int | None = None
+        self._released = threading.Event()
         self._counts: dict[str, int] = {}
         receiver = self
 
@@ -50,6 +54,13 @@ class Receiver:
                 with receiver._lock:
                     receiver.received.append(got)
                     count = receiver._counts[self.path] = receiver._counts.get(self.path, 0) + 1
+                    hold = receiver._hold_after is not None and not receiver._released.is_set()
+                    if hold and len({r.event["id"] for r in receiver.accepted}) >= (receiver._hold_after or 0):
+                        receiver.held.append(got.event["id"])
+                    else:
+                        hold = False
+                if hold:
+                    receiver._released.wait(600)
                 status, delay = receiver.answer(got, count)
                 if delay:
                     time.sleep(delay)
@@ -78,6 +89,22 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold_after(self, count: int) -> None:
+        """Hold every answer once ``count`` distinct events were accepted, until :meth:`release`: a
+        sender killed while :attr:`held` is not empty is killed mid-delivery, however loaded the machine."""
+        self._hold_after = count
+
+    def wait_held(self, alive: Callable[[], bool], timeout: float = 300.0) -> None:
+        """Wait until an answer is held (AssertionError if ``alive()`` turns false or on the timeout)."""
+        deadline = time.monotonic() + timeout
+        while not self.held:
+            assert alive(), "the sender went away before an answer was held"
+            assert time.monotonic() < deadline, f"no answer was held in {timeout:.0f} s"
+            time.sleep(0.05)
+
+    def release(self) -> None:
+        self._released.set()
+
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
@@ -96,5 +123,6 @@ class Receiver:
         return self.events(path)
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

@@ -63,7 +63,8 @@ def feed_ids(app, principal) -> set[str]:
 
 @pytest.fixture
 def receiver():
-    r = Receiver(answer=lambda received, n: (200, 0.03))  # a little slow: deliveries are in flight when killed
+    r = Receiver()
+    r.hold_after(12)  # answers wait once 12 events are in: the first worker is killed while one waits
     yield r
     r.close()
 
@@ -79,22 +80,23 @@ def test_a_killed_worker_loses_nothing(govflow, api, principals, receiver):
     url = database_url(govflow.db)
     first = start_worker(url)
     try:
-        deadline = time.monotonic() + 60
-        while len(receiver.received) < 12 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert receiver.received, "the first worker delivered nothing"
+        receiver.wait_held(alive=lambda: first.poll() is None)
         os.kill(first.pid, signal.SIGKILL)  # mid-delivery: requests in flight, positions not all saved
-        first.wait(10)
-        at_kill = len({e["id"] for e in receiver.events()})
-        assert at_kill < len(expected)
+        first.wait(30)
+        at_kill = {e["id"] for e in receiver.events()}
+        held = set(receiver.held)
+        receiver.release()
+        assert len(at_kill) >= 12 and held and not held & at_kill
         second = start_worker(url)
         try:
             # the workers also fire due timers (their clock is real time), adding events: wait for all
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
+            deadline = time.monotonic() + 300
+            while True:
                 expected = feed_ids(govflow, hotline)
                 if expected <= {e["id"] for e in receiver.events()}:
                     break
+                assert second.poll() is None, "the second worker exited"
+                assert time.monotonic() < deadline, "the second worker did not deliver everything in 300 s"
                 time.sleep(0.2)
         finally:
             second.send_signal(signal.SIGTERM)
