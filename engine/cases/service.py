@@ -632,10 +632,11 @@ class CaseService:
         case, pack = snapshot.row, snapshot.pack
         runtime = pack.runtime
         workflow = runtime.load(case.state, case.process_id)
+        waited_for = runtime.next_due(workflow)
         records: list[Record] = []
         runtime.advance(workflow, self.clock, records)
-        if not records:
-            return None
+        if not records and runtime.next_due(workflow) == waited_for:
+            return None  # no timer fired: a timer without a record (e.g. a wait before the end) counts too
         timer = Principal(TIMER_ACTOR, "timer", "system", case.district, None, ())
         return plan(snapshot, workflow, actor=timer, power="deadline", now=self.clock.now(), records=records)
 
