@@ -63,7 +63,7 @@ def next_version(version: str, taken: set[str]) -> str:
 def dispatch_train(
     district: Annotated[str | None, typer.Option(help="train the district's active pack with its corrections")] = None,
     pack_path: Annotated[Path | None, typer.Option("--pack", help="train a pack folder offline")] = None,
-    folds: Annotated[int, typer.Option(help="cross-validation folds")] = 4,
+    folds: Annotated[int, typer.Option(help="cross-validation folds")] = 5,
     database_url: Annotated[str | None, typer.Option(help="database URL")] = None,
 ) -> None:
     """Retrain the dispatch model, print cross-validated accuracy and confusion pairs, stage it with the pack."""

@@ -3,9 +3,10 @@
 * **classify** — the reporter's category when given. Otherwise the pack's trained
   model (``dispatch/model.json``, :mod:`.dispatch_model`; trained by ``govflow
   dispatch train`` from the pack's examples, its catalog and the district's
-  corrections) gives calibrated probabilities for every matter: the best one
-  decides only at or above the model's confidence threshold (chosen when it was
-  trained so that wrong routings stay within the target); below it, or when the
+  corrections) ranks every matter with a probability and says how confident it
+  is that the best one is right: the best one decides only at or above the
+  model's confidence threshold (chosen when it was trained so that wrong
+  routings stay within the target); below it, or when the
   best guess is "no matter of the catalog", the case goes to the command centre,
   which sees the top candidates with their probabilities and the evidence. A
   pack without a model falls back to the keyword rules of :mod:`.keywords`.
@@ -66,18 +67,22 @@ def classify(pack: PackView, report: Report, history: Any = None) -> Classificat
         return keywords.classify(pack, report, history)
     prediction = trained.predict(report.description, top=TOP)
     candidates = tuple((c, p) for c, p in prediction.ranked if c != NONE)
-    best, p = prediction.best
+    best, _ = prediction.best
+    sure = prediction.confidence
     evidence = tuple(prediction.evidence)
     lead = ", ".join(f"{c} {q:.2f}" for c, q in prediction.ranked)
     dismissed = f"; set aside: {' / '.join(prediction.dismissed)}" if prediction.dismissed else ""
     if best == NONE:
         return Classification(None, f"model: no matter of the catalog ({lead}){dismissed}", candidates, evidence)
-    if p < trained.threshold:
+    if sure < trained.threshold:
         return Classification(
-            None, f"model: unsure, {p:.2f} below {trained.threshold:.2f} ({lead}){dismissed}", candidates, evidence
+            None,
+            f"model: unsure, confidence {sure:.2f} below {trained.threshold:.2f} ({lead}){dismissed}",
+            candidates,
+            evidence,
         )
     words = f" [{', '.join(evidence)}]" if evidence else ""
-    return Classification(best, f"model: {p:.2f}{words} ({lead}){dismissed}", candidates, evidence)
+    return Classification(best, f"model: confidence {sure:.2f}{words} ({lead}){dismissed}", candidates, evidence)
 
 
 def locate(pack: PackView, report: Report) -> Location | str | None:

@@ -4,9 +4,11 @@ A model is **data of a pack version**: ``dispatch/model.json`` in the pack (buil
 ``govflow dispatch train`` from the pack's ``dispatch/examples.yaml``, the catalog and
 the district's corrections — :mod:`.dispatch_training`). It is plain JSON: the
 feature configuration, the vocabulary with its IDF weights, a linear model's
-coefficients (int8, one scale per class, zlib + base64), intercepts and the
-per-class sigmoid calibration, the confidence threshold and how it was chosen,
-and what it was trained on (hashes, sizes, cross-validated figures). Nothing in
+coefficients (int8, one scale per class, zlib + base64), intercepts, the
+calibration (a softmax temperature for the candidates' probabilities and a
+sigmoid of the margin between the two best matters for the confidence that the
+best one is right), the confidence threshold and how it was chosen, and what it
+was trained on (hashes, sizes, cross-validated figures). Nothing in
 it is code; loading it runs no code (no pickle).
 
 Features (:func:`features`) are character 1–3-grams of the description after
@@ -21,8 +23,11 @@ three rewritings that carry most of the lessons of reports nobody here wrote:
 * **the main complaint weighs more**: the clause after 其实是/而是/主要是/问题是
   counts ``emphasis``.
 
-Prediction (:meth:`Model.predict`) is a sparse dot product and a softmax-free
-calibrated normalisation: well under a millisecond per report.
+Prediction (:meth:`Model.predict`) is a sparse dot product: the matters ranked by
+their decision values, probabilities by a softmax at the fitted temperature, and
+the **confidence** — the calibrated probability that the best matter is right,
+from the margin between the two best decision values (out-of-fold, the margin
+separates right from wrong routings better than any class's own probability).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -43,7 +49,7 @@ import numpy as np
 #: the model file of a pack, and its format number
 MODEL_FILE = "dispatch/model.json"
 EXAMPLES_FILE = "dispatch/examples.yaml"
-FORMAT = 1
+FORMAT = 2
 #: the class of reports that are no matter of the catalog (their right place is the command centre)
 NONE = "_none"
 
@@ -115,37 +121,40 @@ def _normalise(text: str) -> str:
     return _DIGITS.sub("0", text.lower())
 
 
-def _mask(text: str, names: Mapping[str, Any], lengths: Sequence[int]) -> str:
+def _mask(text: str, names: Mapping[str, Any], lengths: Sequence[int], pattern: re.Pattern[str] | None = None) -> str:
+    """Each place name (longest first, left to right) replaced by ``|``."""
     if not names:
         return text
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        for length in lengths:
-            if text[i : i + length] in names:
-                out.append("|")
-                i += length
-                break
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    return (pattern or mask_pattern(names)).sub("|", text)
+
+
+def mask_pattern(names: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression for the names to mask: longest first, so it masks as a left-to-right scan would."""
+    ordered = sorted(set(names), key=lambda n: (-len(n), n))
+    return re.compile("|".join(re.escape(n) for n in ordered)) if ordered else re.compile("(?!)")
+
+
+@lru_cache(maxsize=16)
+def _markers(markers: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(m) for m in markers)) if markers else re.compile("(?!)")
 
 
 def clauses(text: str, config: Mapping[str, Any]) -> list[tuple[str, float]]:
     """The clauses of a (masked, normalised) text with the weight each one's n-grams get."""
-    dismiss, emphasis = config["dismiss_markers"], config["emphasis_markers"]
+    emphasis = config["emphasis_markers"]
+    any_emphasis = _markers(tuple(emphasis)).search
+    any_dismiss = _markers(tuple(config["dismiss_markers"])).search
     out: list[tuple[str, float]] = []
     for clause in _CLAUSE.split(text):
         if not clause:
             continue
-        hit = next((m for m in emphasis if m in clause), None)
+        hit = next((m for m in emphasis if m in clause), None) if any_emphasis(clause) else None
         if hit is not None:
             before, _, after = clause.partition(hit)
             if before:
                 out.append((before, config["dismissed"] if ("不是" in before or "以为" in before) else 1.0))
             out.append((after, config["emphasis"]))
-        elif any(m in clause for m in dismiss):
+        elif any_dismiss(clause):
             out.append((clause, config["dismissed"]))
         else:
             out.append((clause, 1.0))
@@ -153,18 +162,31 @@ def clauses(text: str, config: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 
 def features(
-    text: str, config: Mapping[str, Any], names: Mapping[str, Any] | None = None, lengths: Sequence[int] = ()
+    text: str,
+    config: Mapping[str, Any],
+    names: Mapping[str, Any] | None = None,
+    lengths: Sequence[int] = (),
+    pattern: re.Pattern[str] | None = None,
 ) -> Counter[str]:
-    """Weighted character n-gram counts of a description (places masked, dismissed clauses discounted)."""
+    """Weighted character n-gram counts of a description (places masked, dismissed clauses discounted).
+
+    ``pattern`` is :func:`mask_pattern` of ``names``, when the caller keeps one.
+    """
     low, high = config["ngrams"]
-    masked = _mask(_normalise(text), names or {}, lengths)
+    masked = _mask(_normalise(text), names or {}, lengths, pattern)
     counts: Counter[str] = Counter()  # values are float weights (a dismissed clause counts for less)
     for clause, weight in clauses(masked, config):
-        chars = _KEEP.sub("", clause)
-        for part in chars.split("|"):
-            for n in range(low, high + 1):
-                for i in range(len(part) - n + 1):
-                    counts[part[i : i + n]] += weight  # type: ignore[assignment]
+        grams = [
+            part[i : i + n]
+            for part in _KEEP.sub("", clause).split("|")
+            for n in range(low, high + 1)
+            for i in range(len(part) - n + 1)
+        ]
+        if weight == 1.0:
+            counts.update(grams)
+        else:
+            for gram in grams:
+                counts[gram] += weight  # type: ignore[assignment]
     return counts
 
 
@@ -195,11 +217,16 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Prediction:
-    """Matters best first with calibrated probabilities, and what in the text weighed most."""
+    """Matters best first with calibrated probabilities, what in the text weighed most, and the confidence.
+
+    ``confidence`` is the calibrated probability that the best matter is right
+    (it decides against the model's threshold; the probabilities only rank).
+    """
 
     ranked: list[tuple[str, float]]
     evidence: list[str]
     dismissed: list[str] = field(default_factory=list)
+    confidence: float = 0.0
 
     @property
     def best(self) -> tuple[str, float]:
@@ -221,8 +248,9 @@ class Model:
             self.idf = np.asarray(data["idf"], dtype=np.float32)
             self.weights = decode_matrix(data["coef"])  # (features, classes)
             self.intercept = np.asarray(data["intercept"], dtype=np.float32)
-            self.cal_a = np.asarray(data["calibration"]["a"], dtype=np.float64)
-            self.cal_b = np.asarray(data["calibration"]["b"], dtype=np.float64)
+            self.temperature = float(data["calibration"]["temperature"])
+            self.conf_a = float(data["confidence"]["a"])
+            self.conf_b = float(data["confidence"]["b"])
             self.threshold = float(data["threshold"])
             masked = [str(n) for n in data.get("mask", ())]
         except ModelError:
@@ -230,10 +258,13 @@ class Model:
         except (KeyError, TypeError, ValueError, zlib.error) as exc:
             raise ModelError(f"malformed model: {exc!r}") from None
         k, n = len(self.classes), len(self.index)
-        if self.weights.shape != (n, k) or len(self.idf) != n or len(self.intercept) != k or len(self.cal_a) != k:
+        if self.weights.shape != (n, k) or len(self.idf) != n or len(self.intercept) != k or k < 2:
             raise ModelError("model arrays do not agree with its vocabulary and classes")
+        if not self.temperature > 0:
+            raise ModelError("the calibration temperature must be positive")
         self.mask = dict.fromkeys(masked, True)
         self.mask_lengths = sorted({len(m) for m in self.mask}, reverse=True)
+        self.mask_re = mask_pattern(self.mask)
 
     @classmethod
     def from_bytes(cls, content: bytes) -> Model:
@@ -251,22 +282,19 @@ class Model:
         if extra:
             self.mask.update(dict.fromkeys(extra, True))
             self.mask_lengths = sorted({len(m) for m in self.mask}, reverse=True)
+            self.mask_re = mask_pattern(self.mask)
         return self
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(feature indexes, unit TF-IDF values, the n-grams) of a description."""
-        counts = features(text, self.config, self.mask, self.mask_lengths)
-        idx, vals, grams = [], [], []
-        for gram, count in counts.items():
-            i = self.index.get(gram)
-            if i is not None and count > 0:
-                idx.append(i)
-                vals.append(math.log1p(count))
-                grams.append(gram)
-        if not idx:
+        counts = features(text, self.config, self.mask, self.mask_lengths, self.mask_re)
+        get = self.index.get
+        found = [(i, gram, count) for gram, count in counts.items() if count > 0 and (i := get(gram)) is not None]
+        if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), []
-        index = np.asarray(idx, dtype=np.int64)
-        values = np.asarray(vals, dtype=np.float32) * self.idf[index]
+        index = np.fromiter((f[0] for f in found), dtype=np.int64, count=len(found))
+        grams = [f[1] for f in found]
+        values = np.log1p(np.fromiter((f[2] for f in found), dtype=np.float32, count=len(found))) * self.idf[index]
         norm = float(np.sqrt((values * values).sum())) or 1.0
         return index, values / norm, grams
 
@@ -276,15 +304,21 @@ class Model:
         return decision, index, values, grams
 
     def probabilities(self, decision: np.ndarray) -> np.ndarray:
-        """Per-class sigmoid calibration, normalised (as scikit-learn's CalibratedClassifierCV)."""
-        proba = 1.0 / (1.0 + np.exp(self.cal_a * decision + self.cal_b))
-        total = proba.sum()
-        return proba / total if total > 0 else np.full(len(proba), 1.0 / len(proba))
+        """A softmax of the decision values at the fitted temperature (same order as the decisions)."""
+        z = np.exp((decision - decision.max()) / self.temperature)
+        return z / z.sum()
+
+    def confidence(self, decision: np.ndarray) -> float:
+        """The calibrated probability that the best matter is right: a sigmoid of the two best decisions' margin."""
+        first, second = np.partition(-decision, 1)[:2]
+        margin = float(second - first)
+        return 1.0 / (1.0 + math.exp(-(self.conf_a * margin + self.conf_b)))
 
     def predict(self, text: str, top: int = 3) -> Prediction:
         decision, index, values, grams = self.scores(text)
-        proba = self.probabilities(decision.astype(np.float64))
-        order = np.argsort(-proba)[:top]
+        decision = decision.astype(np.float64)
+        proba = self.probabilities(decision)
+        order = np.argsort(-decision)[:top]
         ranked = [(self.classes[i], float(proba[i])) for i in order]
         best = int(order[0])
         evidence: list[str] = []
@@ -294,7 +328,7 @@ class Model:
                 if contributions[j] > 0 and len(grams[j]) > 1:
                     evidence.append(grams[j])
         dismissed = [c for c, w in clauses(_normalise(text), self.config) if w < 1.0]
-        return Prediction(ranked, _merge(evidence)[:4], dismissed[:3])
+        return Prediction(ranked, _merge(evidence)[:4], dismissed[:3], self.confidence(decision))
 
 
 def _merge(grams: list[str]) -> list[str]:
@@ -319,4 +353,5 @@ __all__ = [
     "decode_matrix",
     "encode_matrix",
     "features",
+    "mask_pattern",
 ]

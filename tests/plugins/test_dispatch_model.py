@@ -82,7 +82,7 @@ def small():
 
 
 def test_training_is_deterministic_and_predictions_match_scikit_learn(small):
-    from sklearn.calibration import CalibratedClassifierCV  # noqa: F401 - the training's dependency
+    from sklearn.svm import LinearSVC
 
     pack, examples = small
     first, report = train(examples, pack.catalog, ["东街口"], folds=3)
@@ -96,6 +96,22 @@ def test_training_is_deterministic_and_predictions_match_scikit_learn(small):
     decision, *_ = model.scores("井盖")
     proba = model.probabilities(decision.astype(np.float64))
     assert np.all(proba > 0) and abs(proba.sum() - 1) < 1e-9
+    assert list(np.argsort(-proba)) == list(np.argsort(-decision))  # the probabilities keep the decisions' order
+    assert 0 < model.predict("x").confidence < prediction.confidence < 1
+    # the stored coefficients (int8) reproduce scikit-learn's decision values on the training features
+    from govflow.plugins.builtin import dispatch_training as t
+
+    featurizer = t._Featurizer(dict(first["config"]), ["东街口"])
+    texts = [e.text for e in t.catalog_examples(pack.catalog)] + [e.text for e in examples]
+    counts = featurizer.counts(texts)
+    vocabulary, idf = t._vocabulary(counts, 1)
+    x = t._matrix(counts, vocabulary, idf)
+    svm = LinearSVC(C=t.C, random_state=t.SEED, max_iter=5000).fit(
+        x, [*[e.matter for e in t.catalog_examples(pack.catalog)], *[e.matter for e in examples]]
+    )
+    want = svm.decision_function(t._matrix(featurizer.counts(["东街口有个井盖没了"]), vocabulary, idf))[0]
+    got, *_ = model.scores("东街口有个井盖没了")
+    assert np.allclose(got, want, atol=0.02)
 
 
 def test_the_reference_model_routes_a_clear_report_and_leaves_the_unsure_to_a_person():
