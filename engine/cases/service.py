@@ -406,7 +406,6 @@ class CaseService:
         tid = parse_uuid(task_id, "task")
         if errors := data_errors(dict(data or {}), ["data"]):
             raise FormValidationError("the form data is invalid", errors=errors, task=task_id)
-        case_id = self.uow.case_of_task(tid)
 
         def decide(snapshot: CaseSnapshot) -> Change:
             task = snapshot.open_tasks.get(tid)
@@ -415,7 +414,7 @@ class CaseService:
             self.require_visible(principal, snapshot.row, snapshot.pack, task=tid)
             return self._decide_complete(principal, snapshot, task, data, expected_version)
 
-        return self.uow.run(case_id, decide)
+        return self.uow.run_on_task(tid, decide)
 
     def _decide_complete(
         self,

@@ -38,9 +38,9 @@ from sqlalchemy import select
 
 from govflow.engine.cases import incidents
 from govflow.engine.cases.service import TIMER_ACTOR, CaseService
-from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, refresh_next_due, write_rows
+from govflow.engine.cases.unit_of_work import CaseSnapshot, Change, refresh_next_due, write_group, write_rows
 from govflow.engine.model.errors import ConcurrentUpdate, DiagramFailed
-from govflow.engine.store.db import CaseRow, CaseTask
+from govflow.engine.store.db import CaseRow, CaseTask, Incident
 
 log = logging.getLogger("govflow.timers")
 
@@ -59,10 +59,13 @@ class TickReport:
 def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
     """Fire one batch of due timers in one transaction; returns what happened.
 
-    Each case runs in its own savepoint: whatever fails for one case (restoring its state, running
-    its diagram, saving it, a projector) rolls back that case only, opens an incident on it with a
-    back-off, and the batch goes on. (On SQLite, whose driver starts the transaction at the first
-    savepoint, each case then commits on its own; exactly once holds either way.)
+    The batch's cases are decided in memory first; those that ran are written together (one
+    savepoint, row updates batched, one call of the projectors). Whatever fails — a case's
+    diagram or state, or the group's write — falls back to the case-by-case path: each case in its
+    own savepoint, so one case's failure rolls back that case only, opens an incident on it with a
+    back-off, and the batch goes on. Cases with an open incident always take that path (their
+    incident is resolved with them). (On SQLite, whose driver starts the transaction at the first
+    savepoint, each savepoint then commits on its own; exactly once holds either way.)
     """
     report = TickReport()
     uow = service.uow
@@ -76,10 +79,45 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
         report.due = len(rows)
         if not rows:
             return report
+        ids = [r.id for r in rows]
         open_tasks: dict[Any, dict[Any, Any]] = defaultdict(dict)
-        for task in conn.execute(select(CaseTask).where(CaseTask.case_id.in_([r.id for r in rows]))):
+        for task in conn.execute(select(CaseTask).where(CaseTask.case_id.in_(ids))):
             open_tasks[task.case_id][task.id] = task
+        with_incident = set(
+            conn.execute(select(Incident.case_id).where(Incident.case_id.in_(ids), Incident.status == "open")).scalars()
+        )
+        alone = [case for case in rows if case.id in with_incident]
+        fired: list[Change] = []
+        idle: list[tuple[Any, Any]] = []
         for case in rows:
+            if case.id in with_incident:
+                continue
+            try:
+                snapshot = uow.snapshot(case, open_tasks[case.id])
+                change = service.decide_timers(snapshot)
+                if change is None:
+                    idle.append((case, service.next_due(snapshot)))
+                else:
+                    fired.append(change)
+            except Exception:  # the case-by-case path runs it again and records the failure
+                alone.append(case)
+        try:
+            with conn.begin_nested():
+                if fired:
+                    write_group(conn, fired)
+                    uow.project(conn, fired)
+                for case, next_due in idle:
+                    if next_due != case.next_due:
+                        refresh_next_due(conn, case, next_due)
+        except Exception:
+            log.info("writing a batch of %d timers together failed; case by case instead", len(fired), exc_info=True)
+            grouped = {c.case_id for c in fired} | {case.id for case, _ in idle}
+            alone += [case for case in rows if case.id in grouped]
+        else:
+            report.fired += len(fired)
+            report.idle += len(idle)
+            applied += fired
+        for case in alone:
             try:
                 with conn.begin_nested():
                     changes = fire_case(service, conn, case, open_tasks[case.id], now)

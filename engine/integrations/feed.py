@@ -196,6 +196,10 @@ class FeedProjector:
             for c in changes
             if c.read_version is None
         }
+        for c in changes:  # a command's change carries the row it read (district and reporter never change)
+            read = c.case_row
+            if c.case_id not in cases and read is not None and hasattr(read, "owner_unit"):
+                cases[c.case_id] = _Case(read.district, c.values.get("owner_unit", read.owner_unit), read.reported_by)
         missing = [cid for cid in dict.fromkeys(e["case_id"] for e in events) if cid not in cases]
         if missing:
             cases.update({row.id: row for row in conn.execute(_CASES_OF, {"ids": missing})})

@@ -68,8 +68,7 @@ def test_two_writers_on_the_same_version_one_wins(govflow, principals, monkeypat
     govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})  # ... the winner commits
     events_after_winner = count(govflow, CaseEvent, case_id=case.case_id)
     # the loser found the task's case and read it before the winner committed, and decides on that
-    monkeypatch.setattr(uow, "case_of_task", lambda task_id: case.case_id)
-    monkeypatch.setattr(uow, "load", lambda case_id: stale)
+    monkeypatch.setattr(uow, "load_of_task", lambda task_id: stale)
     refused_at_write = []
     original_write_row = Change.write_row
 
@@ -214,7 +213,7 @@ def test_a_standalone_event_moves_the_version_so_a_stale_command_is_refused(govf
     # e.g. a rating lands between a command's read and its write
     outcome = govflow.cases.record_fact(stale, principals["dongjie.dispatcher"], "test", "rating.given", {"score": 5})
     assert outcome.events[0]["seq"] == stale.row.event_seq + 1 and outcome.version == stale.version + 1
-    monkeypatch.setattr(uow, "load", lambda case_id: stale)
+    monkeypatch.setattr(uow, "load_of_task", lambda task_id: stale)  # the command read before the rating
     task = open_task(govflow, principals, "dongjie.dispatcher", case.case_id)
     with pytest.raises(ConcurrentUpdate):
         govflow.cases.complete_task(principals["dongjie.dispatcher"], task["id"], {})
