@@ -45,6 +45,10 @@ RULES = (
          "the runtime over SpiffWorkflow knows no persistence, cases, authorization or packs"),
     Rule("engine/store", layers("cases", "packs", "workflow", "access"), (),
          "persistence knows no cases, packs, runtime or authorization"),
+    Rule("engine/simulation/scenario.py", ("sqlalchemy", "SpiffWorkflow", "govflow"), ("govflow.engine.model", "govflow.engine.simulation.scenario"),
+         "a scenario is validated with its pack: pure, like the model (the pack loader imports it)"),
+    Rule("engine/simulation", layers("workflow", "store.migrate"), (),
+         "the simulator plays people on the command path: it never runs diagrams or migrates schemas itself"),
     Rule("engine/cache.py", ("govflow",), (),
          "the cache is a leaf every layer may use"),
 )
