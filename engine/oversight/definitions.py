@@ -28,7 +28,9 @@ no_response [department]    ``callout.no_response``: each department it names
 closed [owner]              ``case.closed`` with stage ``evaluated``
 withdrawn [owner]           ``case.closed`` with stage ``withdrawn``
 reopened [owner]            ``case.reopened``: a return visit (回访) sent the case back to handling
-done:STEP [task's unit]     ``task.completed`` of a task that had a deadline (STEP = its element id)
+done:STEP [task's unit]     ``task.completed`` of a task that had a deadline (STEP = its element id;
+                            the deadline is the one ``task.opened`` gave it, even once its timer
+                            has fired and the task's row no longer shows it)
 on_time:STEP [task's unit]  … completed no later than its ``due_at``
 signed [owner]              ``task.completed`` of a task in the ``dispatched`` stage by the owner
                             (签收, whatever the diagram calls the step)
@@ -36,6 +38,8 @@ signed_on_time [owner]      … no later than its ``due_at`` (or with no deadlin
 overdue [owner]             ``deadline.overdue``
 escalated [owner]           any recorded fact with ``escalate_to`` (overdue, supervision overdue,
                             no response, rejected call)
+escalations_received [to]   … counted for the unit it names in ``escalate_to`` (the command centre,
+                            or the city: 市级督办)
 rating_sum:D / rating_count:D   ``rating.given``, dimension D, for its ``target`` unit:
                             satisfaction (citizen → owner street), report_in and disposal
                             (street → department), accuracy (department → street),
@@ -43,6 +47,13 @@ rating_sum:D / rating_count:D   ``rating.given``, dimension D, for its ``target`
 satisfied [owner]           ``rating.given`` satisfaction with score ≥ 4 (满意)
 resolved [owner]            ``rating.given`` satisfaction with score ≥ 3 (解决: not "unsolved")
 ==========================  ======================================================================
+
+The **live board** is folded from the same record: a case stands at one (owner, stage) cell —
+its owner from ``case.routed``/``case.unroutable``/``case.dispatched``, its stage from
+``case.stage`` — and moving it adds -1 to the old cell and +1 to the new one, as counters
+``board:STAGE`` of the owner on the day :data:`BOARD_DAY` with no matter. Their sums are the
+counts per stage per street (``GET /api/v1/board``), provably those of the record like every
+other counter.
 
 Rates (``RATES``: numerator / denominator, both sums of counters over a window):
 see the table in ``docs/supervision.md``, generated from :data:`RATES`.
@@ -52,8 +63,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 #: the districts' local time (days of the rates are local days)
@@ -78,11 +90,15 @@ COUNTERS = (
     "signed_on_time",
     "overdue",
     "escalated",
+    "escalations_received",
     "satisfied",
     "resolved",
 )
 #: counters per step and per rating dimension carry a suffix: ``done:sign_for``, ``rating_sum:accuracy``
-PREFIXED = ("done:", "on_time:", "rating_sum:", "rating_count:")
+PREFIXED = ("done:", "on_time:", "rating_sum:", "rating_count:", "board:")
+#: the "day" of the live board's counters (before every date: no window of rates includes it)
+BOARD_DAY = ""
+BOARD_PREFIX = "board:"
 DIMENSIONS = ("satisfaction", "report_in", "disposal", "accuracy", "return_visit")
 
 
@@ -109,6 +125,7 @@ RATES: tuple[Rate, ...] = (
     Rate("reopen_rate", "重办率", "reopened", "closed", level="street"),
     Rate("overdue_count", "超期次数", "overdue", "", kind="count"),
     Rate("escalated_count", "升级次数", "escalated", "", kind="count"),
+    Rate("escalations_received_count", "接收升级次数", "escalations_received", "", kind="count"),
     Rate("satisfaction", "群众满意度(1-5)", "rating_sum:satisfaction", "rating_count:satisfaction", kind="mean"),
     Rate(
         "return_visit_satisfaction",
@@ -151,19 +168,22 @@ RATE_BY_NAME = {r.name: r for r in RATES}
 STEP_RATE_PREFIX = "on_time_rate:"
 
 
-@dataclass(frozen=True)
-class CaseContext:
-    """What the fold needs to remember of a case between its events."""
+class CaseContext(NamedTuple):
+    """What the fold needs to remember of a case between its events (``stage``: where the live
+    board counts it, None before its first ``case.stage``)."""
 
     district: str
     owner: str | None = None
     matter: str | None = None
     handled: bool = False
     called: bool = False
+    stage: str | None = None
+    #: the due time each open task had when it opened (task, unit, ISO instant): a task whose
+    #: deadline timer has fired no longer carries it, yet completing it is still late
+    dues: tuple[tuple[str, str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Increment:
+class Increment(NamedTuple):
     """One counter increment: +``value`` to ``metric`` of ``unit`` × ``matter`` on ``day``."""
 
     day: str
@@ -183,7 +203,13 @@ def local_day(at: dt.datetime) -> str:
     """The district-local date of an instant (aware; naive is taken as UTC)."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
-    return at.astimezone(LOCAL_TZ).date().isoformat()
+    # every time zone's offset is a whole number of quarter hours: one lookup per quarter hour
+    return _quarter_day(int(at.timestamp()) // 900)
+
+
+@lru_cache(maxsize=65536)
+def _quarter_day(quarter: int) -> str:
+    return dt.datetime.fromtimestamp(quarter * 900, LOCAL_TZ).date().isoformat()
 
 
 def _instant(value: Any) -> dt.datetime | None:
@@ -207,6 +233,8 @@ FOLDED_KINDS = (
     "case.stage",
     "case.closed",
     "case.reopened",
+    "task.opened",
+    "task.cancelled",
     "task.completed",
     "rating.given",
 )
@@ -224,25 +252,52 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
         if value:
             out.increments.append(Increment(day, unit or "", out.ctx.matter or "", metric, value))
 
+    def move(owner: str | None, stage: str | None) -> None:
+        """The live board: the case leaves its (owner, stage) cell for another one."""
+        before = out.ctx
+        if (before.owner, before.stage) != (owner, stage):
+            if before.stage is not None:
+                out.increments.append(Increment(BOARD_DAY, before.owner or "", "", BOARD_PREFIX + before.stage, -1))
+            if stage is not None:
+                out.increments.append(Increment(BOARD_DAY, owner or "", "", BOARD_PREFIX + stage, 1))
+
     if kind in ("case.routed", "case.unroutable"):
-        out.ctx = replace(out.ctx, owner=data.get("owner"), matter=data.get("matter"))
+        move(data.get("owner"), out.ctx.stage)
+        out.ctx = out.ctx._replace(owner=data.get("owner"), matter=data.get("matter"))
         add("received", out.ctx.owner)
     elif kind == "case.dispatched":
         moved = data.get("owner") != out.ctx.owner
-        out.ctx = replace(out.ctx, owner=data.get("owner"), matter=data.get("matter"))
+        move(data.get("owner"), out.ctx.stage)
+        out.ctx = out.ctx._replace(owner=data.get("owner"), matter=data.get("matter"))
         if moved:
             add("received", out.ctx.owner)
-    elif kind == "case.stage" and data.get("stage") == "handling" and not out.ctx.handled:
-        out.ctx = replace(out.ctx, handled=True)
-        add("handled", out.ctx.owner)
+    elif kind == "case.stage":
+        stage = data.get("stage")
+        if isinstance(stage, str) and stage:
+            move(out.ctx.owner, stage)
+            out.ctx = out.ctx._replace(stage=stage)
+        if stage == "handling" and not out.ctx.handled:
+            out.ctx = out.ctx._replace(handled=True)
+            add("handled", out.ctx.owner)
     elif kind == "callout.made":
         if not out.ctx.called:
-            out.ctx = replace(out.ctx, called=True)
+            out.ctx = out.ctx._replace(called=True)
             add("called", out.ctx.owner)
         for department in data.get("departments") or []:
             add("callouts", department.get("unit"))
+    elif kind == "task.opened":
+        task, unit, due = data.get("task") or "", data.get("unit") or "", data.get("due_at")
+        dues = tuple(d for d in out.ctx.dues if (d[0], d[1]) != (task, unit))
+        out.ctx = out.ctx._replace(dues=(*dues, (task, unit, due)) if isinstance(due, str) and due else dues)
+    elif kind == "task.cancelled":
+        if out.ctx.dues:
+            out.ctx = out.ctx._replace(dues=tuple(d for d in out.ctx.dues if d[0] != data.get("task")))
     elif kind == "task.completed":
-        _task_completed(out, data, at, add)
+        key = (data.get("task") or "", data.get("unit") or "")
+        opened_due = next((d[2] for d in out.ctx.dues if (d[0], d[1]) == key), None)
+        if opened_due is not None:
+            out.ctx = out.ctx._replace(dues=tuple(d for d in out.ctx.dues if (d[0], d[1]) != key))
+        _task_completed(out, data, at, add, opened_due)
     elif kind == "callout.upheld":  # the ruling renewed the call: each department is called again
         for department in data.get("departments") or []:
             add("callouts", department)
@@ -265,11 +320,13 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
         add("overdue", out.ctx.owner)
     if kind.startswith(("deadline.", "callout.")) and data.get("escalate_to"):
         add("escalated", out.ctx.owner)
+        add("escalations_received", data["escalate_to"])
     return out.ctx, out.increments
 
 
-def _task_completed(out: _Out, data: Mapping[str, Any], at: dt.datetime, add: Any) -> None:
-    due = _instant(data.get("due_at"))
+def _task_completed(out: _Out, data: Mapping[str, Any], at: dt.datetime, add: Any, opened_due: str | None) -> None:
+    # the task's due time as it opened, when its row no longer had one (its deadline had fired)
+    due = _instant(data.get("due_at")) or _instant(opened_due)
     on_time = due is None or at <= due
     unit = data.get("unit") or out.ctx.owner
     if due is not None and data.get("task"):
@@ -321,6 +378,8 @@ def step_rates(counters: Mapping[str, int]) -> dict[str, float | None]:
 
 
 __all__ = [
+    "BOARD_DAY",
+    "BOARD_PREFIX",
     "COUNTERS",
     "LOCAL_TZ",
     "RATES",

@@ -14,13 +14,14 @@ tables and :func:`rebuild` replaces them (``govflow rates rebuild [--verify]``).
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, String, Uuid, bindparam, delete, insert, or_, select, text, type_coerce
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.cases.unit_of_work import Change
@@ -45,21 +46,26 @@ def _context_row(ctx: CaseContext, case_id: Any, last_seq: int) -> dict[str, Any
         "matter": ctx.matter,
         "handled": ctx.handled,
         "called": ctx.called,
+        "stage": ctx.stage,
+        "dues": [list(d) for d in ctx.dues],
         "last_seq": last_seq,
     }
 
 
-def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: Sequence[str], add: str | None) -> None:
-    """Insert rows, or on a key conflict add ``add`` (or replace every other column)."""
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    if add is not None:
-        update = {add: getattr(table.c, add) + getattr(stmt.excluded, add)}
-    else:
-        update = {c: getattr(stmt.excluded, c) for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
+#: the two statements the projector runs per commit, written once (the same SQL on SQLite and
+#: PostgreSQL; no statement is built or compiled per command)
+_ADD_COUNTERS = text(
+    "INSERT INTO rate_counters (district, day, unit, matter, metric, value) "
+    "VALUES (:district, :day, :unit, :matter, :metric, :value) "
+    "ON CONFLICT (district, day, unit, matter, metric) DO UPDATE SET value = rate_counters.value + excluded.value"
+)
+_PUT_CONTEXT = text(
+    "INSERT INTO oversight_cases (case_id, district, owner, matter, handled, called, stage, dues, last_seq) "
+    "VALUES (:case_id, :district, :owner, :matter, :handled, :called, :stage, :dues, :last_seq) "
+    "ON CONFLICT (case_id) DO UPDATE SET district = excluded.district, owner = excluded.owner, "
+    "matter = excluded.matter, handled = excluded.handled, called = excluded.called, stage = excluded.stage, "
+    "dues = excluded.dues, last_seq = excluded.last_seq"
+).bindparams(bindparam("case_id", type_=Uuid()), bindparam("dues", type_=JSON()))
 
 
 def _add_counters(conn: Connection, district: str, increments: Iterable[Increment]) -> None:
@@ -71,7 +77,8 @@ def _add_counters(conn: Connection, district: str, increments: Iterable[Incremen
         for k, v in sorted(summed.items())  # one order everywhere: concurrent writers never deadlock
         if v
     ]
-    _upsert(conn, RateCounter.__table__, rows, ("district", "day", "unit", "matter", "metric"), "value")
+    if rows:
+        conn.execute(_ADD_COUNTERS, rows)
 
 
 def project(conn: Connection, changes: Sequence[Change]) -> None:
@@ -81,7 +88,15 @@ def project(conn: Connection, changes: Sequence[Change]) -> None:
             continue
         known = conn.execute(select(OversightCase).where(OversightCase.case_id == change.case_id)).first()
         if known is not None:
-            ctx = CaseContext(known.district, known.owner, known.matter, known.handled, known.called)
+            ctx = CaseContext(
+                known.district,
+                known.owner,
+                known.matter,
+                known.handled,
+                known.called,
+                known.stage,
+                tuple(tuple(d) for d in known.dues or ()),
+            )
         else:
             ctx = _context_before(conn, change)
         increments: list[Increment] = []
@@ -89,8 +104,7 @@ def project(conn: Connection, changes: Sequence[Change]) -> None:
             ctx, more = fold(ctx, event)
             increments += more
         _add_counters(conn, ctx.district, increments)
-        row = _context_row(ctx, change.case_id, change.events[-1]["seq"])
-        _upsert(conn, OversightCase.__table__, [row], ("case_id",), None)
+        conn.execute(_PUT_CONTEXT, _context_row(ctx, change.case_id, change.events[-1]["seq"]))
 
 
 def _context_before(conn: Connection, change: Change) -> CaseContext:
@@ -125,16 +139,21 @@ def recompute(db: Engine, *, batch: int = 5000) -> Recomputed:
 
 
 def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
-    """:func:`recompute` on an open connection (e.g. inside a schema migration)."""
+    """:func:`recompute` on an open connection (e.g. inside a schema migration).
+
+    Streams the folded kinds of events case by case; ids, instants and data come as the driver
+    gives them (the fold reads ISO strings and JSON text as well as objects), so a million events
+    cost the fold and little else.
+    """
     out = Recomputed()
     counters: dict[CounterKey, int] = defaultdict(int)
     read = or_(CaseEvent.kind.in_(FOLDED_KINDS), *(CaseEvent.kind.like(f"{p}%") for p in FOLDED_PREFIXES))
     query = (
         select(
-            CaseEvent.case_id,
-            CaseEvent.at,
+            type_coerce(CaseEvent.case_id, String),
+            type_coerce(CaseEvent.at, String),
             CaseEvent.kind,
-            CaseEvent.data,
+            type_coerce(CaseEvent.data, String),
             CaseRow.district,
             CaseRow.event_seq,
         )
@@ -146,22 +165,29 @@ def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
     current: Any = None
     ctx: CaseContext | None = None
     last_seq = 0
-
-    def close() -> None:
-        if current is not None and ctx is not None:
-            out.contexts[current] = _context_row(ctx, current, last_seq)
-
-    for row in conn.execute(query):
-        if row.case_id != current:
-            close()
-            current, ctx = row.case_id, CaseContext(row.district)
+    district = ""
+    contexts: list[tuple[Any, CaseContext, int]] = []
+    events = 0
+    loads = json.loads
+    for case_id, at, kind, data, row_district, event_seq in conn.execute(query):
+        if case_id != current:
+            if ctx is not None:
+                contexts.append((current, ctx, last_seq))
+            current, district, ctx = case_id, row_district, CaseContext(row_district)
+            last_seq = event_seq  # the projector remembers the case's last sequence (every event is folded)
         assert ctx is not None
-        ctx, increments = fold(ctx, {"kind": row.kind, "at": row.at, "data": row.data})
-        last_seq = row.event_seq  # the projector remembers the case's last sequence (every event is folded)
-        out.events += 1
-        for inc in increments:
-            counters[(row.district, inc.day, inc.unit, inc.matter, inc.metric)] += inc.value
-    close()
+        ctx, increments = fold(
+            ctx, {"kind": kind, "at": at, "data": loads(data) if isinstance(data, str | bytes) else data}
+        )
+        events += 1
+        for day, unit, matter, metric, value in increments:
+            counters[(district, day, unit, matter, metric)] += value
+    if ctx is not None:
+        contexts.append((current, ctx, last_seq))
+    out.events = events
+    for case_id, context, seq in contexts:
+        key = case_id if isinstance(case_id, uuid.UUID) else uuid.UUID(str(case_id))
+        out.contexts[key] = _context_row(context, key, seq)
     out.counters = {k: v for k, v in counters.items() if v}
     return out
 

@@ -21,16 +21,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from govflow.engine.access.identity import Principal
 from govflow.engine.model.errors import InvalidInput, NotFound, PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE, ORDER
 from govflow.engine.oversight import warnings as early
-from govflow.engine.oversight.definitions import RATE_BY_NAME, RATES, STEP_RATE_PREFIX, rate_value, step_rates
+from govflow.engine.oversight.definitions import (
+    BOARD_DAY,
+    BOARD_PREFIX,
+    RATE_BY_NAME,
+    RATES,
+    STEP_RATE_PREFIX,
+    _instant,
+    rate_value,
+    step_rates,
+)
 from govflow.engine.packs.loader import LoadedPack
-from govflow.engine.store.db import CaseRow, CaseTask, EarlyWarning, RateCounter
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, EarlyWarning, RateCounter
 
 LEVELS = ("street", "department", "matter", "district")
 #: the longest window one query may cover
@@ -273,18 +282,25 @@ class Oversight:
         }
 
     def board(self, district: str | None = None) -> dict[str, Any]:
-        """The public board: how many cases are at each stage, per street (live; no personal data)."""
+        """The public board: how many cases are at each stage, per street (live; no personal data).
+
+        Read from the projection's ``board:STAGE`` counters (a few rows per unit, whatever the
+        number of cases), which the fold keeps from the record like every other counter."""
         pack = self._pack(None, district)
         catalog = pack.catalog
         query = (
-            select(CaseRow.owner_unit, CaseRow.status, func.count().label("n"))
-            .where(CaseRow.district == catalog.district)
-            .group_by(CaseRow.owner_unit, CaseRow.status)
+            select(RateCounter.unit, RateCounter.metric, func.sum(RateCounter.value).label("n"))
+            .where(
+                RateCounter.district == catalog.district,
+                RateCounter.day == BOARD_DAY,
+                RateCounter.metric.like(f"{BOARD_PREFIX}%"),
+            )
+            .group_by(RateCounter.unit, RateCounter.metric)
         )
         counts: dict[str, dict[str, int]] = defaultdict(dict)
         with self.db.connect() as conn:
             for row in conn.execute(query):
-                counts[row.owner_unit or ""][row.status] = int(row.n)
+                counts[row.unit][row.metric.removeprefix(BOARD_PREFIX)] = int(row.n)
         stages = sorted(ORDER, key=ORDER.__getitem__)
         units = [u for u in catalog.units.values() if u.kind in ("street", "command_centre")]
         return {
@@ -296,6 +312,47 @@ class Oversight:
                 for u in units
             ],
         }
+
+    def _overdue_tasks(self, unit: str, now: dt.datetime) -> list[tuple[Any, dt.datetime]]:
+        """The unit's open tasks past their due time, most overdue first.
+
+        A task whose deadline timer has fired no longer has a pending due time on its row; its
+        due time is the one recorded when it opened (``task.opened``), so it stays on the list
+        until it is done."""
+        query = (
+            select(
+                CaseTask.case_id,
+                CaseTask.name,
+                CaseTask.stage,
+                CaseTask.due_at,
+                CaseTask.created_at,
+                CaseRow.matter,
+                CaseRow.status,
+            )
+            .join(CaseRow, CaseRow.id == CaseTask.case_id)
+            .where(CaseTask.unit_code == unit, or_(CaseTask.due_at < now, CaseTask.due_at.is_(None)))
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
+            fired = {r.case_id for r in rows if r.due_at is None}
+            opened: dict[tuple[Any, str, dt.datetime], dt.datetime] = {}
+            for start in range(0, len(fired), 500):
+                chunk = sorted(fired, key=str)[start : start + 500]
+                for event in conn.execute(
+                    select(CaseEvent.case_id, CaseEvent.at, CaseEvent.data).where(
+                        CaseEvent.case_id.in_(chunk), CaseEvent.kind == "task.opened"
+                    )
+                ):
+                    data = event.data or {}
+                    due = _instant(data.get("due_at"))
+                    if due is not None and data.get("unit") == unit:
+                        opened[(event.case_id, str(data.get("task")), event.at)] = due
+        out = []
+        for r in rows:
+            due = r.due_at if r.due_at is not None else opened.get((r.case_id, r.name, r.created_at))
+            if due is not None and due < now:
+                out.append((r, due))
+        return sorted(out, key=lambda pair: (pair[1], str(pair[0].case_id)))
 
     def scorecard(
         self, principal: Principal, unit: str, *, start: str | None = None, end: str | None = None, worst: int = 10
@@ -314,15 +371,7 @@ class Oversight:
         level = "department" if catalog.units[unit].kind == "department" else "street"
         counters = self._counters(catalog.district, window, "unit").get(unit, {})
         now = self.clock.now()
-        query = (
-            select(CaseTask.case_id, CaseTask.name, CaseTask.stage, CaseTask.due_at, CaseRow.matter, CaseRow.status)
-            .join(CaseRow, CaseRow.id == CaseTask.case_id)
-            .where(CaseTask.unit_code == unit, CaseTask.due_at.is_not(None), CaseTask.due_at < now)
-            .order_by(CaseTask.due_at)
-            .limit(max(1, min(worst, 50)))
-        )
-        with self.db.connect() as conn:
-            overdue = conn.execute(query).all()
+        overdue = self._overdue_tasks(unit, now)[: max(1, min(worst, 50))]
         return {
             "unit": unit,
             "name": catalog.units[unit].name,
@@ -337,10 +386,10 @@ class Oversight:
                     "stage": r.stage,
                     "matter": r.matter,
                     "status": r.status,
-                    "due_at": r.due_at,
-                    "overdue_minutes": int((now - r.due_at).total_seconds() // 60),
+                    "due_at": due,
+                    "overdue_minutes": int((now - due).total_seconds() // 60),
                 }
-                for r in overdue
+                for r, due in overdue
             ],
         }
 

@@ -257,6 +257,8 @@ class OversightCase(Base):
     matter: Mapped[str | None] = mapped_column(String(64))
     handled: Mapped[bool] = mapped_column(Boolean)
     called: Mapped[bool] = mapped_column(Boolean)
+    stage: Mapped[str | None] = mapped_column(String(32))  # where the live board counts it (migration 0007)
+    dues: Mapped[list[Any] | None] = mapped_column(JSON)  # open tasks' due times as they opened (0007)
     last_seq: Mapped[int] = mapped_column(Integer)
 
 

@@ -245,8 +245,33 @@ def test_fold_is_pure_and_attributes_to_the_owner_at_the_time():
         ctx, {"kind": "case.dispatched", "at": at, "data": {"owner": "gulou.nanjie", "matter": "road.pothole"}}
     )
     assert [(i.unit, i.matter, i.metric) for i in inc] == [("gulou.nanjie", "road.pothole", "received")]
-    _, inc = fold(ctx, {"kind": "deadline.overdue", "at": at, "data": {"escalate_to": "gulou.cc"}})
-    assert sorted(i.metric for i in inc) == ["escalated", "overdue"] and {i.unit for i in inc} == {"gulou.nanjie"}
+    _, inc = fold(ctx, {"kind": "deadline.overdue", "at": at, "data": {"escalate_to": "gulou.city"}})
+    assert sorted((i.metric, i.unit) for i in inc) == [
+        ("escalated", "gulou.nanjie"),
+        ("escalations_received", "gulou.city"),  # the unit it was escalated to
+        ("overdue", "gulou.nanjie"),
+    ]
+
+
+def test_fold_moves_a_case_across_the_live_board():
+    """The board's counters: -1 where the case stood, +1 where it stands (owner × stage)."""
+    at = dt.datetime(2026, 9, 28, 2, 0, tzinfo=dt.UTC)
+
+    def board(ctx, kind, **data):
+        ctx, inc = fold(ctx, {"kind": kind, "at": at, "data": data})
+        return ctx, sorted((i.unit, i.metric, i.value, i.day, i.matter) for i in inc if i.metric.startswith("board:"))
+
+    ctx, moves = board(CaseContext("gulou"), "case.unroutable", owner="gulou.cc", matter=None)
+    assert moves == []  # no stage yet
+    ctx, moves = board(ctx, "case.stage", stage="reported")
+    assert moves == [("gulou.cc", "board:reported", 1, "", "")]
+    ctx, moves = board(ctx, "case.dispatched", owner="gulou.nanjie", matter="road.pothole")
+    assert moves == [("gulou.cc", "board:reported", -1, "", ""), ("gulou.nanjie", "board:reported", 1, "", "")]
+    ctx, moves = board(ctx, "case.stage", stage="dispatched")
+    assert moves == [("gulou.nanjie", "board:dispatched", 1, "", ""), ("gulou.nanjie", "board:reported", -1, "", "")]
+    assert (ctx.owner, ctx.stage) == ("gulou.nanjie", "dispatched")
+    ctx, moves = board(ctx, "case.dispatched", owner="gulou.nanjie", matter="road.manhole_cover")
+    assert moves == []  # a new matter, the same cell
 
 
 def test_trend_gives_one_value_per_day_and_respects_rights(govflow, principals, clock):
@@ -265,3 +290,28 @@ def test_trend_gives_one_value_per_day_and_respects_rights(govflow, principals, 
         govflow.oversight.trend(dongjie, metric="completion_rate", unit="gulou.nanjie")
     with pytest.raises(PermissionDenied):
         govflow.oversight.trend(dongjie, metric="completion_rate")  # the district's trend
+
+
+def test_a_task_completed_after_its_deadline_fired_is_late():
+    """The task's row loses its due time once its deadline timer fires; the record keeps it."""
+    opened = dt.datetime(2026, 9, 28, 2, 0, tzinfo=dt.UTC)
+    due = opened + dt.timedelta(hours=2)
+    ctx = CaseContext("gulou", owner="gulou.dongjie")
+    ctx, _ = fold(
+        ctx,
+        {
+            "kind": "task.opened",
+            "at": opened,
+            "data": {"task": "report_in", "unit": "gulou.cgj", "due_at": due.isoformat()},
+        },
+    )
+    late = {"task": "report_in", "unit": "gulou.cgj", "role": "report_in", "due_at": None, "form": {}}
+    done, inc = fold(ctx, {"kind": "task.completed", "at": due + dt.timedelta(minutes=1), "data": late})
+    got = {(i.metric, i.unit): i.value for i in inc}
+    assert got[("reported_in", "gulou.cgj")] == 1 and ("reported_in_on_time", "gulou.cgj") not in got
+    assert got[("done:report_in", "gulou.cgj")] == 1 and ("on_time:report_in", "gulou.cgj") not in got
+    assert done.dues == ()  # forgotten once done
+    _, inc = fold(ctx, {"kind": "task.completed", "at": due - dt.timedelta(minutes=1), "data": late})
+    assert {(i.metric, i.unit): i.value for i in inc}[("reported_in_on_time", "gulou.cgj")] == 1
+    cancelled, _ = fold(ctx, {"kind": "task.cancelled", "at": due, "data": {"task": "report_in"}})
+    assert cancelled.dues == ()

@@ -4,8 +4,9 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-29
 
-Existing cases are projected from their event log right here (the same fold
-as ``govflow rates rebuild``), so the projection is complete from the start.
+Existing cases are projected from their event log by migration 0007 (the same
+fold as ``govflow rates rebuild``, with the columns the projection has today), so
+the projection is complete from the start.
 """
 
 import sqlalchemy as sa
@@ -56,9 +57,6 @@ def upgrade() -> None:
     op.create_index("ix_warnings_district_raised", "warnings", ["district", "raised_at"])
     op.create_index("ix_cases_district_created", "cases", ["district", "created_at"])
     _append_only("warnings")
-    from govflow.engine.oversight.projection import rebuild_on
-
-    rebuild_on(op.get_bind())
 
 
 def _append_only(table: str) -> None:
