@@ -103,3 +103,40 @@ Feature: Supervise and assess (监督考核)
     Then cgj.handler has a "report_in" task for the case
     And the timeline shows callout.rejected, task.completed, callout.upheld in order
     And the rates of "gulou.cgj" today count 2 call-outs and 1 rejection
+
+  Scenario: A supervision the command centre lets lapse goes to the city, which decides in its place
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    When 11 minutes pass
+    Then cc.supervisor has a "supervise" task for the case
+    When the clock reaches 11:15 on Monday 28 September 2026
+    Then the case has been escalated to "gulou.city" by a "deadline.escalated" for "supervise"
+    And city.supervisor has a "city_supervise" task for the case
+    And cc.supervisor has no open task for the case
+    And the scorecard of "gulou.city" lists the case among its worst cases once it is overdue on Tuesday
+    When city.supervisor decides as the city that "gulou.dongjie" must sign
+    Then dongjie.dispatcher has a "sign_for" task for the case
+    And the timeline shows deadline.overdue, task.opened, deadline.escalated, task.cancelled, task.opened, task.completed in order
+    And city.supervisor's own figures for the week are
+      | rate                        | value |
+      | escalations_received_count  | 1     |
+      | on_time_rate:city_supervise | 0     |
+    And the street figures of "gulou.cc" for the week are
+      | rate                       | value |
+      | escalations_received_count | 1     |
+    And the rates equal a full recomputation from the record
+
+  Scenario: A disputed call the command centre does not rule in time is ruled by the city
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it
+    When dongjie.dispatcher calls "gulou.cgj" out to the scene
+    And cgj.handler rejects the call because "不属于本部门职责"
+    And dongjie.dispatcher maintains the call
+    Then cc.supervisor has a "rule_dispute" task for the case
+    When the clock reaches 10:30 on Tuesday 29 September 2026
+    Then city.supervisor has a "city_rule_dispute" task for the case
+    And cc.supervisor has no open task for the case
+    When city.supervisor rules "uphold" on the disputed call as the city
+    Then cgj.handler has a "report_in" task for the case
+    And the rates equal a full recomputation from the record

@@ -287,3 +287,55 @@ def _department_counts(api, clock, unit, calls, rejections):
     response = api.get("cc.supervisor", f"/api/v1/rates?level=department&from={today}&to={today}")
     [row] = [r for r in response.json()["rows"] if r["unit"] == unit]
     assert row["rejection_rate"] == pytest.approx(rejections / calls)
+
+
+# -- escalation to the city (市级督办) -------------------------------------------------------------
+@then(parsers.parse('the case has been escalated to "{unit}" by a "{kind}" for "{step}"'))
+def _escalated_by(api, ctx, unit, kind, step):
+    case = api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}").json()
+    assert case["escalated_to"] == unit
+    events = api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json()
+    recorded = [e for e in events if e["kind"] == kind and e["data"].get("step") == step]
+    assert len(recorded) == 1 and recorded[0]["data"]["escalate_to"] == unit, recorded
+    assert recorded[0]["actor"] == "system.timer"
+
+
+@then(parsers.parse('the scorecard of "{unit}" lists the case among its worst cases once it is overdue on {weekday}'))
+def _city_worst(api, clock, govflow, ctx, unit, weekday):
+    local = clock.now().astimezone(BEIJING)
+    monday = local.date() - dt.timedelta(days=local.weekday())
+    day = monday + dt.timedelta(days=WEEKDAYS.index(weekday))
+    before = api.get("city.supervisor", f"/api/v1/units/{unit}/scorecard").json()
+    assert ctx["case"] not in [w["case_id"] for w in before["worst_cases"]]  # not overdue yet
+    clock.set(dt.datetime.combine(day, dt.time(12, 0), tzinfo=BEIJING))
+    fire_due(govflow.cases)
+    response = api.get("city.supervisor", f"/api/v1/units/{unit}/scorecard")
+    assert response.status_code == 200, response.text
+    worst = response.json()["worst_cases"]
+    assert [(w["case_id"], w["task"]) for w in worst] == [(ctx["case"], "city_supervise")], worst
+    # the lapse is on the record, with no one further up to escalate to
+    events = api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json()
+    late = [e for e in events if e["kind"] == "deadline.overdue" and e["data"].get("step") == "city"]
+    assert len(late) == 1 and not late[0]["data"].get("escalate_to"), late
+
+
+@when(parsers.parse('{who} decides as the city that "{street}" must sign'))
+def _city_supervises(api, ctx, who, street):
+    _do(api, who, ctx["case"], "city_supervise", street=street, note="市级督办：请立即签收处置")
+
+
+@when(parsers.parse('{who} rules "{ruling}" on the disputed call as the city'))
+def _city_rules(api, ctx, who, ruling):
+    _do(api, who, ctx["case"], "city_rule_dispute", ruling=ruling, opinion="市级督办裁定")
+
+
+@then(parsers.parse("{who}'s own figures for the week are"))
+def _own_week_figures(api, clock, who, datatable):
+    local = clock.now().astimezone(BEIJING).date()
+    monday = local - dt.timedelta(days=local.weekday())
+    me = api.get(who, "/api/v1/me")
+    assert me.status_code == 200, me.text
+    unit = me.json()["unit"]
+    response = api.get(who, f"/api/v1/units/{unit}/scorecard?from={monday}&to={monday + dt.timedelta(days=6)}")
+    assert response.status_code == 200, response.text
+    _check(response.json()["figures"], datatable)

@@ -84,6 +84,12 @@ def test_reference_diagram_compiles_cleanly(compile_one):
         "rule_responsibility",
         "review",
         "evaluate",
+        "city_dispatch",
+        "city_supervise",
+        "city_rule_dispute",
+    }
+    assert {diagrams.user_tasks[t].assignee for t in ("city_dispatch", "city_supervise", "city_rule_dispute")} == {
+        "city"
     }
     assert diagrams.user_tasks["review"].assignee == "owner"
     roles = diagrams.roles_of("frontline_disposal")
@@ -91,7 +97,7 @@ def test_reference_diagram_compiles_cleanly(compile_one):
     assert (roles.call_out_signal, roles.call_out_variable) == ("call_out", "called")
     assert (roles.report_in_task, roles.report_in_item) == ("report_in", "department")
     assert (roles.evaluation_task, roles.rating_field) == ("evaluate", "satisfaction")
-    assert roles.dispatch_tasks == {"dispatch", "supervise"}
+    assert roles.dispatch_tasks == {"dispatch", "supervise", "city_dispatch", "city_supervise"}
 
 
 # -- XML safety -----------------------------------------------------------------------------
