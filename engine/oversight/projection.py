@@ -81,13 +81,29 @@ def _add_counters(conn: Connection, district: str, increments: Iterable[Incremen
         conn.execute(_ADD_COUNTERS, rows)
 
 
+#: what the projection remembers of one case (built once: no statement is built per command)
+_CONTEXT = select(
+    OversightCase.district,
+    OversightCase.owner,
+    OversightCase.matter,
+    OversightCase.handled,
+    OversightCase.called,
+    OversightCase.stage,
+    OversightCase.dues,
+).where(OversightCase.case_id == bindparam("case_id"))
+
+
 def project(conn: Connection, changes: Sequence[Change]) -> None:
     """Fold the events of ``changes`` into the counters, in the same transaction (a projector)."""
     for change in changes:
         if not change.events:
             continue
-        known = conn.execute(select(OversightCase).where(OversightCase.case_id == change.case_id)).first()
-        if known is not None:
+        known = None
+        if change.read_version is not None:  # a new case has no context yet and no earlier events
+            known = conn.execute(_CONTEXT, {"case_id": change.case_id}).first()
+        if change.read_version is None:
+            ctx = CaseContext(change.values["district"])
+        elif known is not None:
             ctx = CaseContext(
                 known.district,
                 known.owner,
