@@ -211,6 +211,14 @@ def serve(
     host: Annotated[str | None, typer.Option()] = None,
     port: Annotated[int | None, typer.Option()] = None,
     database_url: DbOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (the timer loop runs once, in the parent process); "
+            "for PostgreSQL (SQLite has one writer at a time)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the REST API with the in-process timer loop (SQLite file by default).
 
@@ -234,6 +242,9 @@ def serve(
     if demo:
         count = _load_principals(govflow_app, pack_path / "policies" / "demo-principals.yaml")
         serve_log.info("demo principals: %d loaded (tokens in policies/demo-principals.yaml)", count)
+    if workers > 1:
+        _serve_workers(govflow_app, settings, workers, host=host or settings.host, port=port or settings.port)
+        return
     _freeze_heap()
     delivery = start_delivery(govflow_app, serving=True)  # the outbox: webhooks and plugin sinks
     serving.run(
@@ -241,6 +252,29 @@ def serve(
         create_app(govflow_app, max_request_bytes=settings.max_request_bytes),
         host=host or settings.host,
         port=port or settings.port,
+        timer_interval=settings.timer_interval_seconds,
+        graceful_timeout=settings.graceful_timeout_seconds,
+    )
+    delivery.stop()
+
+
+def _serve_workers(govflow_app, settings: Settings, workers: int, *, host: str, port: int) -> None:
+    """``serve --workers N``: N API processes on the port; timers and the outbox's delivery here, once."""
+    import tempfile
+
+    from govflow import serving
+
+    # the API processes read the same settings from the environment (spawned, they inherit it)
+    os.environ["GOVFLOW_DATABASE_URL"] = settings.database_url
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics adds up every process's counters
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="govflow-metrics-")
+    logging.getLogger("govflow.serve").info("%d API processes on %s:%d; the timer loop runs here", workers, host, port)
+    delivery = start_delivery(govflow_app, serving=True)
+    serving.run_workers(
+        govflow_app,
+        workers=workers,
+        host=host,
+        port=port,
         timer_interval=settings.timer_interval_seconds,
         graceful_timeout=settings.graceful_timeout_seconds,
     )

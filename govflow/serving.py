@@ -128,6 +128,71 @@ def run(
     log.info("govflow stopped")
 
 
+#: the ASGI factory each API process of ``govflow serve --workers N`` calls (uvicorn imports it)
+WORKER_APP = "govflow.serving:worker_app"
+HEALTHCHECK_SECONDS = 60
+
+
+def worker_app() -> Any:
+    """The API of one process of ``govflow serve --workers N``: the application built on the
+    settings' database (the parent already checked its schema, deployed the pack and loaded the
+    principals), without a timer loop or a delivery loop (the parent runs those, once)."""
+    from govflow.api.app import create_app
+    from govflow.cli import _build, _freeze_heap, _settings
+    from govflow.logs import configure
+
+    settings = _settings()
+    configure(settings.log_format)
+    asgi = create_app(_build(settings, say=log.info), max_request_bytes=settings.max_request_bytes)
+    _freeze_heap()
+    return asgi
+
+
+def run_workers(
+    app: App,
+    *,
+    workers: int,
+    host: str,
+    port: int,
+    timer_interval: float,
+    graceful_timeout: float,
+) -> None:
+    """Serve the API from ``workers`` processes sharing one listening socket (uvicorn's
+    supervisor, processes started with ``spawn``), with the timer loop in this parent process
+    only: one loop however many API processes. SIGTERM/SIGINT stops the API processes (each
+    finishes its requests in flight), then the timer loop. A process that dies is replaced."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from govflow.engine.cases.timers import TimerLoop
+
+    config = uvicorn.Config(
+        WORKER_APP,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(graceful_timeout)),
+        server_header=False,
+        # the supervisor replaces a process that does not answer its ping in time: starting one
+        # (imports, packs compiled) takes seconds, more on a loaded machine than uvicorn's default 5
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+    )
+    loop = TimerLoop(app.cases, timer_interval)
+    sock = config.bind_socket()
+    loop.start()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+        loop.stop()
+        loop.join(timeout=graceful_timeout)
+        log.info("timer loop stopped" if not loop.is_alive() else "timer loop still firing a batch; leaving it")
+    log.info("govflow stopped")
+
+
 def _ignore(signum: int, frame: Any) -> None:
     """Handled by uvicorn while it runs; afterwards nothing is left to do."""
 

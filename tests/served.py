@@ -28,7 +28,15 @@ def database_url(engine) -> str:
 class Served:
     """``with Served(url) as server: server.base`` — started from the checkout, stopped with SIGTERM."""
 
-    def __init__(self, database_url: str, *, env: dict[str, str] | None = None, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.args = args  # more options of `govflow serve` (e.g. --workers 2)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -47,7 +55,7 @@ class Served:
         # the log goes to a file: a pipe nobody reads fills up and blocks the server
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(self.port)],
+            [sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(self.port), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
