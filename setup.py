@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-REFERENCE_FILES = ("pack.yaml", "catalog.yaml", "boundaries.geojson")
+REFERENCE_FILES = ("pack.yaml", "catalog.yaml", "boundaries.geojson", "simulation.yaml")
 REFERENCE_FOLDERS = ("processes", "policies")
 TARGET = ("govflow", "reference")
 

@@ -29,7 +29,7 @@ PACKAGES = {"engine": "govflow.engine", "api": "govflow.api", "plugins": "govflo
 #: what the build reads besides the source folders
 BUILD_FILES = ("pyproject.toml", "README.md", "setup.py")
 #: the reference pack: the repository's top level, shipped as govflow/reference/ (setup.py)
-REFERENCE_FILES = ("pack.yaml", "catalog.yaml", "boundaries.geojson")
+REFERENCE_FILES = ("pack.yaml", "catalog.yaml", "boundaries.geojson", "simulation.yaml")
 REFERENCE_FOLDERS = ("processes", "policies")
 #: modules that only run inside a host: Alembic executes env.py itself
 NOT_IMPORTABLE_ALONE = {"govflow.engine.store.migrations.env"}

@@ -28,6 +28,7 @@ Merge rules (the child is the district pack):
                                (a domain pattern ``<base district>/…`` becomes ``<district>/…``)
 ``boundaries.geojson``,        district-bound: inherited only by a pack of the same district
 ``gazetteer.yaml``,
+``simulation.yaml``,
 ``policies/demo-principals``
 every other file               overridden by path (diagrams, decisions, the Casbin model)
 =============================  ==============================================================
@@ -64,7 +65,7 @@ CATALOG = "catalog.yaml"
 FORMS = "processes/forms.yaml"
 RESPONSIBILITY = "policies/responsibility.yaml"
 POLICY = "policies/policy.csv"
-DISTRICT_BOUND = ("boundaries.geojson", "gazetteer.yaml", "policies/demo-principals.yaml")
+DISTRICT_BOUND = ("boundaries.geojson", "gazetteer.yaml", "policies/demo-principals.yaml", "simulation.yaml")
 
 
 @dataclass(frozen=True)

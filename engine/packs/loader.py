@@ -45,6 +45,8 @@ from govflow.engine.model.lifecycle import Stage
 from govflow.engine.model.responsibility import ResponsibilityList, parse_responsibility
 from govflow.engine.packs.compose import BaseResolver, compose, parse_extends
 from govflow.engine.packs.sourcemap import Located, SourceMap, line_of_path, locate_yaml, with_path_line
+from govflow.engine.simulation.scenario import FILENAME as SCENARIO_FILE
+from govflow.engine.simulation.scenario import scenario_issues
 from govflow.engine.workflow.bpmn import CompiledDiagrams, compile_diagrams
 from govflow.engine.workflow.decisions import Decisions, compile_decisions
 from govflow.engine.workflow.runtime import Runtime
@@ -57,7 +59,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
 MANIFEST_FILE = "pack.yaml"
 #: the files at a pack's root; everything else of a pack lives in PACK_FOLDERS
-ROOT_FILES = (MANIFEST_FILE, "catalog.yaml", "boundaries.geojson", "gazetteer.yaml")
+ROOT_FILES = (MANIFEST_FILE, "catalog.yaml", "boundaries.geojson", "gazetteer.yaml", SCENARIO_FILE)
 PACK_FOLDERS = ("processes", "decisions", "policies", "dispatch")
 #: the files of dispatch/: the trained dispatch model and the examples it was trained on (plugin data)
 DISPATCH_FILES = ("dispatch/model.json", "dispatch/examples.yaml")
@@ -72,7 +74,7 @@ POLICY_FILES = (
 #: suffixes of pack content: such a file at a folder pack's root is refused as misplaced
 _ALLOWED_SUFFIXES = {".yaml", ".yml", ".bpmn", ".dmn", ".csv", ".conf", ".geojson", ".json", ".xml"}
 _LAYOUT = (
-    "a pack has pack.yaml, catalog.yaml, boundaries.geojson and gazetteer.yaml at its root, diagrams (*.bpmn), decision "
+    "a pack has pack.yaml, catalog.yaml, boundaries.geojson, gazetteer.yaml and simulation.yaml at its root, diagrams (*.bpmn), decision "
     "tables (*.dmn) and forms.yaml in processes/, decision tables (*.dmn) in decisions/, and model.conf, "
     "policy.csv, responsibility.yaml, demo-principals.yaml in policies/, and model.json and examples.yaml in dispatch/"
 )
@@ -678,6 +680,11 @@ def _compile(
         )
     elif diagrams is not None and manifest is not None:
         issues += diagrams.role_issues.get(manifest.process, [])
+
+    if SCENARIO_FILE in files and catalog is not None and not donor("catalog.yaml", SCENARIO_FILE, *diagram_files):
+        # the policy simulation's scenario (govflow simulate): its units, matters and steps must exist
+        steps = diagrams.user_tasks if diagrams is not None else None
+        issues += scenario_issues(files[SCENARIO_FILE], catalog, steps)
 
     if callable(services):
         services = services(manifest) if manifest is not None else {}

@@ -58,7 +58,7 @@ HOUR = dt.timedelta(hours=1)
 #: the worker's tick after a deadline (SpiffWorkflow fires a timer once its time has *passed*)
 TICK = dt.timedelta(seconds=1)
 #: the suffix of a unit's duty desk in the queues (the steps of ``capacity.duty_steps``)
-DUTY = " duty"
+DUTY = "/duty"
 
 
 class World(Protocol):

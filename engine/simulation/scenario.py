@@ -228,12 +228,17 @@ DEFAULTS: dict[str, Any] = {
 CC_CAPACITY = {"people": 3, "hours": "always"}
 
 
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` deep-merged onto ``base`` (mappings key by key; lists and scalars replaced)."""
+#: mixes (weights) replace the defaults' as a whole: naming one street means only that street
+REPLACED = {("matters",), ("streets",), ("arrivals", "channels"), ("residents", "ratings")}
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``over`` deep-merged onto ``base`` (mappings key by key; lists, scalars and mixes replaced)."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
+        here = (*path, str(key))
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and here not in REPLACED:
+            out[key] = merge(out[key], value, here)
         else:
             out[key] = value
     return out
