@@ -136,9 +136,9 @@ class CaseTask(Base):
     """An open user task of a case, mirrored for inbox queries (deleted when done)."""
 
     __tablename__ = "case_tasks"
-    __table_args__ = (
-        Index("ix_case_tasks_unit_role", "unit_code", "role"),
-        Index("ix_case_tasks_assignee", "assignee_user"),
+    __table_args__ = (  # each inbox in its order: filter and sort from one index (migration 0008)
+        Index("ix_case_tasks_unit_role_due", "unit_code", "role", "due_at", "created_at"),
+        Index("ix_case_tasks_assignee_due", "assignee_user", "due_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
