@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases.inbox import inbox_query
 from govflow.engine.cases.service import CaseService, parse_uuid
 from govflow.engine.model.lifecycle import CHINESE
-from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, PersonalDataAccess
+from govflow.engine.store.db import CaseEvent, CaseTask, PersonalDataAccess
 from govflow.engine.workflow.bpmn import files_defining
 
 
@@ -140,17 +141,7 @@ class CaseQueries:
 
     def inbox(self, principal: Principal, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         """Open tasks for the caller: their unit's tasks for their roles, and tasks assigned to them."""
-        conditions = [CaseTask.assignee_user == principal.id]
-        if principal.unit and principal.roles:
-            conditions.append(and_(CaseTask.unit_code == principal.unit, CaseTask.role.in_(principal.roles)))
-        query = (
-            select(CaseTask.__table__, CaseRow.status.label("case_status"), CaseRow.matter, CaseRow.owner_unit)
-            .join(CaseRow, CaseRow.id == CaseTask.case_id)
-            .where(or_(*conditions))
-            .order_by(CaseTask.due_at.is_(None), CaseTask.due_at, CaseTask.created_at)
-            .limit(limit)
-            .offset(offset)
-        )
+        query = inbox_query(principal, limit=limit, offset=offset)  # each part read in order from an index
         with self.db.connect() as conn:
             rows = conn.execute(query).all()
         return [
