@@ -1,0 +1,213 @@
+"""The policy simulator: scenario checks, arrivals, the run's figures against the rates API, history.
+
+Runs are small (a day of a few dozen reports in one street) on throw-away SQLite databases;
+features/simulation.feature drives the command line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from govflow.bootstrap import build
+from govflow.cli import app as cli
+from govflow.engine.model.clock import ManualClock
+from govflow.engine.simulation import report
+from govflow.engine.simulation.arrivals import generate
+from govflow.engine.simulation.history import history_defaults
+from govflow.engine.simulation.runner import Simulation
+from govflow.engine.simulation.scenario import merge, parse_scenario, read_scenario
+from govflow.settings import REFERENCE_PACK
+
+TZ = ZoneInfo("Asia/Shanghai")
+SMALL = {
+    "period": {"start": "2026-11-02", "days": 1, "drain_days": 2},
+    "arrivals": {"per_day": 16, "bursts": [], "unlocated": 0.1},
+    "matters": {"road.*": 1},
+    "streets": {"gulou.nanjie": 1},
+    "decisions": {"call_out": 0.5, "review_send_back": 0},
+    "residents": {"silent": 0.3, "delay": {"dist": "exponential", "mean": 60}},
+}
+
+
+def issues_of(raw, catalog, steps=None):
+    scenario, issues = parse_scenario(raw, catalog, steps=steps)
+    assert scenario is None
+    return [i.message for i in issues]
+
+
+def test_a_bad_scenario_is_refused_with_every_issue(reference_pack):
+    catalog = reference_pack.catalog
+    messages = issues_of(
+        {
+            "period": {"days": 3650},
+            "arrivals": {"per_day": -5, "channels": {"pigeon": 1}},
+            "matters": {"road.nothing": 2, "zzz.*": 1},
+            "streets": {"gulou.cgj": 1},
+            "capacity": {"units": {"gulou.nowhere": {"people": 2}, "gulou.dongjie": {"people": 0, "hours": "night"}}},
+            "handling": {"steps": {"sign_in": {"dist": "exponential", "mean": 3}, "handle": {"dist": "gamma"}}},
+            "departments": {"units": {"gulou.dongjie": {"reject": 1.5}}},
+            "residents": {"ratings": {"6": 1}},
+            "weather": {},
+        },
+        catalog,
+        steps=list(reference_pack.diagrams.user_tasks),
+    )
+    expected = [
+        "weather: unknown section",
+        "period.days: 3650 (about 10 years) is out of range: a simulation covers 1 to 366 days",
+        "arrivals.per_day: -5 is negative",
+        "arrivals.channels.pigeon: unknown channel",
+        "matters.road.nothing: unknown matter (not in catalog.yaml)",
+        "matters.zzz.*: the pattern matches no matter of the catalog",
+        "streets.gulou.cgj: unknown street (not in catalog.yaml)",
+        "capacity.units.gulou.nowhere: unknown unit (not in catalog.yaml of gulou)",
+        "capacity.units.gulou.dongjie.people: 0 is out of range: 1 to 1000 people",
+        "capacity.units.gulou.dongjie.hours: one of working, always, not 'night'",
+        "handling.steps.sign_in: unknown step: no user task of the diagrams has this id",
+        "handling.steps.handle: must be a distribution of minutes",
+        "departments.units.gulou.dongjie: not a department of catalog.yaml (gulou)",
+        "residents.ratings.6: a score is 1 to 5",
+    ]
+    for prefix in expected:
+        assert any(m.startswith(prefix) for m in messages), (prefix, messages)
+
+
+def test_issues_carry_the_line_of_their_key(reference_pack):
+    text = "period:\n  start: 2026-11-02\n  days: 2\narrivals:\n  per_day: 10\n  unlocated: -0.5\n"
+    data, lines, _ = read_scenario(text, "what-if.yaml")
+    _, issues = parse_scenario(data, reference_pack.catalog, lines=lines, filename="what-if.yaml")
+    assert [str(i) for i in issues] == ["what-if.yaml:6: arrivals.unlocated: must be a share from 0 to 1, not -0.5"]
+
+
+def test_arrivals_follow_the_scenario_and_the_seed(reference_pack):
+    raw = merge(
+        SMALL,
+        {
+            "period": {"days": 3},
+            "arrivals": {
+                "per_day": 200,
+                "bursts": [{"name": "storm", "day": 2, "factor": 5, "matters": ["water.waterlogging"]}],
+            },
+            "matters": {"road.*": 1, "water.waterlogging": 1},
+        },
+    )
+    scenario, issues = parse_scenario(raw, reference_pack.catalog)
+    assert scenario is not None, issues
+    first, again, other = generate(scenario, TZ, 7), generate(scenario, TZ, 7), generate(scenario, TZ, 8)
+    assert first == again and first != other
+    by_day = {d: [a for a in first if a.at.astimezone(TZ).day == d] for d in (2, 3, 4)}
+    storm = sum(a.matter == "water.waterlogging" for a in by_day[3])
+    calm = sum(a.matter == "water.waterlogging" for a in by_day[2])
+    assert storm > 3 * calm > 0  # five times the waterlogging on the storm day
+    assert {a.street for a in first} == {"gulou.nanjie"}
+    assert all(first[i].at <= first[i + 1].at for i in range(len(first) - 1))
+    assert 0 < sum(not a.located for a in first) < len(first) * 0.2
+
+
+@pytest.fixture
+def world_factory(tmp_path, sqlite_template):
+    worlds = []
+
+    def make(clock):
+        path = tmp_path / f"world{len(worlds)}.sqlite3"
+        shutil.copy(sqlite_template, path)
+        world = build(f"sqlite:///{path}", clock=clock)
+        worlds.append(world)
+        return world
+
+    yield make
+    for world in worlds:
+        world.db.dispose()
+
+
+@pytest.fixture
+def finished(world_factory, reference_files):
+    """One small run of the reference pack (call-outs, silent residents, unlocated reports)."""
+    clock = ManualClock()
+    world = world_factory(clock)
+    pack = world.packs.compile(reference_files)
+    scenario, issues = parse_scenario(SMALL, pack.catalog, steps=list(pack.diagrams.user_tasks))
+    assert scenario is not None, issues
+    simulation = Simulation(world, clock, pack, scenario, seed=3)
+    simulation.prepare()
+    simulation.run()
+    return simulation
+
+
+def test_the_figures_are_the_rates_api_s_own(finished):
+    """The report folds the simulated record; the rates API reads the projection kept by the commands."""
+    figures = report.figures(finished, "reference")
+    assert figures.reported == len(finished.arrivals) > 5 and not figures.refused
+    principal = finished.principals["gulou.cc"]
+    answer = finished.world.oversight.rates(principal, level="district", start="2026-11-01", end="2026-11-30")
+    [row] = answer["rows"]
+    for name, value in figures.district.items():
+        expected = row[name]
+        assert value == (None if expected is None else round(expected, 4)), name
+    assert figures.district["completion_rate"] is not None
+    events = [(k, n) for k, n in figures.escalations.items()]
+    assert sum(n for _, n in events) == figures.district["escalated_count"]
+    steps = {step for step, _, _ in figures.steps}
+    assert {"sign_for", "handle", "review"} <= steps
+    assert figures.units["gulou.nanjie"]["completion_rate"] is not None
+    called = [c for c in finished.cases.values() if c.called]
+    assert called, "half the cases call a department out"
+
+
+def test_history_gives_the_defaults_of_a_district(finished):
+    raw = history_defaults(finished.world.db, "gulou", TZ)
+    assert set(raw["streets"]) == {"gulou.nanjie"} and sum(raw["streets"].values()) <= finished.tally.reported
+    assert set(raw["matters"]) <= {m for m in finished.pack.catalog.matters if m.startswith("road.")}
+    assert raw["arrivals"]["per_day"] > 0 and sum(raw["arrivals"]["hour_of_day"]) == finished.tally.reported
+    assert "handle" in raw["handling"]["steps"] and raw["handling"]["steps"]["handle"]["dist"] == "lognormal"
+    assert raw["residents"]["ratings"]
+    scenario, issues = parse_scenario({}, finished.pack.catalog, defaults=raw)
+    assert scenario is not None, issues
+    assert dict(scenario.streets) == {k: float(v) for k, v in raw["streets"].items()}
+
+
+def test_an_interrupted_run_says_how_far_it_got(tmp_path, monkeypatch):
+    calls = []
+    original = Simulation._happen
+
+    def interrupt(self, action):
+        calls.append(action)
+        if len(calls) == 40:
+            raise KeyboardInterrupt
+        original(self, action)
+
+    monkeypatch.setattr(Simulation, "_happen", interrupt)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("period: {days: 2}\narrivals: {per_day: 30}\nstreets: {gulou.dongjie: 1}\n", "utf-8")
+    result = CliRunner().invoke(cli, ["simulate", "--scenario", str(scenario), "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 130
+    assert result.stderr.strip().startswith("interrupted at simulated 2026-11-02 ")
+    assert "(day 1 of 12)" in result.stderr and "reports made" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_the_command_line_refuses_a_bad_option(tmp_path):
+    result = CliRunner().invoke(cli, ["simulate", "--days", "3650", "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "refused: --days/--per-day: --days: 3650 (about 10 years) is out of range: a simulation covers 1 to 366 days"
+    )
+    database = f"sqlite:///{tmp_path / 'deployed.sqlite3'}"
+    missing = CliRunner().invoke(
+        cli, ["simulate", "--compare", "9.9.9", "--database-url", database, "--html", str(tmp_path / "r.html")]
+    )
+    assert missing.exit_code == 1 and "--compare 9.9.9" in missing.stderr
+
+
+def test_the_reference_scenario_is_valid_and_gulou_scale(reference_pack):
+    text = (REFERENCE_PACK / "simulation.yaml").read_bytes()
+    data, _lines, issues = read_scenario(text)
+    scenario, issues = parse_scenario(data, reference_pack.catalog, steps=list(reference_pack.diagrams.user_tasks))
+    assert scenario is not None, issues
+    assert (scenario.days, scenario.per_day) == (30, 1000)
+    assert scenario.start == dt.date(2026, 11, 2) and scenario.bursts[0].name == "storm"
