@@ -236,3 +236,29 @@ def test_a_runtime_failure_names_the_element(clock):
     with pytest.raises(DiagramFailed, match=r"at run: .*no_such_function") as caught:
         runtime.start("scripted", {}, clock)
     assert caught.value.context == {"element": "run"}
+
+
+def test_long_running_diagram_code_yields_the_interpreter_and_short_code_never_does(clock, monkeypatch):
+    """Past YIELD_AFTER, diagram code sleeps (GIL released) most of the time, so the other requests
+    of the API process are served meanwhile (bench/bench_hostile.py measures the effect)."""
+    naps: list[tuple[float, float]] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        naps.append((time.monotonic(), seconds))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(sandbox.time, "sleep", sleep)
+    old = sandbox.set_limits(Limits(steps=10**6, seconds=0.5, memory=2**30))
+    try:
+        short = Runtime(unvalidated(script_process("t = sum([a * a for a in range(999)])"), "scripted"))
+        assert short.start("scripted", {}, clock).completed and naps == []
+        slow = Runtime(unvalidated(script_process("t = len([a for a in range(999) for b in range(999)])"), "scripted"))
+        started = time.monotonic()
+        with pytest.raises(LimitExceeded, match=r"longer than the 0\.5 s"):
+            slow.start("scripted", {}, clock)
+    finally:
+        sandbox.set_limits(old)
+    assert naps and naps[0][0] - started >= sandbox.YIELD_AFTER
+    asleep = sum(seconds for _, seconds in naps)
+    assert asleep >= 0.5 * (0.5 - sandbox.YIELD_AFTER), f"slept {asleep:.3f} s of 0.5 s"
