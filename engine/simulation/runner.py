@@ -123,6 +123,10 @@ class Tally:
     arrivals_by_hour: list[int] = field(default_factory=lambda: [0] * 24)
     arrivals_by_day_hour: dict[str, int] = field(default_factory=dict)
     clock: dt.datetime | None = None
+    #: wall seconds inside the engine's commands and timer worker, and reading cases back
+    #: (for the benchmark: what the command path costs against the simulator's own work)
+    engine_seconds: float = 0.0
+    read_seconds: float = 0.0
 
 
 class Progress(Protocol):
@@ -248,8 +252,10 @@ class Simulation:
         self.clock.set(due)
         self.tally.clock = due
         batch = 500
+        started = time.perf_counter()
         while fire_due(self.world.cases, batch=batch).due >= batch:
             pass
+        self.tally.engine_seconds += time.perf_counter() - started
         self.tally.timer_ticks += 1
         moved = []
         while self.timers and self.timers[0][0] < due:
@@ -264,6 +270,7 @@ class Simulation:
     def _refresh(self, n: int) -> None:
         """Learn the case's open tasks and next deadline after a command or a timer."""
         case = self.cases[n]
+        started = time.perf_counter()
         with self.world.db.connect() as conn:
             rows = conn.execute(
                 select(CaseTask.id, CaseTask.name, CaseTask.action, CaseTask.unit_code, CaseTask.assignee_user).where(
@@ -271,6 +278,7 @@ class Simulation:
                 )
             ).all()
             case.next_due = conn.execute(select(CaseRow.next_due).where(CaseRow.id == case.id)).scalar()
+        self.tally.read_seconds += time.perf_counter() - started
         if case.next_due is not None:
             case.next_due = case.next_due if case.next_due.tzinfo else case.next_due.replace(tzinfo=dt.UTC)
             heapq.heappush(self.timers, (case.next_due, n))
@@ -384,11 +392,14 @@ class Simulation:
         self.tally.arrivals_by_hour[local.hour] += 1
         key = local.strftime("%Y-%m-%d %H:00")
         self.tally.arrivals_by_day_hour[key] = self.tally.arrivals_by_day_hour.get(key, 0) + 1
+        started = time.perf_counter()
         try:
             outcome = self.world.cases.report(self.principals[RESIDENT], new)
         except GovflowError as exc:
             self._refused("report", exc)
             return
+        finally:
+            self.tally.engine_seconds += time.perf_counter() - started
         self.tally.reported += 1
         self.tally.commands += 1
         case.id = outcome.case_id
@@ -404,12 +415,15 @@ class Simulation:
             self.principals[RESIDENT] if task.user else self.principals[task.unit or self.catalog.command_centre]
         )
         data = self._form(case, task)
+        started = time.perf_counter()
         try:
             self.world.cases.complete_task(principal, str(task.id), data)
         except GovflowError as exc:
             self._refused(task.action, exc)
         else:
             self.tally.commands += 1
+        finally:
+            self.tally.engine_seconds += time.perf_counter() - started
         self._refresh(task.case)
 
     def _call_out(self, case: Case, task: Task) -> bool:
@@ -419,6 +433,7 @@ class Simulation:
         departments = [found.main]
         if found.cooperating and self._rng(task, "cooperating").random() < self.scenario.decisions["cooperating"]:
             departments.append(found.cooperating[0])
+        started = time.perf_counter()
         try:
             self.world.callouts.call_out(
                 self.principals[task.unit or ""], str(case.id), CallOut(departments, "需要职能部门协同处置（模拟）")
@@ -426,6 +441,8 @@ class Simulation:
         except GovflowError as exc:
             self._refused("call_out", exc)
             return False
+        finally:
+            self.tally.engine_seconds += time.perf_counter() - started
         self.tally.commands += 1
         case.called = departments
         self._refresh(task.case)

@@ -183,6 +183,12 @@ class Scenario:
         raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in self.raw.items()}
         if days is not None:
             raw["period"] = {**raw.get("period", {}), "days": days}
+            bursts = (raw.get("arrivals") or {}).get("bursts")
+            if isinstance(bursts, list):  # a shorter period drops the bursts after its end
+                kept = [
+                    b for b in bursts if not isinstance(b, Mapping) or not _is_number(b.get("day")) or b["day"] <= days
+                ]
+                raw["arrivals"] = {**raw["arrivals"], "bursts": kept}
         if per_day is not None:
             raw["arrivals"] = {**raw.get("arrivals", {}), "per_day": per_day}
         return raw
