@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from govflow.bootstrap import App
 from govflow.engine.model.clock import Clock
-from govflow.engine.store.db import CaseRow, CaseTask, Incident
+from govflow.engine.oversight.rates import overdue_open_tasks
+from govflow.engine.store.db import CaseRow, Incident
 
 TIMER_ACTOR = "system.timer"
 
@@ -102,8 +103,8 @@ class _DatabaseCollector(Collector):
             query = select(CaseRow.status, func.count()).where(CaseRow.closed_at.is_(None)).group_by(CaseRow.status)
             for stage, count in conn.execute(query):
                 open_cases.add_metric([stage], count)
-            late = select(func.count()).select_from(CaseTask).where(CaseTask.due_at < self.clock.now())
-            overdue.add_metric([], conn.execute(late).scalar_one())
+            # tasks whose deadline fired keep the due time they opened with (on the record)
+            overdue.add_metric([], len(overdue_open_tasks(self.db, self.clock.now())))
             failing = select(Incident.district, func.count()).where(Incident.status == "open")
             for district, count in conn.execute(failing.group_by(Incident.district)):
                 incidents.add_metric([district], count)

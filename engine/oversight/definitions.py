@@ -243,13 +243,24 @@ FOLDED_PREFIXES = ("deadline.", "callout.")
 
 def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[Increment]]:
     """The counter increments one event makes, and the case context after it. Pure."""
-    kind, data, at = event["kind"], event.get("data") or {}, _instant(event["at"])
+    kind, data = event["kind"], event.get("data") or {}
+    if kind == "task.opened":  # remembered, never counted (no time needed: the commonest kind goes fast)
+        task, unit, due = data.get("task") or "", data.get("unit") or "", data.get("due_at")
+        dues = tuple(d for d in ctx.dues if (d[0], d[1]) != (task, unit)) if ctx.dues else ()
+        return ctx._replace(dues=(*dues, (task, unit, due)) if isinstance(due, str) and due else dues), []
+    if kind == "task.cancelled":
+        if ctx.dues:
+            ctx = ctx._replace(dues=tuple(d for d in ctx.dues if d[0] != data.get("task")))
+        return ctx, []
+    at = _instant(event["at"])
     assert at is not None
     out = _Out(ctx)
-    day = local_day(at)
+    day = ""  # the event's local day, computed once something is counted on it
 
     def add(metric: str, unit: str | None, value: int = 1) -> None:
+        nonlocal day
         if value:
+            day = day or local_day(at)
             out.increments.append(Increment(day, unit or "", out.ctx.matter or "", metric, value))
 
     def move(owner: str | None, stage: str | None) -> None:
@@ -285,13 +296,6 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
             add("called", out.ctx.owner)
         for department in data.get("departments") or []:
             add("callouts", department.get("unit"))
-    elif kind == "task.opened":
-        task, unit, due = data.get("task") or "", data.get("unit") or "", data.get("due_at")
-        dues = tuple(d for d in out.ctx.dues if (d[0], d[1]) != (task, unit))
-        out.ctx = out.ctx._replace(dues=(*dues, (task, unit, due)) if isinstance(due, str) and due else dues)
-    elif kind == "task.cancelled":
-        if out.ctx.dues:
-            out.ctx = out.ctx._replace(dues=tuple(d for d in out.ctx.dues if d[0] != data.get("task")))
     elif kind == "task.completed":
         key = (data.get("task") or "", data.get("unit") or "")
         opened_due = next((d[2] for d in out.ctx.dues if (d[0], d[1]) == key), None)

@@ -313,47 +313,6 @@ class Oversight:
             ],
         }
 
-    def _overdue_tasks(self, unit: str, now: dt.datetime) -> list[tuple[Any, dt.datetime]]:
-        """The unit's open tasks past their due time, most overdue first.
-
-        A task whose deadline timer has fired no longer has a pending due time on its row; its
-        due time is the one recorded when it opened (``task.opened``), so it stays on the list
-        until it is done."""
-        query = (
-            select(
-                CaseTask.case_id,
-                CaseTask.name,
-                CaseTask.stage,
-                CaseTask.due_at,
-                CaseTask.created_at,
-                CaseRow.matter,
-                CaseRow.status,
-            )
-            .join(CaseRow, CaseRow.id == CaseTask.case_id)
-            .where(CaseTask.unit_code == unit, or_(CaseTask.due_at < now, CaseTask.due_at.is_(None)))
-        )
-        with self.db.connect() as conn:
-            rows = conn.execute(query).all()
-            fired = {r.case_id for r in rows if r.due_at is None}
-            opened: dict[tuple[Any, str, dt.datetime], dt.datetime] = {}
-            for start in range(0, len(fired), 500):
-                chunk = sorted(fired, key=str)[start : start + 500]
-                for event in conn.execute(
-                    select(CaseEvent.case_id, CaseEvent.at, CaseEvent.data).where(
-                        CaseEvent.case_id.in_(chunk), CaseEvent.kind == "task.opened"
-                    )
-                ):
-                    data = event.data or {}
-                    due = _instant(data.get("due_at"))
-                    if due is not None and data.get("unit") == unit:
-                        opened[(event.case_id, str(data.get("task")), event.at)] = due
-        out = []
-        for r in rows:
-            due = r.due_at if r.due_at is not None else opened.get((r.case_id, r.name, r.created_at))
-            if due is not None and due < now:
-                out.append((r, due))
-        return sorted(out, key=lambda pair: (pair[1], str(pair[0].case_id)))
-
     def scorecard(
         self, principal: Principal, unit: str, *, start: str | None = None, end: str | None = None, worst: int = 10
     ) -> dict[str, Any]:
@@ -371,7 +330,7 @@ class Oversight:
         level = "department" if catalog.units[unit].kind == "department" else "street"
         counters = self._counters(catalog.district, window, "unit").get(unit, {})
         now = self.clock.now()
-        overdue = self._overdue_tasks(unit, now)[: max(1, min(worst, 50))]
+        overdue = overdue_open_tasks(self.db, now, unit)[: max(1, min(worst, 50))]
         return {
             "unit": unit,
             "name": catalog.units[unit].name,
@@ -514,8 +473,52 @@ class Oversight:
         return {"campaign": str(campaign_id), "warning": str(wid), "linked": linked}
 
 
+def overdue_open_tasks(db: Engine, now: dt.datetime, unit: str | None = None) -> list[tuple[Any, dt.datetime]]:
+    """Open tasks past their due time (of one unit, or all), most overdue first, with that due time.
+
+    A task whose deadline timer has fired no longer has a pending due time on its row; its due
+    time is the one recorded when it opened (``task.opened``), so it stays on the list until it
+    is done."""
+    query = (
+        select(
+            CaseTask.case_id,
+            CaseTask.name,
+            CaseTask.stage,
+            CaseTask.unit_code,
+            CaseTask.due_at,
+            CaseTask.created_at,
+            CaseRow.matter,
+            CaseRow.status,
+        )
+        .join(CaseRow, CaseRow.id == CaseTask.case_id)
+        .where(or_(CaseTask.due_at < now, CaseTask.due_at.is_(None)))
+    )
+    if unit is not None:
+        query = query.where(CaseTask.unit_code == unit)
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+        fired = sorted({r.case_id for r in rows if r.due_at is None}, key=str)
+        opened: dict[tuple[Any, str, str, dt.datetime], dt.datetime] = {}
+        for start in range(0, len(fired), 500):
+            for event in conn.execute(
+                select(CaseEvent.case_id, CaseEvent.at, CaseEvent.data).where(
+                    CaseEvent.case_id.in_(fired[start : start + 500]), CaseEvent.kind == "task.opened"
+                )
+            ):
+                data = event.data or {}
+                due = _instant(data.get("due_at"))
+                if due is not None:
+                    opened[(event.case_id, str(data.get("task")), str(data.get("unit")), event.at)] = due
+    out = []
+    for r in rows:
+        due = r.due_at if r.due_at is not None else opened.get((r.case_id, r.name, str(r.unit_code), r.created_at))
+        if due is not None and due < now:
+            out.append((r, due))
+    return sorted(out, key=lambda pair: (pair[1], str(pair[0].case_id)))
+
+
 def _window_out(window: Window) -> dict[str, str]:
     return {"from": window.first.isoformat(), "to": window.last.isoformat()}
 
 
-__all__ = ["LEVELS", "Oversight", "Window"]
+__all__ = ["LEVELS", "Oversight", "Window", "overdue_open_tasks"]
