@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from govflow.engine.model.errors import (
 from govflow.engine.model.limits import (
     CHANNELS,
     DESCRIPTION_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
     LAT_MAX,
     LAT_MIN,
     LNG_MAX,
@@ -223,6 +226,11 @@ class CaseService:
         """
         check_new_case(new, channels=CHANNELS + SYSTEM_CHANNELS if system else CHANNELS)
         if idempotency_key is not None:
+            if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or not re.match(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
+                raise InvalidInput(
+                    "the Idempotency-Key must be 1-128 visible ASCII characters",
+                    errors=[{"loc": ["header", "idempotency-key"], "msg": "1-128 visible ASCII characters"}],
+                )
             replay = self._replay(principal, idempotency_key, new)
             if replay is not None:
                 return replay
