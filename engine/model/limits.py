@@ -45,6 +45,10 @@ FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\u
 DATA_DEPTH_MAX = 16
 #: the largest integer magnitude in free-form data (what every JSON reader keeps exact)
 INTEGER_MAX = 2**53
+#: an Idempotency-Key (reports): 1-128 visible ASCII characters; the engine checks it for every
+#: caller of ``CaseService.report``, the API's header declares the same bounds
+IDEMPOTENCY_KEY_MAX = 128
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"
 
 
 def forbidden_character(text: str) -> str | None:

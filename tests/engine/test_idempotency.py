@@ -116,3 +116,17 @@ def test_the_api_answers_a_reused_key_with_a_problem(api):
         "Idempotency key reused",
         "this Idempotency-Key was used for a different report",
     )
+
+
+@pytest.mark.parametrize("key", ["", "x" * 129, "with space", "中文", "tab\tkey", "nul\x00"])
+def test_the_engine_refuses_a_malformed_key_from_any_caller(govflow, principals, key):
+    """The API's header states the bounds; the engine checks them for every caller of report()
+    (a plugin, a worker, another door), so no key the API would refuse is ever stored."""
+    from govflow.engine.model.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        govflow.cases.report(principals["hotline12345"], REPORT, idempotency_key=key)
+    assert refused.value.errors == [{"loc": ["header", "idempotency-key"], "msg": "1-128 visible ASCII characters"}]
+    with govflow.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CaseRow)).scalar_one() == 0
+    assert govflow.cases.report(principals["hotline12345"], REPORT, idempotency_key="x" * 128).replayed is False
