@@ -48,3 +48,9 @@ Feature: Hardening: nothing a pack, a request or a principal change does can han
     Then every other case's reminder fired exactly once
     And district.supervisor lists 2 open incidents naming those cases
     And the broken cases kept their last good state
+
+  Scenario: A restart keeps the version an operator activated
+    When district.supervisor deploys and activates Gulou version "1.1.0" through the API
+    And "govflow serve" restarts on the same database with the reference pack folder
+    Then the server says "gulou runs reference 1.1.0 (active version kept)"
+    And the restarted server runs "reference 1.1.0" for district "gulou"

@@ -325,3 +325,37 @@ def _kept(govflow, ctx):
             row = conn.execute(select(CaseRow.state, CaseRow.status).where(CaseRow.id == uuid.UUID(case))).one()
             assert row.state == ctx["broken_states"][case]  # untouched: nothing was written over it
             assert row.status == "dispatched"
+
+
+# -- a restart ---------------------------------------------------------------------------------------
+@when(parsers.parse('{who} deploys and activates Gulou version "{version}" through the API'), target_fixture="ctx")
+def _deploy_and_activate(api, who, version):
+    upload = api.client.post(
+        "/api/v1/packs",
+        content=files_to_zip({"pack.yaml": manifest(name="reference", version=version, extends="reference@1.0.0")}),
+        headers=api.headers(who, **{"Content-Type": "application/zip"}),
+    )
+    assert upload.status_code == 201, upload.text
+    activated = api.post(who, f"/api/v1/packs/reference/{version}/activate")
+    assert activated.status_code == 200, activated.text
+    return {}
+
+
+@when('"govflow serve" restarts on the same database with the reference pack folder')
+def _restart(ctx, database):
+    from tests.live_server import serve
+
+    with serve(_database_url(database), "--pack", str(REFERENCE_PACK)) as live:
+        ctx["packs"] = live.client.get("/api/v1/packs", headers={"Authorization": "Bearer demo-district"}).json()
+        ctx["log"] = live.log()
+
+
+@then(parsers.parse('the server says "{words}"'))
+def _server_says(ctx, words):
+    assert words in ctx["log"], ctx["log"]
+
+
+@then(parsers.parse('the restarted server runs "{name} {version}" for district "{district}"'))
+def _runs(ctx, name, version, district):
+    active = [(p["name"], p["version"]) for p in ctx["packs"] if p["district"] == district and p["active"]]
+    assert active == [(name, version)], ctx["packs"]
