@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from govflow.engine.cases import incidents
 from govflow.engine.cases.timers import fire_due
@@ -147,3 +148,35 @@ def test_a_loop_after_the_last_task_is_a_409_and_the_case_is_not_evaluated(govfl
     assert (after.version, after.status, after.closed_at) == (before.version, before.status, None)
     assert after.status != "evaluated"
     assert task(api, "citizen.zhang", case, "evaluate")["id"] == evaluate["id"]  # still open, nothing written
+
+
+ROUTE = "<bpmn:conditionExpression>owner_unit is not None</bpmn:conditionExpression>"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "no_such_function(owner_unit)",  # a name the sandbox does not provide
+        "('{0.__class__}' + owner_unit).format(1) != ''",  # a refused str.format
+        "1 / (len(owner_unit) - len(owner_unit)) &gt; 0",  # ZeroDivisionError
+        "{}[owner_unit] is None",  # KeyError
+        "int(owner_unit) &gt; 0",  # ValueError
+        "10 ** (len(owner_unit) ** 4) &gt; 0",  # a huge power from the case's data: a limit
+        "len(owner_unit * 10 ** 8) &gt; 0",  # a huge repetition from the case's data: a limit
+    ],
+)
+def test_every_runtime_failure_in_a_users_command_is_a_409_naming_the_element(govflow, api, reference_files, condition):
+    """Runtime failures in diagram code, as a class: a 409 problem naming the element, nothing written."""
+    hostile = f"<bpmn:conditionExpression>{condition}</bpmn:conditionExpression>"
+    deploy_diagram(govflow, "1.0.1", replace_once(reference_files[DIAGRAM].decode(), ROUTE, hostile))
+    govflow.packs.activate("reference", "1.0.1")
+    with govflow.db.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(CaseRow)).scalar_one()
+    response = api.report("citizen.zhang", **CASE)
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["type"] == "urn:govflow:problem:diagram-failed", body
+    assert body["context"]["element"] == "route_gw", body  # the gateway whose condition failed
+    with govflow.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CaseRow)).scalar_one() == before
