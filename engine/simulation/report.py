@@ -221,6 +221,8 @@ def compare(runs_a: Sequence[Figures], runs_b: Sequence[Figures]) -> Comparison:
             continue
         a = [f[key] for f in flat_a]
         b = [f[key] for f in flat_b]
+        if not any(a) and not any(b):
+            continue  # nothing happened there in either version (an idle duty desk, a unit without tasks)
         rows.append((key, interval(a), interval(b), interval([y - x for x, y in zip(a, b, strict=True)])))
     return Comparison(runs_a[0].label, runs_b[0].label, [r.seed for r in runs_a], rows)
 

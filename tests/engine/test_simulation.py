@@ -211,3 +211,39 @@ def test_the_reference_scenario_is_valid_and_gulou_scale(reference_pack):
     assert scenario is not None, issues
     assert (scenario.days, scenario.per_day) == (30, 1000)
     assert scenario.start == dt.date(2026, 11, 2) and scenario.bursts[0].name == "storm"
+
+
+def test_from_history_starts_from_the_district_s_record(finished, tmp_path):
+    """`--from-history` reads the database named; the scenario file's values stand over the history's."""
+    history = finished.world.db.url.render_as_string(hide_password=False)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("period: {start: 2026-12-07, days: 1, drain_days: 1}\n", "utf-8")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            "--from-history",
+            "--database-url",
+            history,
+            "--scenario",
+            str(scenario),
+            "--html",
+            str(tmp_path / "r.html"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2026-12-07 + 1 days" in result.stdout
+    queues = [
+        line.split()[0] for line in result.stdout.split("mean queue")[1].splitlines()[1:] if line.startswith("  gulou.")
+    ]
+    assert {q.split("/")[0] for q in queues} <= {"gulou.nanjie", "gulou.cc"}  # the history's one street
+
+
+def test_from_history_without_history_is_refused(tmp_path, sqlite_template):
+    empty = tmp_path / "empty.sqlite3"
+    shutil.copy(sqlite_template, empty)
+    result = CliRunner().invoke(
+        cli, ["simulate", "--from-history", "--database-url", f"sqlite:///{empty}", "--html", str(tmp_path / "r.html")]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "refused: district 'gulou' has no case in this database: no history to start from"
