@@ -134,6 +134,8 @@ def fire_due(service: CaseService, *, batch: int = 200) -> TickReport:
             else:
                 report.fired += 1
             applied += changes
+    for change in applied:
+        change.keep_workflow()
     uow.notify([e for change in applied for e in change.events])
     return report
 

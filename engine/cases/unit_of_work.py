@@ -110,6 +110,15 @@ class Change:
     #: the case row as the command read it (None for a new case): projectors take the case's
     #: district, owner and reporter from it (with ``values``) instead of reading them back
     case_row: Any = None
+    #: (runtime, workflow) the command ran, kept in the process's cache once committed
+    #: (:class:`~govflow.engine.workflow.runtime.WorkflowCache`); None: nothing to keep
+    workflow: Any = None
+
+    def keep_workflow(self) -> None:
+        """After the commit: the workflow as this change's version (the next command may run on it)."""
+        if self.workflow is not None and self.outcome is not None and "state" in self.values:
+            runtime, workflow = self.workflow
+            runtime.keep(self.case_id, self.outcome.version, self.values["state"], workflow)
 
     def write_row(self, conn: Connection) -> None:
         """The version-checked write of the case row (or its insert, for a new case)."""
@@ -255,6 +264,7 @@ class UnitOfWork:
         with self.db.begin() as conn:
             change.apply(conn)
             self.project(conn, [change])
+        change.keep_workflow()
         self.notify(change.events)
         assert change.outcome is not None
         return change.outcome
@@ -467,6 +477,8 @@ def plan(
         list(extra),
         Outcome(case.id, status, case.version + 1, rows),
         case_row=case,
+        # a workflow that moves to another pack version is restored with that version's specs next time
+        workflow=(pack.runtime, workflow) if pack is snapshot.pack else None,
     )
 
 
