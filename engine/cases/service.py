@@ -385,7 +385,16 @@ class CaseService:
                 "created_at": now,
             }
             extra.append((IdempotencyKey.__table__, [key_row]))
-        return Change(case_id, None, row, rows, tasks, extra=extra, outcome=Outcome(case_id, status, 1, rows))
+        return Change(
+            case_id,
+            None,
+            row,
+            rows,
+            tasks,
+            extra=extra,
+            outcome=Outcome(case_id, status, 1, rows),
+            workflow=(runtime, workflow),
+        )
 
     def _replay(self, principal: Principal, key: str, new: NewCase) -> Outcome | None:
         with self.db.connect() as conn:
@@ -440,7 +449,7 @@ class CaseService:
             raise ConcurrentUpdate(f"the case is at version {case.version}, not {expected_version}", case=str(case.id))
         runtime = pack.runtime
         roles = pack.diagrams.roles_of(case.process_id)
-        workflow = runtime.load(case.state, case.process_id)
+        workflow = runtime.load_case(case)
         spiff_task = runtime.find_task(workflow, str(task.id))
         element = runtime.element_of(spiff_task)
         info = pack.diagrams.user_tasks[element]
@@ -590,7 +599,7 @@ class CaseService:
                 raise InvalidTransition("the case is already closed", case=case_id)
             runtime = pack.runtime
             roles = pack.diagrams.roles_of(case.process_id)
-            workflow = runtime.load(case.state, case.process_id)
+            workflow = runtime.load_case(case)
             records: list[Record] = []
             try:
                 runtime.send_signal(workflow, roles.withdrawal_signal, {"reason": reason}, self.clock, records)
@@ -638,7 +647,7 @@ class CaseService:
         """
         case, pack = snapshot.row, snapshot.pack
         runtime = pack.runtime
-        workflow = runtime.load(case.state, case.process_id)
+        workflow = runtime.load_case(case)
         waited_for = runtime.next_due(workflow)
         records: list[Record] = []
         runtime.advance(workflow, self.clock, records)
