@@ -216,12 +216,17 @@ def _instant(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, str) and value:
-        try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return _parse_instant(value)
     return None
+
+
+@lru_cache(maxsize=4096)  # the events of one command share their instant: parsed once
+def _parse_instant(value: str) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 #: the only event kinds :func:`fold` reads (a full recomputation reads no others); any kind
@@ -252,6 +257,19 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
         if ctx.dues:
             ctx = ctx._replace(dues=tuple(d for d in ctx.dues if d[0] != data.get("task")))
         return ctx, []
+    if kind == "case.stage":  # the board's move, and the first time the case is being handled
+        stage, moves = data.get("stage"), []
+        if isinstance(stage, str) and stage and stage != ctx.stage:
+            if ctx.stage is not None:
+                moves.append(Increment(BOARD_DAY, ctx.owner or "", "", BOARD_PREFIX + ctx.stage, -1))
+            moves.append(Increment(BOARD_DAY, ctx.owner or "", "", BOARD_PREFIX + stage, 1))
+            ctx = ctx._replace(stage=stage)
+        if stage == "handling" and not ctx.handled:
+            ctx = ctx._replace(handled=True)
+            at = _instant(event["at"])
+            assert at is not None
+            moves.append(Increment(local_day(at), ctx.owner or "", ctx.matter or "", "handled", 1))
+        return ctx, moves
     at = _instant(event["at"])
     assert at is not None
     out = _Out(ctx)
@@ -282,14 +300,6 @@ def fold(ctx: CaseContext, event: Mapping[str, Any]) -> tuple[CaseContext, list[
         out.ctx = out.ctx._replace(owner=data.get("owner"), matter=data.get("matter"))
         if moved:
             add("received", out.ctx.owner)
-    elif kind == "case.stage":
-        stage = data.get("stage")
-        if isinstance(stage, str) and stage:
-            move(out.ctx.owner, stage)
-            out.ctx = out.ctx._replace(stage=stage)
-        if stage == "handling" and not out.ctx.handled:
-            out.ctx = out.ctx._replace(handled=True)
-            add("handled", out.ctx.owner)
     elif kind == "callout.made":
         if not out.ctx.called:
             out.ctx = out.ctx._replace(called=True)

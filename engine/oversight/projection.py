@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, String, Uuid, bindparam, delete, insert, or_, select, text, type_coerce
+from sqlalchemy import JSON, String, Uuid, bindparam, delete, or_, select, text, type_coerce
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.cases.unit_of_work import Change
@@ -164,17 +164,21 @@ def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
     out = Recomputed()
     counters: dict[CounterKey, int] = defaultdict(int)
     read = or_(CaseEvent.kind.in_(FOLDED_KINDS), *(CaseEvent.kind.like(f"{p}%") for p in FOLDED_PREFIXES))
+    # each case's district and last sequence, read apart: joining them to every event costs more
+    cases = {
+        case_id: (district, seq)
+        for case_id, district, seq in conn.execute(
+            select(type_coerce(CaseRow.id, String), CaseRow.district, CaseRow.event_seq)
+        )
+    }
     query = (
         select(
             type_coerce(CaseEvent.case_id, String),
             type_coerce(CaseEvent.at, String),
             CaseEvent.kind,
             type_coerce(CaseEvent.data, String),
-            CaseRow.district,
-            CaseRow.event_seq,
         )
-        .join(CaseRow, CaseRow.id == CaseEvent.case_id)
-        .where(read)  # only what the fold reads: most events (task.opened …) count for nothing
+        .where(read)  # only what the fold reads
         .order_by(CaseEvent.case_id, CaseEvent.seq)
         .execution_options(yield_per=batch)
     )
@@ -185,12 +189,12 @@ def recompute_on(conn: Connection, *, batch: int = 5000) -> Recomputed:
     contexts: list[tuple[Any, CaseContext, int]] = []
     events = 0
     loads = json.loads
-    for case_id, at, kind, data, row_district, event_seq in conn.execute(query):
+    for case_id, at, kind, data in conn.execute(query):
         if case_id != current:
             if ctx is not None:
                 contexts.append((current, ctx, last_seq))
-            current, district, ctx = case_id, row_district, CaseContext(row_district)
-            last_seq = event_seq  # the projector remembers the case's last sequence (every event is folded)
+            district, last_seq = cases[case_id]  # the projector remembers the case's last sequence
+            current, ctx = case_id, CaseContext(district)
         assert ctx is not None
         ctx, increments = fold(
             ctx, {"kind": kind, "at": at, "data": loads(data) if isinstance(data, str | bytes) else data}
@@ -269,12 +273,18 @@ def rebuild_on(conn: Connection) -> Recomputed:
         {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
         for k, v in sorted(fresh.counters.items())
     ]
-    for start in range(0, len(rows), 5000):
-        conn.execute(insert(RateCounter), rows[start : start + 5000])
+    for start in range(0, len(rows), 10000):  # one statement, executed for many rows (executemany)
+        conn.execute(_INSERT_COUNTERS, rows[start : start + 10000])
     contexts = list(fresh.contexts.values())
-    for start in range(0, len(contexts), 5000):
-        conn.execute(insert(OversightCase), contexts[start : start + 5000])
+    for start in range(0, len(contexts), 10000):
+        conn.execute(_PUT_CONTEXT, contexts[start : start + 10000])
     return fresh
+
+
+_INSERT_COUNTERS = text(
+    "INSERT INTO rate_counters (district, day, unit, matter, metric, value) "
+    "VALUES (:district, :day, :unit, :matter, :metric, :value)"
+)
 
 
 def as_mapping(rows: Iterable[Any]) -> Mapping[str, int]:
