@@ -146,3 +146,16 @@ def test_the_validate_api_names_the_base(api, reference_files):
     deadline = next(i for i in issues if i["message"].startswith("settings.deadlines.simple.sign_for"))
     assert (deadline["file"], deadline["line"], deadline.get("pack")) == ("pack.yaml", 9, None)
     assert deadline["text"].startswith("pack.yaml:9: settings.deadlines")
+
+
+def test_govflow_pack_validate_prints_the_lines_of_the_folder(tmp_path, monkeypatch):
+    from tests.test_cli import run
+
+    monkeypatch.setenv("GOVFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'govflow.sqlite3'}")
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "pack.yaml").write_bytes(TEN_LINES)
+    result = run("pack", "validate", tmp_path / "pack")
+    assert result.exit_code == 1
+    plugin, deadline = result.stdout.splitlines()
+    assert plugin.startswith("pack.yaml:7: plugin 'no_such_plugin' is not installed (installed: ")
+    assert deadline.startswith("pack.yaml:9: settings.deadlines.simple.sign_for: needs a positive amount")
