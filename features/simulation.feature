@@ -6,7 +6,7 @@ Feature: Policy simulation (政策模拟)
   simulated reports and people (common random numbers).
 
   Background:
-    Given a small scenario: one day of 30 road reports in Dongjie street, one person on duty to sign for them
+    Given a small scenario: one day of 20 road reports in Dongjie street, one person on duty to sign for them
 
   Scenario: A shorter sign-for limit shows more escalations
     Given a version of the reference pack whose sign-for limit is 2 minutes instead of 10

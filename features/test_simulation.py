@@ -16,7 +16,7 @@ scenarios("simulation.feature")
 SCENARIO = """\
 period: {start: 2026-11-02, days: 1, drain_days: 3}
 arrivals:
-  per_day: 30
+  per_day: 20
   bursts: []
   unlocated: 0
   hour_of_day: [0, 0, 0, 0, 0, 0, 0, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0]
@@ -118,7 +118,9 @@ def _two_people(ctx, people):
 
 @when("the policy officer compares the two versions")
 def _compare_versions(ctx):
-    result = simulate("--pack", ctx["a"], "--compare", ctx["b"], "--replications", 1, "--html", ctx["tmp"] / "r.html")
+    result = simulate(
+        "--pack", ctx["a"], "--compare", ctx["b"], "--replications", 1, "--jobs", 1, "--html", ctx["tmp"] / "r.html"
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     ctx["result"] = result
 
@@ -157,7 +159,7 @@ def _table(ctx):
     for expected in ("bj_response_rate", "completion_rate", "escalated_count", "sign_for", "handle", "escalations:"):
         assert expected in table, expected
     reported = int(table.split("reported ")[1].split(" cases")[0])
-    assert 15 <= reported <= 50  # about 30 reports a day
+    assert 10 <= reported <= 35  # about 20 reports a day
     assert "gulou.dongjie" in table and "busiest hour of the day" in table
 
 

@@ -10,9 +10,12 @@ is :mod:`govflow.engine.simulation`; docs/simulation.md explains the scenario an
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +28,7 @@ from govflow.settings import REFERENCE_PACK
 
 err = Console(stderr=True, soft_wrap=True)
 MAX_REPLICATIONS = 50
+MAX_JOBS = 16
 
 
 class SimulationRefused(Exception):
@@ -59,6 +63,9 @@ def simulate(
         bool, typer.Option("--from-history", help="scenario defaults from the district's record in the database")
     ] = False,
     html: Annotated[Path, typer.Option(help="where to write the HTML report")] = Path("simulation-report.html"),
+    jobs: Annotated[
+        int | None, typer.Option(help="runs at a time in separate processes (default: 2 with several runs, else 1)")
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option("--database-url", help="the database of --from-history and deployed --compare versions"),
@@ -68,7 +75,7 @@ def simulate(
     from govflow.engine.model.errors import PackError
 
     try:
-        _simulate(pack, scenario, days, per_day, seed, compare, replications, from_history, html, database_url)
+        _simulate(pack, scenario, days, per_day, seed, compare, replications, from_history, html, database_url, jobs)
     except SimulationRefused as exc:
         err.print(f"[red]refused:[/] {exc}", markup=True, highlight=False)
         for issue in exc.issues:
@@ -92,6 +99,7 @@ def _simulate(
     from_history: bool,
     html_path: Path,
     database_url: str | None,
+    jobs: int | None = None,
 ) -> None:
     from govflow.engine.simulation import report
 
@@ -116,16 +124,23 @@ def _simulate(
                 else _scenario(pack_b, None, days, per_day, from_history, database_url)
             )
             versions.append((pack_b, scenario_b, _label(pack_b, where)))
+        plan = [(index, seed + r) for r in range(runs) for index in range(len(versions))]
+        workers = jobs if jobs is not None else (min(2, os.cpu_count() or 1) if len(plan) > 1 else 1)
+        if not 1 <= workers <= MAX_JOBS:
+            raise SimulationRefused(f"--jobs must be 1 to {MAX_JOBS}, not {workers}")
         results: dict[int, list[Any]] = {i: [] for i in range(len(versions))}
-        total_events, total_seconds = 0, 0.0
-        for replication in range(runs):
-            for index, (pack, scenario, label) in enumerate(versions):
-                run_seed = seed + replication
-                simulation = _run(new_world, pack, scenario, run_seed, label, f"{replication + 1}/{runs}")
-                figures = report.figures(simulation, label)
-                results[index].append(figures)
-                total_events += figures.events
-                total_seconds += simulation.wall_seconds
+        if workers == 1 or len(plan) == 1:
+            for n, (index, run_seed) in enumerate(plan):
+                pack, scenario, label = versions[index]
+                simulation = _run(new_world, pack, scenario, run_seed, label, f"{n + 1}/{len(plan)}")
+                results[index].append(report.figures(simulation, label))
+        else:
+            shipped = [(dict(pack.files), scenario, label) for pack, scenario, label in versions]
+            done = _in_parallel(workers, shipped, plan)
+            for key in plan:
+                results[key[0]].append(done[key])
+        total_events = sum(f.events for runs_of in results.values() for f in runs_of)
+        total_seconds = sum(f.wall_seconds for runs_of in results.values() for f in runs_of)
     if compare is None:
         text = report.table(results[0][0]) if runs == 1 else "".join(report.table(f) for f in results[0])
         page = report.html_report(results[0])
@@ -277,6 +292,52 @@ def _run(new_world: Callable[[], tuple[Any, Any]], pack: Any, scenario: Any, see
             _interrupted(simulation)
             raise typer.Exit(130) from None
     return simulation
+
+
+def _worker_runs(
+    versions: list[tuple[dict[str, bytes], Any, str]], runs: list[tuple[int, int]]
+) -> list[tuple[int, int, Any]]:
+    """Some runs in a worker process: each version compiled once there, each run on its own database."""
+    from govflow.engine.simulation import report
+    from govflow.engine.simulation.runner import Simulation
+
+    out = []
+    with _workspace() as new_world:
+        world, _ = new_world()
+        packs = [_compile(world, files) for files, _, _ in versions]
+        for index, seed in runs:
+            world, clock = new_world()
+            simulation = Simulation(world, clock, packs[index], versions[index][1], seed=seed)
+            simulation.prepare()
+            simulation.run()
+            out.append((index, seed, report.figures(simulation, versions[index][2])))
+            world.db.dispose()
+    return out
+
+
+def _in_parallel(
+    workers: int, versions: list[tuple[dict[str, bytes], Any, str]], plan: list[tuple[int, int]]
+) -> dict[tuple[int, int], Any]:
+    """The runs of ``plan`` split over ``workers`` processes; figures by (version, seed)."""
+    chunks = [plan[w::workers] for w in range(workers)]
+    results: dict[tuple[int, int], Any] = {}
+    columns = (TextColumn(f"{len(plan)} runs in {workers} processes"), BarColumn(), TimeElapsedColumn())
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding connections and threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_worker_runs, versions, chunk) for chunk in chunks if chunk]
+        try:
+            with Progress(*columns, console=err, transient=True) as progress:
+                bar = progress.add_task("", total=len(futures))
+                for future in as_completed(futures):
+                    results.update({(index, seed): figures for index, seed, figures in future.result()})
+                    progress.update(bar, advance=1)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            err.print(
+                f"interrupted: {len(results)} of {len(plan)} runs finished; nothing is reported for a partial comparison"
+            )
+            raise typer.Exit(130) from None
+    return results
 
 
 def _interrupted(simulation: Any) -> None:

@@ -170,11 +170,11 @@ def table(f: Figures) -> str:
     lines += [f"  {key:<60}{count:>8}" for key, count in f.escalations.items()]
     lines += [
         "",
-        f"  {'unit':<20}{'people':>7}{'tasks':>8}{'mean wait':>11}{'p90 wait':>10}{'mean queue':>12}{'max queue':>11}",
+        f"  {'unit':<26}{'people':>7}{'tasks':>8}{'mean wait':>11}{'p90 wait':>10}{'mean queue':>12}{'max queue':>11}",
     ]
     for code, q in f.queues.items():
         lines.append(
-            f"  {code:<20}{q['people']:>7.0f}{q['tasks']:>8.0f}{q['mean_wait']:>10.1f}m{q['p90_wait']:>9.1f}m"
+            f"  {code:<26}{q['people']:>7.0f}{q['tasks']:>8.0f}{q['mean_wait']:>10.1f}m{q['p90_wait']:>9.1f}m"
             f"{q['mean_queue']:>12.2f}{q['max_queue']:>11.0f}"
         )
     lines += ["", "busiest hours (local): " + ", ".join(f"{k} ({v})" for k, v in f.busiest)]
