@@ -247,3 +247,21 @@ def test_from_history_without_history_is_refused(tmp_path, sqlite_template):
     )
     assert result.exit_code == 1
     assert result.stderr.strip() == "refused: district 'gulou' has no case in this database: no history to start from"
+
+
+def test_the_output_is_the_same_in_one_process_or_several(tmp_path):
+    """Runs in spawned workers (other hash seeds, other processes) give the figures of runs in-process."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "period: {days: 1, drain_days: 1}\narrivals: {per_day: 8}\nstreets: {gulou.dongjie: 1}\n", "utf-8"
+    )
+    what_if = REFERENCE_PACK / "examples" / "what-if"
+    outputs = []
+    for jobs in (1, 2):
+        html = tmp_path / f"jobs{jobs}.html"
+        args = ["simulate", "--compare", str(what_if), "--scenario", str(scenario), "--replications", "2"]
+        result = CliRunner().invoke(cli, [*args, "--jobs", str(jobs), "--html", str(html)])
+        assert result.exit_code == 0, result.output
+        outputs.append((result.stdout, html.read_bytes()))
+    assert outputs[0] == outputs[1]
+    assert "B = reference 1.1.0-what-if (what-if); 2 replications (seeds 7, 8)" in outputs[0][0]
