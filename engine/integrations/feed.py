@@ -16,7 +16,8 @@ committed before any transaction that holds a position > N could take one. A rea
 position N can never later find a smaller one appear — the property a sequence or an
 autoincrement id lacks on PostgreSQL, where values are taken before commit and a slow transaction
 can commit a smaller id after a reader has moved past it. On SQLite writers are serialised by the
-database anyway; the same statement serves both. The cost is that the last few statements of
+database anyway; the same statement serves both (on PostgreSQL the upsert and the insert of the
+events are one statement, a data-modifying CTE: one round trip less per commit). The cost is that the last few statements of
 concurrent commits (the feed insert and the commit itself) run one at a time; see
 ``docs/integrations.md`` for the alternatives weighed (an advisory lock with a sequence, a safe
 horizon from ``pg_snapshot_xmin``).
@@ -43,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +54,7 @@ from sqlalchemy import Text, and_, bindparam, cast, false, insert, or_, select, 
 from sqlalchemy.engine import Connection, Engine
 
 from govflow.engine.access.identity import Principal
-from govflow.engine.model.clock import iso
+from govflow.engine.model.clock import iso, to_utc
 from govflow.engine.model.errors import InvalidInput, PermissionDenied
 from govflow.engine.store.db import CaseParty, CaseRow, FeedEvent, FeedHead
 
@@ -169,6 +171,31 @@ _TAKE = text(
 )
 
 
+#: PostgreSQL: the positions taken and the events inserted by one statement (the upsert of _TAKE in a
+#: CTE; the rows as one JSON text, each with its offset ``o``): one round trip per commit instead of two
+_TAKE_AND_INSERT_PG = text(
+    "WITH head AS (INSERT INTO feed_head (id, position) VALUES (1, :n) "
+    "ON CONFLICT (id) DO UPDATE SET position = feed_head.position + excluded.position RETURNING position) "
+    "INSERT INTO feed_events (position, case_id, seq, at, kind, district, unit, reporter, shard, payload) "
+    "SELECT head.position - :n + e.o, e.case_id, e.seq, e.at, e.kind, e.district, e.unit, e.reporter, e.shard, "
+    "e.payload FROM head, json_to_recordset(CAST(:rows AS json)) AS e(o integer, case_id uuid, seq integer, "
+    "at timestamptz, kind text, district text, unit text, reporter text, shard integer, payload json)"
+)
+
+
+def _as_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of :data:`_TAKE_AND_INSERT_PG` (one JSON text: a driver dumps arrays slowly)."""
+    return {
+        "n": len(rows),
+        "rows": json.dumps(
+            [
+                {**r, "o": offset, "case_id": str(r["case_id"]), "at": to_utc(r["at"]).isoformat()}
+                for offset, r in enumerate(rows, start=1)
+            ]
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class _Case:
     district: str
@@ -222,6 +249,11 @@ class FeedProjector:
                 }
             )
         # last: from here to the commit, other committers wait on this row (commit order)
+        if conn.dialect.name == "postgresql":
+            conn.execute(_TAKE_AND_INSERT_PG, _as_json(rows))  # one round trip for both
+            for wake in self.on_append:
+                wake()
+            return
         last = take_positions(conn, len(rows))
         first = last - len(rows) + 1
         for offset, row in enumerate(rows):
