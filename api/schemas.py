@@ -128,6 +128,9 @@ class InboxTask(TaskOut):
     case_status: str
     category: str | None
     owner_unit: str | None
+    candidates: list[dict[str, Any]] = Field(
+        default_factory=list, description="a case without a matter: the matters smart dispatch weighed (p)"
+    )
 
 
 class ReporterOut(BaseModel):
@@ -158,6 +161,11 @@ class CaseOut(BaseModel):
     next_deadline: Timestamp | None
     overdue_since: Timestamp | None
     escalated_to: str | None
+    routing: dict[str, Any] | None = Field(
+        None, description="how smart dispatch routed the report: matter, owner, how, candidates (p), evidence"
+    )
+    linked_to: str | None = Field(None, description="the main case this duplicate follows (status linked)")
+    duplicates: list[str] = Field(default_factory=list, description="the open duplicates linked to this case")
     created_at: Timestamp
     updated_at: Timestamp
     closed_at: Timestamp | None
@@ -186,6 +194,11 @@ class TaskCompleted(BaseModel):
     case_id: str
     status: str
     version: int
+
+
+class LinkIn(Input):
+    model_config = ConfigDict(extra="forbid")
+    main: str = Field(min_length=1, max_length=64, description="the id of the open case this one duplicates")
 
 
 class Withdraw(Input):

@@ -1,4 +1,4 @@
-"""/api/v1/cases: report, read, timeline, withdraw."""
+"""/api/v1/cases: report, read, timeline, withdraw, link and unlink duplicates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Response, status
 from govflow.engine.cases.service import NewCase
 
 from ..deps import AppDep, CurrentPrincipal
-from ..schemas import CaseCreate, CaseCreated, CaseOut, EventOut, TaskCompleted, Withdraw
+from ..schemas import CaseCreate, CaseCreated, CaseOut, EventOut, LinkIn, TaskCompleted, Withdraw
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -71,4 +71,18 @@ def case_events(case_id: str, app: AppDep, principal: CurrentPrincipal) -> list[
 def withdraw_case(case_id: str, body: Withdraw, app: AppDep, principal: CurrentPrincipal) -> TaskCompleted:
     """The reporter withdraws the case (撤回), possible until the result is submitted."""
     outcome = app.cases.withdraw(principal, case_id, body.reason)
+    return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
+
+
+@router.post("/{case_id}/link", response_model=TaskCompleted)
+def link_case(case_id: str, body: LinkIn, app: AppDep, principal: CurrentPrincipal) -> TaskCompleted:
+    """The command centre links an open case to the open case it duplicates (重复件): its tasks are set aside."""
+    outcome = app.cases.link(principal, case_id, body.main)
+    return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)
+
+
+@router.post("/{case_id}/unlink", response_model=TaskCompleted)
+def unlink_case(case_id: str, app: AppDep, principal: CurrentPrincipal) -> TaskCompleted:
+    """The command centre unlinks a duplicate: its tasks open as for a new report."""
+    outcome = app.cases.unlink(principal, case_id)
     return TaskCompleted(case_id=str(outcome.case_id), status=outcome.status, version=outcome.version)

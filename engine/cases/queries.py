@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases import duplicates
 from govflow.engine.cases.inbox import inbox_query
 from govflow.engine.cases.service import CaseService, parse_uuid
 from govflow.engine.model.lifecycle import CHINESE
@@ -44,6 +45,21 @@ def mask_phone(phone: str | None) -> str | None:
     )
 
 
+def routing_of(conn: Any, case_id: Any) -> dict[str, Any] | None:
+    """How smart dispatch routed the case (its ``case.routed`` / ``case.unroutable`` event): the
+    matter, the owner, how, and the candidates with their probabilities and the evidence."""
+    row = conn.execute(
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case_id, CaseEvent.kind.in_(("case.routed", "case.unroutable")))
+        .order_by(CaseEvent.seq)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    keys = ("matter", "street", "owner", "how", "candidates", "evidence", "located", "streets")
+    return {k: row.data[k] for k in keys if k in row.data}
+
+
 class CaseQueries:
     def __init__(self, service: CaseService) -> None:
         self.service = service
@@ -63,6 +79,9 @@ class CaseQueries:
             tasks = conn.execute(
                 select(CaseTask).where(CaseTask.case_id == case.id).order_by(CaseTask.created_at)
             ).all()
+            routing = routing_of(conn, case.id)
+            linked = duplicates.linked_to(conn, case.id) if case.status == duplicates.LINKED else None
+            copies = duplicates.linked_cases(conn, case) if case.closed_at is None else []
         pii_present = [f for f in ("reporter_name", "reporter_phone") if getattr(case, f)]
         if see_pii and pii_present:  # one row per response that shows unmasked data, whoever reads
             with self.db.begin() as conn:
@@ -98,6 +117,9 @@ class CaseQueries:
             "next_deadline": min(deadlines) if deadlines else None,
             "overdue_since": case.overdue_since,
             "escalated_to": case.escalated_to,
+            "routing": routing,
+            "linked_to": linked,
+            "duplicates": copies,
             "created_at": case.created_at,
             "updated_at": case.updated_at,
             "closed_at": case.closed_at,
@@ -144,8 +166,23 @@ class CaseQueries:
         query = inbox_query(principal, limit=limit, offset=offset)  # each part read in order from an index
         with self.db.connect() as conn:
             rows = conn.execute(query).all()
+            unsure = list({r.case_id for r in rows if r.matter is None})
+            weighed: dict[Any, list[Any]] = {}
+            if unsure:  # the command centre dispatches by hand: the candidates smart dispatch weighed
+                for e in conn.execute(
+                    select(CaseEvent.case_id, CaseEvent.data).where(
+                        CaseEvent.case_id.in_(unsure), CaseEvent.kind == "case.unroutable"
+                    )
+                ):
+                    weighed.setdefault(e.case_id, list(e.data.get("candidates") or []))
         return [
-            {**task_view(r), "case_status": r.case_status, "category": r.matter, "owner_unit": r.owner_unit}
+            {
+                **task_view(r),
+                "case_status": r.case_status,
+                "category": r.matter,
+                "owner_unit": r.owner_unit,
+                "candidates": weighed.get(r.case_id, []),
+            }
             for r in rows
         ]
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from govflow.engine.access.authz import Authorizer
 from govflow.engine.access.identity import Principal
+from govflow.engine.cases import duplicates
 from govflow.engine.cases.disputes import amend, next_version
 from govflow.engine.cases.unit_of_work import (
     CaseSnapshot,
@@ -368,12 +369,21 @@ class CaseService:
         events += record_events
         if escalated_to is not None:
             row["escalated_to"] = escalated_to
-        tasks, status = open_task_rows(pack, process, workflow, row, now)
+        main = duplicates.main_of(self.uow, pack, new, routing.matter, now, principal.id)
+        tasks: list[dict[str, Any]] = []
+        if main is not None:  # a duplicate: it follows the main case and opens no task (重复件)
+            status = duplicates.LINKED
+            events.append(Event("case.linked", main.record()))
+        else:
+            tasks, status = open_task_rows(pack, process, workflow, row, now)
         events += [task_opened(t) for t in tasks]
         events.append(Event("case.stage", {"stage": status}))
         rows = event_rows(case_id, 0, now, principal, power, events)
         row.update(
-            status=status, state=runtime.dump(workflow), next_due=runtime.next_due(workflow), event_seq=len(rows)
+            status=status,
+            state=runtime.dump(workflow),
+            next_due=None if main is not None else runtime.next_due(workflow),
+            event_seq=len(rows),
         )
         extra = []
         if idempotency_key is not None:
@@ -620,6 +630,15 @@ class CaseService:
             )
 
         return self.uow.run(parse_uuid(case_id, "case"), decide)
+
+    # -- duplicates (重复件) ---------------------------------------------------------------
+    def link(self, principal: Principal, case_id: str, main_id: str) -> Outcome:
+        """The command centre links an open case to the open case it duplicates (its tasks set aside)."""
+        return duplicates.link(self, principal, case_id, main_id)
+
+    def unlink(self, principal: Principal, case_id: str) -> Outcome:
+        """The command centre unlinks a duplicate: its tasks open as for a new report."""
+        return duplicates.unlink(self, principal, case_id)
 
     # -- facts that move no workflow --------------------------------------------------
     def record_fact(
