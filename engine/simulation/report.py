@@ -45,6 +45,7 @@ class Figures:
     escalations: dict[str, int]  # "kind element -> target" -> count
     queues: dict[str, dict[str, float]]
     series: dict[str, list[int]]
+    wait_series: dict[str, list[float]]  # mean wait (minutes) of the work begun each day of the run
     by_hour: list[int]
     busiest: list[tuple[str, int]]
     statuses: dict[str, int]
@@ -110,6 +111,7 @@ def figures(simulation: Simulation, label: str) -> Figures:
             "max_queue": float(max(worked.series, default=0)),
         }
     tally = simulation.tally
+    total_days = simulation.scenario.days + simulation.scenario.drain_days
     busiest = sorted(tally.arrivals_by_day_hour.items(), key=lambda item: (-item[1], item[0]))[:5]
     scenario = simulation.scenario
     return Figures(
@@ -125,12 +127,19 @@ def figures(simulation: Simulation, label: str) -> Figures:
         escalations=dict(sorted(escalations.items())),
         queues=queues,
         series={code: list(simulation.units[code].series) for code in sorted(simulation.units)},
+        wait_series={
+            code: _daily(simulation.units[code].waits_by_day, total_days) for code in sorted(simulation.units)
+        },
         by_hour=list(tally.arrivals_by_hour),
         busiest=busiest,
         statuses={str(k): int(v) for k, v in statuses.items()},
         refused=dict(sorted(tally.refused.items())),
         wall_seconds=simulation.wall_seconds,
     )
+
+
+def _daily(waits: dict[int, list[float]], days: int) -> list[float]:
+    return [round(statistics.fmean(waits[d]), 2) if waits.get(d) else 0.0 for d in range(days + 1)]
 
 
 def _round(value: float | None) -> Any:
@@ -348,6 +357,8 @@ def html_report(runs: Sequence[Figures], comparison: Comparison | None = None) -
         parts.append(
             line_chart("Waiting tasks per unit, hourly (the busiest units)", {c: f.series[c] for c in busiest})
         )
+        waits = {c: f.wait_series[c] for c in busiest}
+        parts.append(line_chart("Mean wait per unit in minutes, by day of the run (work begun that day)", waits))
         parts.append(bar_chart("Reports by hour of day (local)", [f"{h:02d}" for h in range(24)], f.by_hour))
         steps = [(s, d, o, d - o) for s, d, o in f.steps]
         parts.append(_html_table(("step", "done", "on time", "late"), steps))

@@ -109,6 +109,7 @@ class Unit:
     waits: list[float] = field(default_factory=list)  # minutes from opened to work started
     starts: list[dt.datetime] = field(default_factory=list)  # heap: work taken but begun only later (hours)
     series: list[int] = field(default_factory=list)  # waiting tasks at each hourly sample
+    waits_by_day: dict[int, list[float]] = field(default_factory=dict)  # day of the run -> waits of work begun
     done: int = 0
 
 
@@ -168,6 +169,7 @@ class Simulation:
         self.tally = Tally()
         self.principals: dict[str, Principal] = {}
         self.task_case: dict[uuid.UUID, int] = {}  # open task -> its case
+        self.samples = 0  # hourly samples of the queues taken so far
         self.wall_seconds = 0.0
 
     # -- set-up ------------------------------------------------------------------------------
@@ -232,6 +234,7 @@ class Simulation:
             self._respond(action[1], action[2])
         elif kind == "sample":
             now = self.clock.now()
+            self.samples += 1
             for unit in self.units.values():
                 while unit.starts and unit.starts[0] <= now:
                     heapq.heappop(unit.starts)
@@ -324,6 +327,7 @@ class Simulation:
         if unit is None:
             capacity = self.scenario.capacity_of(code.removesuffix(DUTY))
             unit = self.units[code] = Unit(code, capacity.people)
+            unit.series = [0] * self.samples  # nothing waited there before its first task
         return unit
 
     def _after(self, unit: str, step: str, start: dt.datetime, minutes: float) -> dt.datetime:
@@ -352,7 +356,9 @@ class Simulation:
             unit.busy += 1
             if begin > now:
                 heapq.heappush(unit.starts, begin)
-            unit.waits.append((begin - (task.queued_at or now)).total_seconds() / 60)
+            wait = (begin - (task.queued_at or now)).total_seconds() / 60
+            unit.waits.append(wait)
+            unit.waits_by_day.setdefault((begin - self.start).days, []).append(wait)
             self._push(done, self.FINISH, ("finish", unit.code, task.case, task.id))
 
     def _finish(self, code: str, n: int, task_id: uuid.UUID) -> None:
