@@ -90,3 +90,26 @@ def test_reports_of_one_matter_at_one_place_raise_a_repeat_warning(govflow, prin
 def test_a_citizen_cannot_scan_or_open_campaigns(govflow, principals):
     with pytest.raises(PermissionDenied):
         govflow.oversight.scan_warnings(principals["citizen.zhang"])
+
+
+def test_a_matter_rising_this_week_against_its_own_eight_weeks_raises_a_rising_warning(govflow, principals, clock):
+    def place(i: int) -> dict:  # distinct ~130 m cells inside Dongjie: no repeat warning
+        return dict(lat=26.0850 + 0.0012 * (i % 5), lng=119.3000 + 0.0012 * (i // 5))
+
+    for week in range(8):  # the baseline: one waterlogging report a week
+        report(govflow, principals, f"路口积水 {week}", "water.waterlogging", **place(week))
+        clock.advance(dt.timedelta(days=7))
+    assert govflow.oversight.scan_warnings(principals["cc.supervisor"]) == []
+    this_week = []
+    for day in range(4):  # two a day for four days: rising, though no day is a burst
+        for k in range(2):
+            i = 8 + 2 * day + k
+            this_week.append(report(govflow, principals, f"积水又来了 {i}", "water.waterlogging", **place(i)))
+        clock.advance(dt.timedelta(days=1))
+    raised = govflow.oversight.scan_warnings(principals["cc.supervisor"])
+    assert [w["kind"] for w in raised] == ["rising"], raised
+    [rising] = raised
+    assert (rising["unit"], rising["matter"]) == ("gulou.dongjie", "water.waterlogging")
+    assert rising["evidence"]["observed"] == 8 and rising["evidence"]["expected"] == pytest.approx(1.0)
+    assert rising["evidence"]["p_value"] < 0.01
+    assert sorted(rising["evidence"]["cases"]) == sorted(str(c.case_id) for c in this_week)
