@@ -114,12 +114,28 @@ def status(database_url: DbOption = None) -> None:
         )
 
 
+def _known_sink(db: Any, sink: str) -> None:
+    """NotFound (one line, exit 1) for a sink no worker has ever delivered to."""
+    from sqlalchemy import select
+
+    from govflow.engine.model.errors import NotFound
+    from govflow.engine.store.db import OutboxStream
+
+    with db.connect() as conn:
+        sinks = sorted(set(conn.execute(select(OutboxStream.sink).distinct()).scalars()))
+    if sink not in sinks:
+        known = ", ".join(sinks[:20]) + (", …" if len(sinks) > 20 else "") if sinks else "none yet"
+        raise NotFound(f"no sink named {sink[:200]!r} (known: {known})")
+
+
 @outbox_app.command("dead-letters")
 def dead_letters(sink: str, limit: int = 100, database_url: DbOption = None) -> None:
     """The dead letters of a sink (``webhook:<id>`` or a plugin sink's name), oldest first."""
     from govflow.engine.integrations.webhooks import list_dead_letters
 
-    for letter in list_dead_letters(_app(database_url).db, sink, limit):
+    db = _app(database_url).db
+    _known_sink(db, sink)
+    for letter in list_dead_letters(db, sink, limit):
         print(f"{letter['id']} {letter['status']:9} {letter['event_id']} {letter['kind']}: {letter['reason']}")
 
 
@@ -133,5 +149,6 @@ def replay(
     govflow_app = _app(database_url)
     from govflow.engine.integrations.webhooks import request_replay
 
+    _known_sink(govflow_app.db, sink)
     count = request_replay(govflow_app.db, sink, "system.cli", govflow_app.clock.now(), ids or None)
     print(f"{count} dead letter(s) of {sink} will be delivered again")
