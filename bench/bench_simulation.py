@@ -50,9 +50,9 @@ def main() -> None:
         world, clock = new_world()
         simulation = Simulation(world, clock, pack, scenario, seed=args.seed)
         simulation.prepare()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         tally = simulation.run()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         figures = report.figures(simulation, "reference")
     load_after = os.getloadavg()
     cases_per_second = tally.reported / wall
@@ -65,6 +65,11 @@ def main() -> None:
         f"refused {sum(tally.refused.values())}"
     )
     print(f"wall {wall:.1f} s: {figures.events / wall:,.0f} events/s, {cases_per_second:.1f} cases/s")
+    print(
+        f"CPU {cpu:.1f} s (one process; the figure least moved by the machine's load): "
+        f"{figures.events / cpu:,.0f} events per CPU-second, {tally.reported / cpu:.1f} cases per CPU-second; "
+        f"a month of {TARGET_CASES:,} cases: {TARGET_CASES * cpu / tally.reported:,.0f} CPU-seconds"
+    )
     print(
         f"baseline in the same run: engine commands and timers {tally.engine_seconds:.1f} s "
         f"({tally.engine_seconds / wall:.0%}), reading cases back {tally.read_seconds:.1f} s "

@@ -274,13 +274,23 @@ class Simulation:
         """Learn the case's open tasks and next deadline after a command or a timer."""
         case = self.cases[n]
         started = time.perf_counter()
+        query = (  # one statement: the case's next deadline and its open tasks (none: one row of NULLs)
+            select(
+                CaseRow.next_due,
+                CaseTask.id,
+                CaseTask.name,
+                CaseTask.action,
+                CaseTask.unit_code,
+                CaseTask.assignee_user,
+            )
+            .select_from(CaseRow)
+            .outerjoin(CaseTask, CaseTask.case_id == CaseRow.id)
+            .where(CaseRow.id == case.id)
+        )
         with self.world.db.connect() as conn:
-            rows = conn.execute(
-                select(CaseTask.id, CaseTask.name, CaseTask.action, CaseTask.unit_code, CaseTask.assignee_user).where(
-                    CaseTask.case_id == case.id
-                )
-            ).all()
-            case.next_due = conn.execute(select(CaseRow.next_due).where(CaseRow.id == case.id)).scalar()
+            joined = conn.execute(query).all()
+        rows = [row for row in joined if row.id is not None]
+        case.next_due = joined[0].next_due if joined else None
         self.tally.read_seconds += time.perf_counter() - started
         if case.next_due is not None:
             case.next_due = case.next_due if case.next_due.tzinfo else case.next_due.replace(tzinfo=dt.UTC)
