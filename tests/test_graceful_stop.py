@@ -136,3 +136,93 @@ def test_sigterm_finishes_the_command_in_flight_and_stops_the_timer_loop_between
         m.startswith("POST /api/v1/cases 201") and e.get("request_id") == "in-flight-1"
         for e, m in zip(lines[:stopped], said[:stopped], strict=True)
     ), "the command's response went out before the timer loop was stopped"
+
+
+HOSTILE = (
+    "<bpmn:conditionExpression>owner_unit is not None and "
+    "len([a for a in range(999) for b in range(999) for c in range(999)]) &gt; 0</bpmn:conditionExpression>"
+)
+ROUTE = "<bpmn:conditionExpression>owner_unit is not None</bpmn:conditionExpression>"
+
+
+def test_sigterm_is_not_ignored_while_hostile_diagram_code_runs(tmp_path):
+    """Seen in issue 14: a condition with unbounded work blocked every request and SIGTERM was
+    ignored. Now the command stops at its time budget (409) and the server stops right after."""
+    import shutil
+
+    from govflow.settings import REFERENCE_PACK
+    from tests.live_server import govflow
+
+    url = f"sqlite:///{tmp_path / 'govflow.sqlite3'}"
+    pack = tmp_path / "pack"
+    for entry in (
+        "pack.yaml",
+        "catalog.yaml",
+        "boundaries.geojson",
+        "gazetteer.yaml",
+        "processes",
+        "policies",
+        "dispatch",
+    ):
+        source = REFERENCE_PACK / entry
+        if source.is_dir():
+            shutil.copytree(source, pack / entry)
+        elif source.exists():
+            pack.mkdir(exist_ok=True)
+            shutil.copy(source, pack / entry)
+    manifest = (pack / "pack.yaml").read_text(encoding="utf-8")
+    (pack / "pack.yaml").write_text(manifest.replace('version: "1.0.0"', 'version: "1.0.1"'), encoding="utf-8")
+    diagram = pack / "processes" / "frontline_disposal.bpmn"
+    diagram.write_text(diagram.read_text(encoding="utf-8").replace(ROUTE, HOSTILE), encoding="utf-8")
+    for args in (("db", "upgrade"), ("pack", "deploy", str(pack))):
+        done = govflow(*args, "--database-url", url)
+        assert done.returncode == 0, done.stderr
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "govflow.cli", "serve", "--demo", "--port", str(port), "--database-url", url],
+            cwd=ROOT,
+            env={**os.environ, "GOVFLOW_TIMER_INTERVAL_SECONDS": "3600", "GOVFLOW_LOG_FORMAT": "json"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def up() -> bool:
+                assert server.poll() is None, log_path.read_text(encoding="utf-8")
+                try:
+                    return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(up, 90, "the server did not start")
+            answer: dict = {}
+
+            def report() -> None:
+                answer["response"] = httpx.post(f"{base}/api/v1/cases", headers=CITIZEN, json=CASE, timeout=60)
+
+            command = threading.Thread(target=report)
+            command.start()
+            time.sleep(0.7)  # the hostile condition is running
+            assert command.is_alive()
+            signalled = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(timeout=30)
+            stopped_after = time.monotonic() - signalled
+            command.join(timeout=10)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    said = [
+        json.loads(line)["msg"] for line in log_path.read_text(encoding="utf-8").splitlines() if line.startswith("{")
+    ]
+    assert "reference 1.0.1" in " ".join(said)  # the hostile version was the one running
+    assert code == 0, said
+    assert stopped_after < 10, f"stopped {stopped_after:.1f} s after SIGTERM"
+    response = answer["response"]
+    assert response.status_code == 409 and response.json()["type"] == "urn:govflow:problem:diagram-failed"
+    assert "longer than the 2 s" in response.json()["detail"]
