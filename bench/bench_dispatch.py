@@ -20,8 +20,10 @@ classifier's (keywords, profiles and past cases) measured in the same run as the
 baseline. Duplicates: a burst scenario built from the split's located reports —
 each one an incident, re-reported 1–4 times by other residents (other reports of
 the same matter, 5–60 m away, within hours), all in one stream — classified by the
-new model and linked by :func:`govflow.engine.cases.duplicates.find_main` (the
-rule the service applies): duplicates found, and false links among all reports.
+new model and linked by :func:`govflow.engine.cases.duplicates.find_main` to the
+open cases of its matter (or, unsure, of its two best candidates: ``matters_of``;
+an open case the model was unsure of counts under its two best candidates), as
+the service does: duplicates found, and false links among all reports.
 
 Run: ``.venv/bin/python bench/bench_dispatch.py [--show-errors]``
 """
@@ -42,7 +44,7 @@ from typing import Any
 import yaml
 
 from govflow.engine.cache import Caches
-from govflow.engine.cases.duplicates import Candidate, Rules, find_main
+from govflow.engine.cases.duplicates import Candidate, Rules, find_main, matters_of
 from govflow.engine.cases.history import PastCase, StaticHistory
 from govflow.engine.model.dispatch import Report
 from govflow.engine.packs.loader import LoadedPack, load_pack, read_folder
@@ -154,15 +156,16 @@ def duplicate_figures(pack: LoadedPack, test: list[dict[str, Any]], seed: int = 
         duplicate = incident in seen
         seen.add(incident)
         counts["duplicates" if duplicate else "first reports"] += 1
-        matter = disp.dispatch(pack, Report(text, None, lat, lng, None, "app")).matter
-        candidates = [c for c, _ in open_cases[matter] if c.created_at >= at - rules.window] if matter else []
-        match = find_main(lat, lng, None, candidates, rules) if matter else None
+        routing = disp.dispatch(pack, Report(text, None, lat, lng, None, "app"))
+        candidates = [c for m in matters_of(routing) for c, _ in open_cases[m] if c.created_at >= at - rules.window]
+        match = find_main(lat, lng, None, candidates, rules)
         if match is None:
-            if matter is not None:  # a case of its own: later reports may be linked to it
-                open_cases[matter].append((Candidate(sum(counts.values()), lat, lng, None, at), incident))
+            own = Candidate(sum(counts.values()), lat, lng, None, at)  # a case of its own: others may link to it
+            for m in matters_of(routing):  # its matter, or (unsure) its best candidates, as the service reads them
+                open_cases[m].append((own, incident))
             counts["missed" if duplicate else "kept apart"] += 1
             continue
-        main_incident = next(i for c, i in open_cases[matter] if c.id == match.main)
+        main_incident = next(i for cases in open_cases.values() for c, i in cases if c.id == match.main)
         counts["found" if duplicate and main_incident == incident else "false link"] += 1
     return dict(counts)
 
@@ -179,7 +182,7 @@ def main() -> None:
     test = yaml.safe_load(TEST.read_text(encoding="utf-8"))
     files = read_folder(REFERENCE_PACK)
     new_pack = load_pack(files)
-    old_files = {k: v for k, v in files.items() if k != MODEL_FILE}
+    old_files = {k: v for k, v in files.items() if k not in (MODEL_FILE, "policies/demo-principals.yaml")}
     old_files["catalog.yaml"] = OLD_CATALOG.read_bytes()
     old_files["policies/responsibility.yaml"] = b"district: gulou\nentries:\n" + b"".join(
         f"  - {{matter: {g}.*, main: gulou.cgj, time_limit: {{amount: 1, unit: working_days}}}}\n".encode()

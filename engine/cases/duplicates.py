@@ -2,8 +2,10 @@
 
 A burst of residents reporting the same broken manhole cover should make one
 piece of work for the street, not six. When a new report is classified (a
-matter, by the reporter or by smart dispatch) :func:`find_main` looks among the
-district's **open** cases of the **same matter** reported within the window
+matter, by the reporter or by smart dispatch; for a report smart dispatch was
+unsure of, its two best candidates) :func:`find_main` looks among the
+district's **open** cases of **that matter** (or waiting for the command centre
+with it among their two best candidates) reported within the window
 (``settings.dispatch.duplicates.window_hours``, default 72) for one **close in
 place**: both located by coordinates within ``radius_m`` (default 100 m), or,
 without coordinates, both giving the same address, and **reported by someone
@@ -26,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,10 +145,30 @@ def same_reporter(account: str, phone: str | None, other_account: str, other_pho
 
 
 # -- reads ------------------------------------------------------------------------------------
+#: a report smart dispatch was unsure of may duplicate an open case of one of its best candidates
+CANDIDATES = 2
+CANDIDATE_P = 0.1
+
+
+def matters_of(routing: Any) -> list[str]:
+    """The matters a new report may duplicate an open case of: its own, else (unsure: it goes to the
+    command centre) its best candidates — a report next to an open case of a matter it probably is."""
+    if routing.matter is not None:
+        return [routing.matter]
+    return [c["matter"] for c in routing.candidates[:CANDIDATES] if c.get("p", 0) >= CANDIDATE_P]
+
+
+def matters_of_record(data: Mapping[str, Any]) -> list[str]:
+    """:func:`matters_of` of a routing as recorded (the data of a ``case.routed``/``case.unroutable`` event)."""
+    if data.get("matter"):
+        return [str(data["matter"])]
+    return [str(c.get("matter")) for c in (data.get("candidates") or [])[:CANDIDATES] if c.get("p", 0) >= CANDIDATE_P]
+
+
 def main_of(
-    uow: UnitOfWork, pack: LoadedPack, new: Any, matter: str | None, now: dt.datetime, reporter: str
+    uow: UnitOfWork, pack: LoadedPack, new: Any, matters: Sequence[str], now: dt.datetime, reporter: str
 ) -> Match | None:
-    """The open case a new report duplicates (its matter known), or None.
+    """The open case of one of ``matters`` (:func:`matters_of`) a new report duplicates, or None.
 
     A reporter's own earlier case is never the main one (:func:`same_reporter`):
     someone who reports again knows what they reported, and a second report from
@@ -154,26 +176,33 @@ def main_of(
     (:func:`says_another`: 另一处, 又一个 …).
     """
     rules = Rules.of(pack.manifest.settings)
-    if matter is None or not rules.enabled or (new.lat is None and not new.address) or says_another(new.description):
+    if not matters or not rules.enabled or (new.lat is None and not new.address) or says_another(new.description):
         return None
+    columns = (
+        CaseRow.id,
+        CaseRow.lat,
+        CaseRow.lng,
+        CaseRow.address,
+        CaseRow.created_at,
+        CaseRow.reported_by,
+        CaseRow.reporter_phone,
+    )
+    open_cases = (
+        CaseRow.district == pack.catalog.district,
+        CaseRow.closed_at.is_(None),
+        CaseRow.status != LINKED,
+        CaseRow.created_at >= now - rules.window,
+    )
+    wanted = set(matters)
     with uow.reader.connect() as conn:
-        rows = conn.execute(
-            select(
-                CaseRow.id,
-                CaseRow.lat,
-                CaseRow.lng,
-                CaseRow.address,
-                CaseRow.created_at,
-                CaseRow.reported_by,
-                CaseRow.reporter_phone,
-            ).where(
-                CaseRow.district == pack.catalog.district,
-                CaseRow.matter == matter,
-                CaseRow.closed_at.is_(None),
-                CaseRow.status != LINKED,
-                CaseRow.created_at >= now - rules.window,
-            )
+        rows: list[Any] = list(conn.execute(select(*columns).where(CaseRow.matter.in_(list(wanted)), *open_cases)))
+        # open cases waiting for the command centre: of a matter when one of their best candidates is
+        unsure = conn.execute(
+            select(*columns, CaseEvent.data)
+            .join(CaseEvent, CaseEvent.case_id == CaseRow.id)
+            .where(CaseRow.matter.is_(None), CaseEvent.kind == "case.unroutable", *open_cases)
         ).all()
+    rows += [r for r in unsure if wanted & set(matters_of_record(r.data))]
     others = (
         Candidate(r.id, r.lat, r.lng, r.address, r.created_at)
         for r in rows
@@ -292,6 +321,8 @@ __all__ = [
     "linked_cases",
     "linked_to",
     "main_of",
+    "matters_of",
+    "matters_of_record",
     "same_reporter",
     "says_another",
     "unlink",

@@ -369,7 +369,7 @@ class CaseService:
         events += record_events
         if escalated_to is not None:
             row["escalated_to"] = escalated_to
-        main = duplicates.main_of(self.uow, pack, new, routing.matter, now, principal.id)
+        main = duplicates.main_of(self.uow, pack, new, duplicates.matters_of(routing), now, principal.id)
         tasks: list[dict[str, Any]] = []
         if main is not None:  # a duplicate: it follows the main case and opens no task (重复件)
             status = duplicates.LINKED

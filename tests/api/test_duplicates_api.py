@@ -154,3 +154,20 @@ def test_the_same_reporter_and_another_thing_are_never_linked():
     assert not same_reporter("citizen.li", None, "citizen.lin", None)
     assert says_another("东街另一处井盖松动了") and says_another("路口又一个井盖没了")
     assert not says_another("东街口的井盖不见了")
+
+
+def test_a_report_smart_dispatch_is_unsure_of_is_linked_by_its_best_candidates(api):
+    unsure_first = report(api, "citizen.zhang", "这里地上有个黑窟窿", SPOT)
+    assert unsure_first["status"] != "linked"
+    assert case(api, "cc.supervisor", unsure_first["id"])["category"] is None  # the command centre's to dispatch
+    sure = report(api, "citizen.li", "东街口的井盖不见了，好危险", NEAR)
+    assert sure["status"] == "linked"  # the open case waiting for the command centre has it among its best
+    assert case(api, "cc.supervisor", sure["id"])["linked_to"] == unsure_first["id"]
+    unsure_again = report(api, "citizen.lin", "这里地上有个黑窟窿", NEAR)
+    assert unsure_again["status"] == "linked"
+    assert case(api, "cc.supervisor", unsure_again["id"])["category"] is None
+    assert sorted(case(api, "cc.supervisor", unsure_first["id"])["duplicates"]) == sorted(
+        [sure["id"], unsure_again["id"]]
+    )
+    # far away, it is no duplicate whatever the model thinks
+    assert report(api, "citizen.lin", "这里地上有个黑窟窿", FAR)["status"] != "linked"
