@@ -260,5 +260,7 @@ def test_long_running_diagram_code_yields_the_interpreter_and_short_code_never_d
     finally:
         sandbox.set_limits(old)
     assert naps and naps[0][0] - started >= sandbox.YIELD_AFTER
-    asleep = sum(seconds for _, seconds in naps)
-    assert asleep >= 0.5 * (0.5 - sandbox.YIELD_AFTER), f"slept {asleep:.3f} s of 0.5 s"
+    assert {seconds for _, seconds in naps} == {sandbox.YIELD_FOR}
+    # about 90 naps on an idle machine (one per YIELD_EVERY + YIELD_FOR); fewer when the machine
+    # is loaded (the code's own time stretches), never none
+    assert len(naps) >= 10, naps
