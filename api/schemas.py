@@ -165,6 +165,7 @@ class CaseOut(BaseModel):
         None, description="how smart dispatch routed the report: matter, owner, how, candidates (p), evidence"
     )
     linked_to: str | None = Field(None, description="the main case this duplicate follows (status linked)")
+    linked_to_status: str | None = Field(None, description="the main case's stage, which the reporter follows")
     duplicates: list[str] = Field(default_factory=list, description="the open duplicates linked to this case")
     created_at: Timestamp
     updated_at: Timestamp

@@ -22,7 +22,7 @@ from govflow.engine.cases import duplicates
 from govflow.engine.cases.inbox import inbox_query
 from govflow.engine.cases.service import CaseService, parse_uuid
 from govflow.engine.model.lifecycle import CHINESE
-from govflow.engine.store.db import CaseEvent, CaseTask, PersonalDataAccess
+from govflow.engine.store.db import CaseEvent, CaseRow, CaseTask, PersonalDataAccess
 from govflow.engine.workflow.bpmn import files_defining
 
 
@@ -81,6 +81,12 @@ class CaseQueries:
             ).all()
             routing = routing_of(conn, case.id)
             linked = duplicates.linked_to(conn, case.id) if case.status == duplicates.LINKED else None
+            # the reporter of a duplicate follows the main case: its stage, nothing else of it
+            main_status = (
+                conn.execute(select(CaseRow.status).where(CaseRow.id == parse_uuid(linked, "case"))).scalar()
+                if linked
+                else None
+            )
             copies = duplicates.linked_cases(conn, case) if case.closed_at is None else []
         pii_present = [f for f in ("reporter_name", "reporter_phone") if getattr(case, f)]
         if see_pii and pii_present:  # one row per response that shows unmasked data, whoever reads
@@ -119,6 +125,7 @@ class CaseQueries:
             "escalated_to": case.escalated_to,
             "routing": routing,
             "linked_to": linked,
+            "linked_to_status": main_status,
             "duplicates": copies,
             "created_at": case.created_at,
             "updated_at": case.updated_at,

@@ -43,14 +43,20 @@ def test_a_burst_of_reports_of_one_spot_makes_one_case_for_the_street(api):
     assert seen["routing"]["matter"] == "road.manhole_cover"
     assert seen["routing"]["candidates"][0]["matter"] == "road.manhole_cover"
     assert sorted(case(api, "cc.supervisor", main["id"])["duplicates"]) == sorted([second["id"], third["id"]])
-    # the reporter of a duplicate follows the main case from their own
-    assert case(api, "citizen.li", second["id"])["linked_to"] == main["id"]
+    # the reporter of a duplicate follows the main case from their own (its stage; the main case itself is not theirs)
+    mine = case(api, "citizen.li", second["id"])
+    assert mine["linked_to"] == main["id"] and mine["linked_to_status"] == main["status"]
+    assert api.get("citizen.li", f"/api/v1/cases/{main['id']}").status_code == 404
+    sign = next(t for t in api.inbox("dongjie.dispatcher", main["id"]) if t["name"] == "sign_for")
+    assert api.complete("dongjie.dispatcher", sign["id"]).status_code == 200
+    assert case(api, "citizen.li", second["id"])["linked_to_status"] == case(api, "cc.supervisor", main["id"])["status"]
+    assert case(api, "citizen.li", second["id"])["linked_to_status"] != main["status"]
     linked = [e for e in api.get("cc.supervisor", f"/api/v1/cases/{second['id']}/events").json()]
     event = next(e for e in linked if e["kind"] == "case.linked")
     assert event["data"]["main"] == main["id"] and 0 < event["data"]["distance_m"] < 100
     # the street works once: one task among the three reports
     tasks = [t for t in api.inbox("dongjie.dispatcher") if t["case_id"] in {main["id"], second["id"], third["id"]}]
-    assert [t["case_id"] for t in tasks] == [main["id"]]
+    assert [(t["case_id"], t["name"]) for t in tasks] == [(main["id"], "handle")]
 
 
 def test_other_places_other_matters_and_closed_windows_are_not_linked(api, clock):
