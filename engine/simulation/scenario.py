@@ -381,12 +381,13 @@ def parse_scenario(
             p,
             ("capacity", "duty_steps"),
             cap.get("duty_steps"),
-            set(known_steps or ()) | set(DEFAULTS["capacity"]["duty_steps"]),
+            set(known_steps or ()),
             "step",
+            "no user task of the diagrams has this id",
         )
-        if known_steps is not None
-        else tuple(cap.get("duty_steps") or ())
-    )
+        if known_steps is not None and "duty_steps" in (given.get("capacity") or {})
+        else tuple(s for s in cap.get("duty_steps") or () if known_steps is None or s in known_steps)
+    )  # the built-in default (sign_for) applies where the diagrams have that step
     for key in cap:
         if key not in ("default", "units", "duty_steps"):
             p.add(("capacity", key), "unknown key (default, units, duty_steps)")
@@ -628,7 +629,9 @@ def _bursts(p: _Problems, value: Any, catalog: Catalog, days: int) -> tuple[Burs
     return tuple(out)
 
 
-def _codes(p: _Problems, loc: tuple[Any, ...], value: Any, known: set[str], what: str) -> tuple[str, ...]:
+def _codes(
+    p: _Problems, loc: tuple[Any, ...], value: Any, known: set[str], what: str, where: str = "not in catalog.yaml"
+) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -638,7 +641,7 @@ def _codes(p: _Problems, loc: tuple[Any, ...], value: Any, known: set[str], what
     for index, code in enumerate(value):
         matched = [c for c in sorted(known) if fnmatch.fnmatchcase(c, str(code))]
         if not matched:
-            p.add((*loc, index), f"unknown {what} {code!r} (not in catalog.yaml)")
+            p.add((*loc, index), f"unknown {what} {code!r} ({where})")
         out += matched
     return tuple(dict.fromkeys(out))
 

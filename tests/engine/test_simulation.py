@@ -7,6 +7,7 @@ features/simulation.feature drives the command line.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from zoneinfo import ZoneInfo
 
@@ -265,3 +266,28 @@ def test_the_output_is_the_same_in_one_process_or_several(tmp_path):
         outputs.append((result.stdout, html.read_bytes()))
     assert outputs[0] == outputs[1]
     assert "B = reference 1.1.0-what-if (what-if); 2 replications (seeds 7, 8)" in outputs[0][0]
+
+
+def test_a_pack_s_scenario_is_validated_with_the_pack(reference_files):
+    from govflow.engine.model.errors import PackError
+    from govflow.engine.packs.loader import load_pack
+
+    bad = dict(reference_files)
+    bad["simulation.yaml"] = b"period: {days: 400}\ncapacity:\n  units:\n    gulou.atlantis: {people: 2}\n"
+    with pytest.raises(PackError) as refused:
+        load_pack(bad)
+    assert [str(i) for i in refused.value.issues] == [
+        "simulation.yaml:1: period.days: 400 is out of range: a simulation covers 1 to 366 days",
+        "simulation.yaml:4: capacity.units.gulou.atlantis: unknown unit (not in catalog.yaml of gulou)",
+    ]
+    renamed = dict(reference_files)  # a version that renames a step still loads; simulating it asks for the step
+    diagram = renamed["processes/frontline_disposal.bpmn"].decode()
+    renamed["processes/frontline_disposal.bpmn"] = re.sub(r'(id|Ref)="sign_for"', r'\1="sign_for_v2"', diagram).encode()
+    pack = load_pack(renamed)
+    data, lines, _ = read_scenario(renamed["simulation.yaml"])
+    scenario, issues = parse_scenario(data, pack.catalog, steps=list(pack.diagrams.user_tasks), lines=lines)
+    assert scenario is None
+    assert [str(i).split(" (")[0] for i in issues] == [
+        "simulation.yaml:34: capacity.duty_steps[0]: unknown step 'sign_for'",
+        "simulation.yaml:42: handling.steps.sign_for: unknown step: no user task of the diagrams has this id",
+    ]
