@@ -216,7 +216,7 @@ def stored(db: Engine) -> Recomputed:
     """The projection as the tables hold it."""
     out = Recomputed()
     with db.connect() as conn:
-        for r in conn.execute(select(RateCounter)):
+        for r in conn.execute(select(RateCounter).where(RateCounter.district != GENERATION["district"])):
             if r.value:
                 out.counters[(r.district, r.day, r.unit, r.matter, r.metric)] = r.value
         for c in conn.execute(select(OversightCase)):
@@ -264,11 +264,27 @@ def rebuild(db: Engine) -> Recomputed:
         return rebuild_on(conn)
 
 
+#: the projection's generation: a row of no district that every rebuild moves on. Counters of a past
+#: day never change otherwise (every increment lands on the day of its event, and events are
+#: appended when they happen), so readers may keep sums of past days until the generation moves.
+GENERATION = {"district": "", "day": "", "unit": "", "matter": "", "metric": "generation"}
+
+
+def generation_on(conn: Connection) -> int:
+    """The projection's generation (0 before its first rebuild)."""
+    value = conn.execute(
+        select(RateCounter.value).where(*(getattr(RateCounter, k) == v for k, v in GENERATION.items()))
+    ).scalar()
+    return int(value or 0)
+
+
 def rebuild_on(conn: Connection) -> Recomputed:
     """:func:`rebuild` on an open transaction (the schema migration that adds the tables uses it)."""
     fresh = recompute_on(conn)
+    generation = generation_on(conn)
     conn.execute(delete(RateCounter))
     conn.execute(delete(OversightCase))
+    conn.execute(_INSERT_COUNTERS, [{**GENERATION, "value": generation + 1}])
     rows = [
         {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
         for k, v in sorted(fresh.counters.items())
@@ -291,4 +307,15 @@ def as_mapping(rows: Iterable[Any]) -> Mapping[str, int]:
     return {r.metric: int(r.value) for r in rows}
 
 
-__all__ = ["Recomputed", "Verification", "compare", "project", "rebuild", "recompute", "stored", "verify"]
+__all__ = [
+    "GENERATION",
+    "Recomputed",
+    "Verification",
+    "compare",
+    "generation_on",
+    "project",
+    "rebuild",
+    "recompute",
+    "stored",
+    "verify",
+]

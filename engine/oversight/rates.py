@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from govflow.engine.access.identity import Principal
 from govflow.engine.model.errors import InvalidInput, NotFound, PermissionDenied
 from govflow.engine.model.lifecycle import CHINESE, ORDER
+from govflow.engine.oversight import projection
 from govflow.engine.oversight import warnings as early
 from govflow.engine.oversight.definitions import (
     BOARD_DAY,
@@ -93,6 +94,8 @@ class Oversight:
         self.clock = clock
         self.cases = cases
         self.notify_warnings = notify_warnings or (lambda district, warnings: None)
+        #: sums of past days by (district, group, first, last, generation): see :meth:`_counters`
+        self._past: dict[tuple[Any, ...], dict[str, dict[str, int]]] = {}
 
     # -- authorization -------------------------------------------------------------
     def _pack(self, principal: Principal | None, district: str | None) -> LoadedPack:
@@ -108,24 +111,48 @@ class Oversight:
 
     # -- counters -------------------------------------------------------------------
     def _counters(self, district: str, window: Window, group: str) -> dict[str, dict[str, int]]:
-        """Summed counters by unit (or matter, or one '' row for the district)."""
+        """Summed counters by unit (or matter, or one '' row for the district).
+
+        The days before today never change but by a rebuild (see ``projection.GENERATION``): their
+        sums are kept per window and generation, so a year's window reads today's rows only."""
+        today = self._today()
+        past_last = min(window.last, today - dt.timedelta(days=1))
+        out: dict[str, dict[str, int]] = defaultdict(dict)
+        with self.db.connect() as conn:
+            if window.first <= past_last:
+                key = (district, group, window.first, past_last, projection.generation_on(conn))
+                past = self._past.get(key)
+                if past is None:
+                    past = self._sums(conn, district, window.first, past_last, group)
+                    if len(self._past) >= 256:
+                        self._past.pop(next(iter(self._past)))
+                    self._past[key] = past
+                for unit, metrics in past.items():
+                    out[unit].update(metrics)
+            first_live = max(window.first, today)
+            if first_live <= window.last:
+                for unit, metrics in self._sums(conn, district, first_live, window.last, group).items():
+                    for metric, value in metrics.items():
+                        out[unit][metric] = out[unit].get(metric, 0) + value
+        return out
+
+    @staticmethod
+    def _sums(conn: Any, district: str, first: dt.date, last: dt.date, group: str) -> dict[str, dict[str, int]]:
         column = {"matter": RateCounter.matter, "district": None}.get(group, RateCounter.unit)
         keys = [column] if column is not None else []
         query = (
             select(*keys, RateCounter.metric, func.sum(RateCounter.value).label("value"))
             .where(
                 RateCounter.district == district,
-                RateCounter.day >= window.first.isoformat(),
-                RateCounter.day <= window.last.isoformat(),
+                RateCounter.day >= first.isoformat(),
+                RateCounter.day <= last.isoformat(),
             )
             .group_by(*keys, RateCounter.metric)
         )
         out: dict[str, dict[str, int]] = defaultdict(dict)
-        with self.db.connect() as conn:
-            for row in conn.execute(query):
-                key = row[0] if column is not None else ""
-                out[key][row.metric] = int(row.value)
-        return out
+        for row in conn.execute(query):
+            out[row[0] if column is not None else ""][row.metric] = int(row.value)
+        return dict(out)
 
     @staticmethod
     def figures(counters: Mapping[str, int], level: str) -> dict[str, Any]:

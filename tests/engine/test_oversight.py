@@ -11,7 +11,7 @@ from govflow.engine.cases.service import NewCase
 from govflow.engine.cases.timers import fire_due
 from govflow.engine.model.errors import FormValidationError, InvalidInput, PermissionDenied
 from govflow.engine.oversight import projection
-from govflow.engine.oversight.definitions import CaseContext, fold
+from govflow.engine.oversight.definitions import LOCAL_TZ, CaseContext, fold
 from govflow.engine.store.db import CaseEvent, RateCounter
 
 DONGJIE = dict(lat=26.0865, lng=119.3025)  # 东街口: Dongjie street
@@ -315,3 +315,37 @@ def test_a_task_completed_after_its_deadline_fired_is_late():
     assert {(i.metric, i.unit): i.value for i in inc}[("reported_in_on_time", "gulou.cgj")] == 1
     cancelled, _ = fold(ctx, {"kind": "task.cancelled", "at": due, "data": {"task": "report_in"}})
     assert cancelled.dues == ()
+
+
+def test_sums_of_past_days_are_kept_until_a_rebuild_moves_the_generation(govflow, principals, clock):
+    """Past days never change but by a rebuild: their sums are read once per generation."""
+    case = report(govflow, principals)
+    run_simple(govflow, principals, case.case_id, satisfaction=4)
+    yesterday = clock.now().astimezone(LOCAL_TZ).date().isoformat()
+    clock.advance(dt.timedelta(days=1))
+    report(govflow, principals)  # today: received, read live
+    cc = principals["cc.supervisor"]
+
+    def completion():
+        rows = govflow.oversight.rates(cc, level="street", start=yesterday)["rows"]
+        return next(r for r in rows if r["unit"] == "gulou.dongjie")["completion_rate"]
+
+    def generation():
+        with govflow.db.connect() as conn:
+            return projection.generation_on(conn)
+
+    first = generation()  # the migration that made the tables rebuilt the projection once
+    projection.rebuild(govflow.db)
+    assert generation() == first + 1 and projection.verify(govflow.db).equal  # the generation row is no counter
+    assert completion() == pytest.approx(1 / 2)
+    closed = (RateCounter.metric == "closed") & (RateCounter.day == yesterday)
+    with govflow.db.begin() as conn:  # yesterday's counter changed behind the projection's back
+        conn.execute(update(RateCounter).where(closed).values(value=0))
+    assert completion() == pytest.approx(1 / 2)  # yesterday's sums as read before
+    report(govflow, principals)
+    assert completion() == pytest.approx(1 / 3)  # today's rows are read each time
+    with govflow.db.begin() as conn:  # the generation moves (as a rebuild moves it): past days are read again
+        conn.execute(update(RateCounter).where(RateCounter.metric == "generation").values(value=first + 2))
+    assert completion() == 0.0
+    projection.rebuild(govflow.db)  # the record's own figure again
+    assert generation() == first + 3 and completion() == pytest.approx(1 / 3) and projection.verify(govflow.db).equal

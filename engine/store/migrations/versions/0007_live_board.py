@@ -32,7 +32,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM rate_counters WHERE metric LIKE 'board:%' OR metric = 'escalations_received'")
+    op.execute(
+        "DELETE FROM rate_counters WHERE metric LIKE 'board:%' OR metric = 'escalations_received' OR district = ''"
+    )
     with op.batch_alter_table("oversight_cases") as batch:
         batch.drop_column("dues")
         batch.drop_column("stage")
