@@ -257,7 +257,8 @@ def main() -> None:
                 args.queries,
             )
             print(
-                f"  rates {level:10} {label:8}: p50 {statistics.median(times):7.1f} ms  p95 {pct(times, 0.95):7.1f} ms   target p95 ≤ 200 ms"
+                f"  rates {level:10} {label:8}: p50 {statistics.median(times):7.1f} ms  p95 {pct(times, 0.95):7.1f} ms"
+                f"  (the first, reading the past days: {times[0]:6.1f} ms)   target p95 ≤ 200 ms"
             )
     # baseline: the same figures by a full scan of the event log with the same fold
     scan = timed(lambda: projection.recompute(app.db), 1)
