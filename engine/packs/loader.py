@@ -500,6 +500,21 @@ def _resolve_extends(
     return effective, sources
 
 
+def _duplicate_setting_issues(value: Any) -> list[PackIssue]:
+    """settings.dispatch.duplicates: absent, false, or {window_hours, radius_m} as positive numbers."""
+    if value is None or value is False:
+        return []
+    if not isinstance(value, dict):
+        return [PackIssue("pack.yaml", "settings.dispatch.duplicates must be false or a mapping")]
+    out = []
+    for key, v in value.items():
+        if key not in ("window_hours", "radius_m"):
+            out.append(PackIssue("pack.yaml", f"settings.dispatch.duplicates.{key}: unknown (window_hours, radius_m)"))
+        elif isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1e6:
+            out.append(PackIssue("pack.yaml", f"settings.dispatch.duplicates.{key} must be a positive number"))
+    return out
+
+
 def load_pack(
     files: Mapping[str, bytes],
     **options: Any,
@@ -705,6 +720,7 @@ def _compile(
                 element=str(owner_decision),
             )
         )
+    issues += _duplicate_setting_issues((dispatch_settings or {}).get("duplicates"))
 
     deadlines = None
     if manifest is not None:
