@@ -7,8 +7,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import yaml
 
 from govflow.engine.cases.duplicates import Candidate, Rules, distance_m, find_main, same_reporter, says_another
+from govflow.engine.model.errors import PackError
+from govflow.engine.packs.loader import load_pack
 
 SPOT = (26.0865, 119.3025)  # 东街口, gulou.dongjie
 NEAR = (26.0868, 119.3027)  # ~40 m away
@@ -177,3 +180,24 @@ def test_a_report_smart_dispatch_is_unsure_of_is_linked_by_its_best_candidates(a
     )
     # far away, it is no duplicate whatever the model thinks
     assert report(api, "citizen.lin", "这里地上有个黑窟窿", FAR)["status"] != "linked"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("often", "settings.dispatch.duplicates must be false or a mapping"),
+        ({"radius_m": -5}, "settings.dispatch.duplicates.radius_m must be a positive number"),
+        ({"window_hours": True}, "settings.dispatch.duplicates.window_hours must be a positive number"),
+        ({"radius": 50}, "settings.dispatch.duplicates.radius: unknown (window_hours, radius_m)"),
+    ],
+)
+def test_a_pack_with_a_malformed_duplicates_setting_is_refused_naming_it(reference_files, value, message):
+    manifest = yaml.safe_load(reference_files["pack.yaml"].decode("utf-8"))
+    manifest["settings"].setdefault("dispatch", {})["duplicates"] = value
+    files = {**reference_files, "pack.yaml": yaml.safe_dump(manifest, allow_unicode=True).encode("utf-8")}
+    with pytest.raises(PackError) as refused:
+        load_pack(files)
+    assert [i.message for i in refused.value.issues] == [message]
+    manifest["settings"]["dispatch"]["duplicates"] = {"window_hours": 6, "radius_m": 30}
+    fine = load_pack({**reference_files, "pack.yaml": yaml.safe_dump(manifest, allow_unicode=True).encode("utf-8")})
+    assert Rules.of(fine.manifest.settings) == Rules(dt.timedelta(hours=6), 30.0)
