@@ -427,9 +427,11 @@ class Simulation:
         case = self.cases[task.case]
         if task.action == "handle" and self._decides_call_out(task) and self._call_out(case, task):
             return
-        principal = (
-            self.principals[RESIDENT] if task.user else self.principals[task.unit or self.catalog.command_centre]
-        )
+        principal = self.principals.get(RESIDENT if task.user else task.unit or self.catalog.command_centre)
+        if principal is None:  # a task of a unit the catalog does not name: nobody can act on it
+            key = f"{task.action}: no unit {task.unit} in the catalog"
+            self.tally.refused[key] = self.tally.refused.get(key, 0) + 1
+            return
         data = self._form(case, task)
         started = time.perf_counter()
         try:
@@ -444,16 +446,15 @@ class Simulation:
 
     def _call_out(self, case: Case, task: Task) -> bool:
         found = self.pack.responsibility.lookup(case.arrival.matter) if self.pack.responsibility else None
-        if found is None:
+        street = self.principals.get(task.unit or "")
+        if found is None or street is None:
             return False
         departments = [found.main]
         if found.cooperating and self._rng(task, "cooperating").random() < self.scenario.decisions["cooperating"]:
             departments.append(found.cooperating[0])
         started = time.perf_counter()
         try:
-            self.world.callouts.call_out(
-                self.principals[task.unit or ""], str(case.id), CallOut(departments, "需要职能部门协同处置（模拟）")
-            )
+            self.world.callouts.call_out(street, str(case.id), CallOut(departments, "需要职能部门协同处置（模拟）"))
         except GovflowError as exc:
             self._refused("call_out", exc)
             return False
