@@ -68,15 +68,35 @@ _PUT_CONTEXT = text(
 ).bindparams(bindparam("case_id", type_=Uuid()), bindparam("dues", type_=JSON()))
 
 
-def _add_counters(conn: Connection, district: str, increments: Iterable[Increment]) -> None:
+#: PostgreSQL: the counters and the context in one statement (one round trip per command); the
+#: counter rows travel as one JSON text
+_PUT_BOTH_PG = text(
+    "WITH added AS (INSERT INTO rate_counters (district, day, unit, matter, metric, value) "
+    "SELECT r.district, r.day, r.unit, r.matter, r.metric, r.value FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS r(district text, day text, unit text, matter text, metric text, value bigint) "
+    "ON CONFLICT (district, day, unit, matter, metric) DO UPDATE SET value = rate_counters.value + excluded.value "
+    "RETURNING 1) "
+    "INSERT INTO oversight_cases (case_id, district, owner, matter, handled, called, stage, dues, last_seq) "
+    "VALUES (:case_id, :district, :owner, :matter, :handled, :called, :stage, :dues, :last_seq) "
+    "ON CONFLICT (case_id) DO UPDATE SET district = excluded.district, owner = excluded.owner, "
+    "matter = excluded.matter, handled = excluded.handled, called = excluded.called, stage = excluded.stage, "
+    "dues = excluded.dues, last_seq = excluded.last_seq"
+).bindparams(bindparam("case_id", type_=Uuid()), bindparam("dues", type_=JSON()))
+
+
+def _counter_rows(district: str, increments: Iterable[Increment]) -> list[dict[str, Any]]:
     summed: dict[CounterKey, int] = defaultdict(int)
     for inc in increments:
         summed[(district, inc.day, inc.unit, inc.matter, inc.metric)] += inc.value
-    rows = [
+    return [
         {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
         for k, v in sorted(summed.items())  # one order everywhere: concurrent writers never deadlock
         if v
     ]
+
+
+def _add_counters(conn: Connection, district: str, increments: Iterable[Increment]) -> None:
+    rows = _counter_rows(district, increments)
     if rows:
         conn.execute(_ADD_COUNTERS, rows)
 
@@ -119,8 +139,13 @@ def project(conn: Connection, changes: Sequence[Change]) -> None:
         for event in change.events:
             ctx, more = fold(ctx, event)
             increments += more
-        _add_counters(conn, ctx.district, increments)
-        conn.execute(_PUT_CONTEXT, _context_row(ctx, change.case_id, change.events[-1]["seq"]))
+        context = _context_row(ctx, change.case_id, change.events[-1]["seq"])
+        if conn.dialect.name == "postgresql":
+            rows = json.dumps(_counter_rows(ctx.district, increments), ensure_ascii=False)
+            conn.execute(_PUT_BOTH_PG, {**context, "rows": rows})
+        else:
+            _add_counters(conn, ctx.district, increments)
+            conn.execute(_PUT_CONTEXT, context)
 
 
 def _context_before(conn: Connection, change: Change) -> CaseContext:
