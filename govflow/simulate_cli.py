@@ -41,8 +41,8 @@ class SimulationRefused(Exception):
 
 def simulate(
     pack: Annotated[
-        Path, typer.Option(help="the pack folder or zip to simulate (default: the reference pack)")
-    ] = REFERENCE_PACK,
+        Path | None, typer.Option(help="the pack folder or zip to simulate (default: the reference pack)")
+    ] = None,
     scenario: Annotated[
         Path | None,
         typer.Option(help="a scenario file (default: the pack's simulation.yaml, else one from its catalog)"),
@@ -75,7 +75,19 @@ def simulate(
     from govflow.engine.model.errors import PackError
 
     try:
-        _simulate(pack, scenario, days, per_day, seed, compare, replications, from_history, html, database_url, jobs)
+        _simulate(
+            pack or REFERENCE_PACK,
+            scenario,
+            days,
+            per_day,
+            seed,
+            compare,
+            replications,
+            from_history,
+            html,
+            database_url,
+            jobs,
+        )
     except SimulationRefused as exc:
         err.print(f"[red]refused:[/] {exc}", markup=True, highlight=False)
         for issue in exc.issues:
@@ -114,7 +126,8 @@ def _simulate(
         first = new_world()
         pack_a = _compile(first[0], _pack_files(pack_path))
         scenario_a = _scenario(pack_a, scenario_path, days, per_day, from_history, database_url)
-        versions = [(pack_a, scenario_a, _label(pack_a, pack_path))]
+        where = "the reference pack" if pack_path == REFERENCE_PACK else pack_path
+        versions = [(pack_a, scenario_a, _label(pack_a, where))]
         if compare is not None:
             files_b, where = _version_files(compare, pack_a, database_url)
             pack_b = _compile(first[0], files_b)
