@@ -59,10 +59,19 @@ class Figures:
             if value is not None:
                 out[name] = value
         out["escalations"] = float(sum(self.escalations.values()))
+        for code, rates in sorted(self.units.items()):  # the rates a unit is ranked on (a street, a department)
+            for name in UNIT_RATES:
+                value = rates.get(name)
+                if value is not None:
+                    out[f"{name}@{code}"] = value
         for code, queue in sorted(self.queues.items()):
             out[f"mean_wait_minutes:{code}"] = queue["mean_wait"]
             out[f"mean_queue:{code}"] = queue["mean_queue"]
         return out
+
+
+#: the per-unit rates a comparison lists (the district's are all listed)
+UNIT_RATES = ("bj_response_rate", "completion_rate", "overdue_count", "escalated_count", "response_rate")
 
 
 def figures(simulation: Simulation, label: str) -> Figures:
@@ -244,11 +253,14 @@ def _order(key: str) -> tuple[int, str]:
         return (1, key)
     if key.startswith(STEP_RATE_PREFIX):
         return (2, key)
-    return (3, key)
+    if "@" in key:  # a unit's rate: by unit, then in the order of RATES
+        name, unit = key.split("@", 1)
+        return (3, f"{unit} {names.index(name) if name in names else 999:03d}")
+    return (4, key)
 
 
 def _value(key: str, value: float) -> str:
-    kind = RATE_KIND.get(key, "ratio" if key.startswith(STEP_RATE_PREFIX) else "mean")
+    kind = RATE_KIND.get(key.split("@")[0], "ratio" if key.startswith(STEP_RATE_PREFIX) else "mean")
     if kind == "ratio":
         return f"{value * 100:.1f}%"
     return f"{value:.2f}"
