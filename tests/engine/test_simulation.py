@@ -291,3 +291,25 @@ def test_a_pack_s_scenario_is_validated_with_the_pack(reference_files):
         "simulation.yaml:34: capacity.duty_steps[0]: unknown step 'sign_for'",
         "simulation.yaml:42: handling.steps.sign_for: unknown step: no user task of the diagrams has this id",
     ]
+
+
+def test_compare_with_a_version_deployed_in_the_database(tmp_path, sqlite_template):
+    """`--compare VERSION` takes a staged version from the database (as the studio saves one)."""
+    database = tmp_path / "deployed.sqlite3"
+    shutil.copy(sqlite_template, database)
+    url = f"sqlite:///{database}"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["pack", "deploy", str(REFERENCE_PACK), "--database-url", url]).exit_code == 0
+    what_if = REFERENCE_PACK / "examples" / "what-if"
+    staged = runner.invoke(cli, ["pack", "deploy", str(what_if), "--no-activate", "--database-url", url])
+    assert staged.exit_code == 0, staged.output
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "period: {days: 1, drain_days: 1}\narrivals: {per_day: 6}\nstreets: {gulou.dongjie: 1}\n", "utf-8"
+    )
+    args = ["simulate", "--compare", "1.1.0-what-if", "--database-url", url, "--scenario", str(scenario)]
+    result = runner.invoke(cli, [*args, "--replications", "1", "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("comparison: A = reference 1.0.0 (the reference pack), B = reference 1.1.0-what-if")
+    assert "(reference@1.1.0-what-if)" in first
