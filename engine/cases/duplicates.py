@@ -15,7 +15,9 @@ the earliest) wins. The service then records the new case as *linked* to it
 (status ``linked``, event ``case.linked``): its workflow is started but it opens
 no task — the street works the main case once — while the report counts in the
 rates like any other (its ``case.routed`` is recorded). The reporter follows
-the main case (the case view names it). The command centre can unlink a case
+the main case (the case view names it and its stage); when the main case is
+settled its duplicates close with it, when it is withdrawn they are unlinked and
+go on as cases of their own (:func:`follow`). The command centre can unlink a case
 (``POST /api/v1/cases/{id}/unlink``: its tasks open as for a new report) or
 link an open case by hand (``POST /api/v1/cases/{id}/link``: its open tasks are
 set aside until it is unlinked).
@@ -26,9 +28,10 @@ Pure functions: the service reads the candidates and writes the result.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,9 +225,12 @@ def linked_to(conn: Any, case_id: uuid.UUID) -> str | None:
     return str(last.data.get("main")) if last is not None and last.kind == "case.linked" else None
 
 
-def linked_cases(conn: Any, case: Any) -> list[str]:
-    """The cases linked to ``case`` now (its duplicates), among the linked cases of its district."""
-    ids = conn.execute(select(CaseRow.id).where(CaseRow.district == case.district, CaseRow.status == LINKED)).scalars()
+def linked_cases(conn: Any, case: Any, *, including_closed: bool = False) -> list[str]:
+    """The open cases linked to ``case`` now (its duplicates; closed ones too if asked)."""
+    query = select(CaseRow.id).where(CaseRow.district == case.district, CaseRow.status == LINKED)
+    if not including_closed:
+        query = query.where(CaseRow.closed_at.is_(None))
+    ids = conn.execute(query).scalars()
     main = str(case.id)
     return [str(i) for i in ids if linked_to(conn, i) == main]
 
@@ -237,21 +243,93 @@ def unlink(service: Any, principal: Principal, case_id: str) -> Outcome:
         case, pack = snapshot.row, snapshot.pack
         service.require_visible(principal, case, pack)
         power = service.authorize(principal, pack, case.owner_unit, "dispatch")
-        if case.status != LINKED:
-            raise InvalidTransition("the case is not linked to another case", case=case_id, status=case.status)
-        with service.uow.reader.connect() as conn:
-            main = linked_to(conn, case.id)
-        workflow = pack.runtime.load(case.state, case.process_id)
-        return plan(
-            snapshot,
-            workflow,
-            actor=principal,
-            power=power,
-            now=service.clock.now(),
-            events=[Event("case.unlinked", {"main": main})],
-        )
+        if case.status != LINKED or case.closed_at is not None:
+            raise InvalidTransition(
+                "the case is not linked to an open case", case=case_id, status=case.status, closed=bool(case.closed_at)
+            )
+        return _unlinked(service, snapshot, principal, power, {})
 
     return service.uow.run(_case_id(case_id), decide)
+
+
+def _unlinked(service: Any, snapshot: CaseSnapshot, actor: Principal, power: str | None, why: dict[str, Any]) -> Change:
+    case, pack = snapshot.row, snapshot.pack
+    with service.uow.reader.connect() as conn:
+        main = linked_to(conn, case.id)
+    workflow = pack.runtime.load(case.state, case.process_id)
+    return plan(
+        snapshot,
+        workflow,
+        actor=actor,
+        power=power,
+        now=service.clock.now(),
+        events=[Event("case.unlinked", {"main": main, **why})],
+    )
+
+
+# -- the duplicates follow their main case --------------------------------------------------------
+#: who closes or unlinks a duplicate when its main case ends (on the record as ``actor``)
+FOLLOW_ACTOR = "system.duplicates"
+log = logging.getLogger("govflow.duplicates")
+
+
+def follow_main(service: Any) -> Callable[[Sequence[Mapping[str, Any]]], None]:
+    """A listener of committed events: when a case closes, its duplicates follow (:func:`follow`)."""
+
+    def listener(events: Sequence[Mapping[str, Any]]) -> None:
+        for main_id in {e["case_id"] for e in events if e.get("kind") == "case.closed"}:
+            try:
+                follow(service, main_id)
+            except Exception:  # the main case's command is committed: a follower left linked is logged
+                log.exception("the duplicates of case %s could not follow it", main_id)
+
+    return listener
+
+
+def follow(service: Any, main_id: Any) -> list[Outcome]:
+    """The duplicates of a case that has just closed: closed with it when it was settled (the reporter
+    followed it: the same result), unlinked — cases of their own, tasks open — when it was withdrawn
+    (its reporter's choice is not theirs)."""
+    with service.uow.reader.connect() as conn:
+        main = conn.execute(
+            select(CaseRow.id, CaseRow.district, CaseRow.status, CaseRow.closed_at).where(CaseRow.id == main_id)
+        ).first()
+        if main is None or main.closed_at is None or main.status == LINKED:
+            return []
+        followers = linked_cases(conn, main, including_closed=True)
+    withdrawn = main.status == "withdrawn"
+    outcomes = []
+    for follower in followers:
+
+        def decide(snapshot: CaseSnapshot) -> Change:
+            case = snapshot.row
+            actor = Principal(FOLLOW_ACTOR, "duplicates", "system", case.district, None, ())
+            if case.status != LINKED or case.closed_at is not None:
+                raise _Settled
+            if withdrawn:
+                return _unlinked(service, snapshot, actor, None, {"why": "the main case was withdrawn"})
+            now = service.clock.now()
+            events = [Event("case.closed", {"stage": main.status, "with": str(main.id)})]
+            rows = event_rows(case.id, case.event_seq, now, actor, None, events)
+            values = {
+                "closed_at": now,
+                "updated_at": now,
+                "next_due": None,
+                "event_seq": case.event_seq + len(rows),
+                "version": case.version + 1,
+            }
+            outcome = Outcome(case.id, case.status, case.version + 1, rows)
+            return Change(case.id, case.version, values, rows, outcome=outcome, case_row=case)
+
+        try:
+            outcomes.append(service.uow.run(uuid.UUID(follower), decide))
+        except _Settled:
+            continue
+    return outcomes
+
+
+class _Settled(Exception):
+    """A follower that was unlinked or closed meanwhile: nothing to do."""
 
 
 def link(service: Any, principal: Principal, case_id: str, main_id: str) -> Outcome:
@@ -317,6 +395,8 @@ __all__ = [
     "Rules",
     "distance_m",
     "find_main",
+    "follow",
+    "follow_main",
     "link",
     "linked_cases",
     "linked_to",

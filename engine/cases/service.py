@@ -148,6 +148,7 @@ class CaseService:
         self.access = access
         self.dispatcher = dispatcher
         self.clock = clock
+        uow.listeners.append(duplicates.follow_main(self))  # duplicates follow their main case
 
     @property
     def db(self) -> Any:

@@ -201,3 +201,46 @@ def test_a_pack_with_a_malformed_duplicates_setting_is_refused_naming_it(referen
     manifest["settings"]["dispatch"]["duplicates"] = {"window_hours": 6, "radius_m": 30}
     fine = load_pack({**reference_files, "pack.yaml": yaml.safe_dump(manifest, allow_unicode=True).encode("utf-8")})
     assert Rules.of(fine.manifest.settings) == Rules(dt.timedelta(hours=6), 30.0)
+
+
+def task_named(api, who, case_id, name):
+    return next(t for t in api.inbox(who, case_id) if t["name"] == name)
+
+
+def test_duplicates_close_with_a_settled_main_case_and_go_on_when_it_is_withdrawn(api):
+    main = report(api, "citizen.zhang", "东街口有个井盖没了，晚上很危险", SPOT)
+    copy = report(api, "citizen.li", "东街口的井盖不见了，好危险", NEAR)
+    assert copy["status"] == "linked"
+    for who, name, data in [
+        ("dongjie.dispatcher", "sign_for", {}),
+        ("dongjie.dispatcher", "handle", {"result": "已补装井盖"}),
+        ("dongjie.dispatcher", "review", {"approved": True}),
+        ("citizen.zhang", "evaluate", {"satisfaction": 5}),
+    ]:
+        done = api.complete(who, task_named(api, who, main["id"], name)["id"], **data)
+        assert done.status_code == 200, done.text
+    settled = case(api, "cc.supervisor", main["id"])
+    assert settled["closed_at"] is not None
+    followed = case(api, "citizen.li", copy["id"])
+    assert followed["closed_at"] is not None and followed["linked_to_status"] == settled["status"]
+    closing = [
+        e for e in api.get("cc.supervisor", f"/api/v1/cases/{copy['id']}/events").json() if e["kind"] == "case.closed"
+    ]
+    assert [(e["actor"], e["data"]["with"]) for e in closing] == [("system.duplicates", main["id"])]
+    problem(api.post("cc.supervisor", f"/api/v1/cases/{copy['id']}/unlink"), 409)  # closed: nothing to unlink
+
+    # a withdrawn main case is its reporter's choice: its duplicates go on as cases of their own
+    other = report(api, "citizen.zhang", "东街口有个井盖没了，晚上很危险", FAR)
+    follower = report(api, "citizen.lin", "东街口的井盖不见了，好危险", FAR)
+    assert follower["status"] == "linked"
+    withdrawn = api.post("citizen.zhang", f"/api/v1/cases/{other['id']}/withdraw", json={"reason": "已经有人修好了"})
+    assert withdrawn.status_code == 200, withdrawn.text
+    on_its_own = case(api, "cc.supervisor", follower["id"])
+    assert on_its_own["status"] != "linked" and on_its_own["closed_at"] is None and on_its_own["linked_to"] is None
+    assert [t["name"] for t in on_its_own["open_tasks"]] == ["sign_for"]
+    unlinked = next(
+        e
+        for e in api.get("cc.supervisor", f"/api/v1/cases/{follower['id']}/events").json()
+        if e["kind"] == "case.unlinked"
+    )
+    assert unlinked["data"] == {"main": other["id"], "why": "the main case was withdrawn"}
