@@ -4,6 +4,7 @@ The browser comes from this folder's conftest (Debian's Chromium through Playwri
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import uvicorn
 
 from govflow.api.app import create_app
 from govflow.api.pages import dist_folder
+from govflow.engine.cases.timers import fire_due
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -53,7 +55,7 @@ def live(govflow):
     thread.join(10)
 
 
-def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, govflow):
+def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, govflow, clock):
     def as_(who):
         return {"Authorization": f"Bearer {tokens[who]}"}
 
@@ -68,6 +70,12 @@ def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, gov
         ).status_code
         == 200
     )
+
+    # three days on: the signed case's handling is overdue (its timer fired, the task stays open), the
+    # unsigned ones went up to the command centre and the city; three reports at one place: a warning
+    clock.advance(dt.timedelta(days=3))
+    fire_due(govflow.cases)
+    assert client.post("/api/v1/warnings/scan", headers=as_("cc.supervisor")).status_code == 200
 
     page = browser.new_page()
     page.goto(f"{live}/dashboard/")
@@ -101,6 +109,11 @@ def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, gov
     shown_units = [r.get_attribute("data-unit") for r in page.locator("#ranking tbody tr").all()]
     assert shown_units == [r["unit"] for r in ranking["rows"]]
     page.wait_for_selector("#trend-chart canvas")
+    # the early warnings, as the API lists them
+    api_warnings = client.get("/api/v1/warnings?limit=20", headers=as_("cc.supervisor")).json()
+    assert api_warnings and [r.get_attribute("data-warning") for r in page.locator("#warnings tbody tr").all()] == [
+        w["id"] for w in api_warnings
+    ]
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
     # a street signs in: its own row only, and no other street's scorecard
@@ -111,4 +124,11 @@ def test_the_dashboard_shows_the_apis_figures(live, browser, client, tokens, gov
     page.wait_for_selector("body[data-ready=true] #rates td[data-metric], body[data-ready=error]")
     assert page.get_attribute("body", "data-ready") == "true", page.inner_text("body")
     assert [r.get_attribute("data-unit") for r in page.locator("#rates tbody tr").all()] == ["gulou.dongjie"]
+    # its overdue work, as its scorecard gives it: the handling whose deadline fired is there
+    card = client.get("/api/v1/units/gulou.dongjie/scorecard", headers=as_("dongjie.dispatcher")).json()
+    assert [w["task"] for w in card["worst_cases"]] == ["handle"]
+    shown = [r.get_attribute("data-case") for r in page.locator("#overdue tbody tr").all()]
+    assert shown == [w["case_id"] for w in card["worst_cases"]]
+    for metric in ("overdue_count", "escalated_count"):
+        assert page.locator(f'#overdue b[data-metric="{metric}"]').inner_text() == str(round(card["figures"][metric]))
     assert page.locator("#warnings").count() == 0 and page.locator(".gf-denied").count() >= 1

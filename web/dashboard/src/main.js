@@ -150,8 +150,8 @@ function header() {
     h('div', { class: 'gf-controls' },
       t('from'), from, t('to'), to,
       token,
-      h('button', { id: 'sign-in', onclick: () => { setToken(token.value.trim()); rerender(); } }, t('signIn')),
-      getToken() ? h('button', { id: 'sign-out', onclick: () => { setToken(''); rerender(); } }, t('signOut')) : null,
+      h('button', { id: 'sign-in', onclick: () => { setToken(token.value.trim()); state.unit = null; rerender(); } }, t('signIn')),
+      getToken() ? h('button', { id: 'sign-out', onclick: () => { setToken(''); state.unit = null; rerender(); } }, t('signOut')) : null,
       h('button', { id: 'lang', onclick: () => { setLang(getLang() === 'en' ? 'zh' : 'en'); location.reload(); } }, t('language'))));
 }
 
