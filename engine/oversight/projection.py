@@ -314,17 +314,33 @@ def rebuild_on(conn: Connection) -> Recomputed:
         {"district": k[0], "day": k[1], "unit": k[2], "matter": k[3], "metric": k[4], "value": v}
         for k, v in sorted(fresh.counters.items())
     ]
-    for start in range(0, len(rows), 10000):  # one statement, executed for many rows (executemany)
-        conn.execute(_INSERT_COUNTERS, rows[start : start + 10000])
     contexts = list(fresh.contexts.values())
-    for start in range(0, len(contexts), 10000):
-        conn.execute(_PUT_CONTEXT, contexts[start : start + 10000])
+    if conn.dialect.name == "postgresql":  # 10,000 rows as one JSON text: one statement, one round trip
+        for statement, table in ((_COPY_COUNTERS_PG, rows), (_COPY_CONTEXTS_PG, contexts)):
+            for start in range(0, len(table), 10000):
+                chunk = json.dumps(table[start : start + 10000], ensure_ascii=False, default=str)
+                conn.execute(statement, {"rows": chunk})
+    else:  # one statement executed for many rows (executemany)
+        for statement, table in ((_INSERT_COUNTERS, rows), (_PUT_CONTEXT, contexts)):
+            for start in range(0, len(table), 10000):
+                conn.execute(statement, table[start : start + 10000])
     return fresh
 
 
 _INSERT_COUNTERS = text(
     "INSERT INTO rate_counters (district, day, unit, matter, metric, value) "
     "VALUES (:district, :day, :unit, :matter, :metric, :value)"
+)
+_COPY_COUNTERS_PG = text(
+    "INSERT INTO rate_counters (district, day, unit, matter, metric, value) "
+    "SELECT r.district, r.day, r.unit, r.matter, r.metric, r.value FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS r(district text, day text, unit text, matter text, metric text, value bigint)"
+)
+_COPY_CONTEXTS_PG = text(
+    "INSERT INTO oversight_cases (case_id, district, owner, matter, handled, called, stage, dues, last_seq) "
+    "SELECT r.case_id, r.district, r.owner, r.matter, r.handled, r.called, r.stage, r.dues, r.last_seq "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS r(case_id uuid, district text, owner text, matter text, "
+    "handled boolean, called boolean, stage text, dues json, last_seq integer)"
 )
 
 
