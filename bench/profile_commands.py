@@ -45,6 +45,7 @@ PARTS = [
     ("decide the report (dispatch, spiff, plan)", "cases/service.py", "_decide_report"),
     ("uow: read case + tasks", "cases/unit_of_work.py", "load"),
     ("uow: case of task", "cases/unit_of_work.py", "case_of_task"),
+    ("uow: read a task's case + tasks", "cases/unit_of_work.py", "load_of_task"),
     ("uow: commit (writes + projectors)", "cases/unit_of_work.py", "commit"),
     ("projectors", "cases/unit_of_work.py", "project"),
     ("db: statements (execute)", "sqlalchemy/engine/base.py", "execute"),
