@@ -14,6 +14,7 @@ decided by the amended list. Nothing is edited in place: versions are immutable.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -88,7 +89,9 @@ def amend(
         "matter": matter,
         "main": department,
         "cooperating": list(dict.fromkeys(cooperating)),
-        "time_limit": base.get("time_limit"),
+        # a copy: the group's own time limit stays in the list, and a shared object would be written
+        # as a YAML anchor and alias, which no pack file may hold
+        "time_limit": copy.deepcopy(base.get("time_limit")),
     }
     if exact is not None:
         entries[entries.index(exact)] = entry
