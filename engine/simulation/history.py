@@ -3,7 +3,8 @@
 Read from the cases and the event record of the district (the last ``days`` days before its
 newest case): reports per day, by local hour and weekday; the matter, street and channel mix;
 the share of reports without a location; each department's share of rejected calls and its
-report-in delays; the residents' ratings and the share who never rated; the time each step's
+report-in delays; the residents' ratings and the share who never rated, how many residents report and the share
+who withdraw; the call-outs' mutual evaluations; the time each step's
 tasks stayed open (an upper bound of the work: it includes the wait in the queue).
 The result is a raw scenario: the scenario file's own values stand over it.
 """
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from govflow.engine.model.errors import NotFound
+from govflow.engine.simulation.scenario import MAX_REPORTERS
 from govflow.engine.store.db import CaseEvent, CaseRow
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -53,7 +55,15 @@ def history_defaults(db: Engine, district: str, tz: dt.tzinfo, *, days: int = 90
             raise NotFound(f"district {district!r} has no case in this database: no history to start from")
         since = _utc(newest) - dt.timedelta(days=days)
         cases = conn.execute(
-            select(CaseRow.id, CaseRow.created_at, CaseRow.matter, CaseRow.owner_unit, CaseRow.channel, CaseRow.lat)
+            select(
+                CaseRow.id,
+                CaseRow.created_at,
+                CaseRow.matter,
+                CaseRow.owner_unit,
+                CaseRow.channel,
+                CaseRow.lat,
+                CaseRow.reported_by,
+            )
             .where(CaseRow.district == district, CaseRow.created_at >= since)
             .order_by(CaseRow.created_at)
         ).all()
@@ -63,7 +73,7 @@ def history_defaults(db: Engine, district: str, tz: dt.tzinfo, *, days: int = 90
             .where(
                 CaseRow.district == district,
                 CaseRow.created_at >= since,
-                CaseEvent.kind.in_(("task.completed", "rating.given", "case.routed")),
+                CaseEvent.kind.in_(("task.completed", "rating.given", "case.routed", "case.withdrawn")),
             )
             .order_by(CaseEvent.case_id, CaseEvent.seq)
         ).all()
@@ -93,10 +103,15 @@ def history_defaults(db: Engine, district: str, tz: dt.tzinfo, *, days: int = 90
     rejected: Counter[str] = Counter()
     answered: Counter[str] = Counter()
     ratings: Counter[int] = Counter()
+    mutual: dict[str, Counter[int]] = defaultdict(Counter)  # the call-outs' mutual evaluations
+    withdrawn = 0
     for event in events:
         data = event.data or {}
+        withdrawn += event.kind == "case.withdrawn"
         if event.kind == "rating.given" and data.get("dimension") == "satisfaction":
             ratings[int(data.get("score", 0))] += 1
+        elif event.kind == "rating.given" and data.get("dimension") in ("report_in", "disposal", "accuracy"):
+            mutual[data["dimension"]][int(data.get("score", 0))] += 1
         if event.kind != "task.completed":
             continue
         opened, at = _instant(data.get("opened_at")), _utc(event.at)
@@ -119,8 +134,20 @@ def history_defaults(db: Engine, district: str, tz: dt.tzinfo, *, days: int = 90
         units[unit] = entry
     if units:
         raw["departments"] = {"units": units}
+    residents: dict[str, Any] = {
+        "reporters": max(1, min(MAX_REPORTERS, len({c.reported_by for c in cases if c.reported_by}))),
+        "withdraw": round(withdrawn / len(cases), 4),
+    }
     if ratings:
-        raw["residents"] = {"ratings": {s: n for s, n in sorted(ratings.items()) if 1 <= s <= 5}}
+        residents["ratings"] = {s: n for s, n in sorted(ratings.items()) if 1 <= s <= 5}
+    raw["residents"] = residents
+    evaluations = {
+        dimension: {s: n for s, n in sorted(scores.items()) if 1 <= s <= 5}
+        for dimension, scores in sorted(mutual.items())
+        if any(1 <= s <= 5 for s in scores)
+    }
+    if evaluations:
+        raw["evaluations"] = evaluations
     return raw
 
 

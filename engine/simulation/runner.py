@@ -45,14 +45,14 @@ from govflow.engine.cases.timers import fire_due
 from govflow.engine.model.calendar import WeekdayCalendar, WorkingTime
 from govflow.engine.model.catalog import ROLE_FOR_KIND
 from govflow.engine.model.clock import ManualClock, iso
-from govflow.engine.model.errors import GovflowError
+from govflow.engine.model.errors import GovflowError, InvalidTransition
 from govflow.engine.packs.loader import LoadedPack
 from govflow.engine.simulation.arrivals import Arrival, generate
 from govflow.engine.simulation.places import Places
 from govflow.engine.simulation.scenario import CALL_OUT_STEP, Scenario
 from govflow.engine.store.db import CaseRow, CaseTask
 
-#: the principal every simulated resident reports as (a citizen: reports, rates, withdraws)
+#: the principals simulated residents report as (citizens: report, rate, withdraw): ``sim.resident.<n>``
 RESIDENT = "sim.resident"
 HOUR = dt.timedelta(hours=1)
 #: the worker's tick after a deadline (SpiffWorkflow fires a timer once its time has *passed*)
@@ -97,7 +97,10 @@ class Case:
     tasks: dict[uuid.UUID, Task] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)  # step -> how many times it opened
     called: list[str] = field(default_factory=list)
+    caller: str | None = None  # the street that called the departments out
     next_due: dt.datetime | None = None
+    reporter: str = RESIDENT
+    rated: set[tuple[str, str, str]] = field(default_factory=set)  # (rater unit, target, dimension)
 
 
 @dataclass
@@ -121,6 +124,9 @@ class Tally:
     commands: int = 0
     timer_ticks: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # "action: ErrorType" -> count
+    withdrawn: int = 0  # reports the resident withdrew (撤回)
+    withdraw_late: int = 0  # … or tried to, after the result was submitted (the engine refused)
+    evaluations: dict[str, int] = field(default_factory=dict)  # mutual evaluations given, by dimension
     arrivals_by_hour: list[int] = field(default_factory=lambda: [0] * 24)
     arrivals_by_day_hour: dict[str, int] = field(default_factory=dict)
     clock: dt.datetime | None = None
@@ -178,7 +184,9 @@ class Simulation:
         self.clock.set(self.start - HOUR)
         self.world.packs.deploy(self.pack, actor="system.simulation", now=self.clock.now())
         entries = [(self._principal_of(code), f"simulation-token-{code}") for code in self.catalog.units]
-        entries.append((Principal(RESIDENT, "resident", "person", None, None, ("citizen",)), "simulation-resident"))
+        for index in range(1, self.scenario.reporters + 1):
+            resident = Principal(f"{RESIDENT}.{index}", f"居民{index}", "person", None, None, ("citizen",))
+            entries.append((resident, f"simulation-resident-{index}"))
         with Session(self.world.db) as session, session.begin():
             store_principals(session, entries, self.clock.now())
         self.principals = {p.unit or p.id: p for p, _ in entries}
@@ -232,6 +240,10 @@ class Simulation:
             self._finish(action[1], action[2], action[3])
         elif kind == "respond":
             self._respond(action[1], action[2])
+        elif kind == "withdraw":
+            self._withdraw(self.cases[action[1]])
+        elif kind == "rate":
+            self._rate(self.cases[action[1]], action[2], action[3], action[4], action[5])
         elif kind == "sample":
             now = self.clock.now()
             self.samples += 1
@@ -392,6 +404,7 @@ class Simulation:
     # -- commands -------------------------------------------------------------------------------------
     def _report(self, case: Case) -> None:
         arrival = case.arrival
+        case.reporter = f"{RESIDENT}.{self._case_rng(arrival.n, 'reporter').randrange(self.scenario.reporters) + 1}"
         matter = self.catalog.matters[arrival.matter]
         place, lat, lng = self.places.point(arrival.street, self._case_rng(arrival.n, "place"))
         new = NewCase(
@@ -401,7 +414,7 @@ class Simulation:
             lat=lat if arrival.located else None,
             lng=lng if arrival.located else None,
             address=place if arrival.located else None,
-            reporter_name="模拟居民",
+            reporter_name=self.principals[case.reporter].name,
             district=self.catalog.district,
         )
         local = arrival.at.astimezone(self.tz)
@@ -410,7 +423,7 @@ class Simulation:
         self.tally.arrivals_by_day_hour[key] = self.tally.arrivals_by_day_hour.get(key, 0) + 1
         started = time.perf_counter()
         try:
-            outcome = self.world.cases.report(self.principals[RESIDENT], new)
+            outcome = self.world.cases.report(self.principals[case.reporter], new)
         except GovflowError as exc:
             self._refused("report", exc)
             return
@@ -420,14 +433,73 @@ class Simulation:
         self.tally.commands += 1
         case.id = outcome.case_id
         self.by_id[case.id] = arrival.n
+        rng = self._case_rng(arrival.n, "withdraw")
+        if rng.random() < self.scenario.withdraw:  # the resident withdraws the report after a while (撤回)
+            delay = self.scenario.withdraw_delay.sample(rng)
+            self._push(self.clock.now() + dt.timedelta(minutes=delay), self.RESPOND, ("withdraw", arrival.n))
         self._refresh(arrival.n)
+
+    def _withdraw(self, case: Case) -> None:
+        if case.id is None:
+            return
+        started = time.perf_counter()
+        try:
+            self.world.cases.withdraw(self.principals[case.reporter], str(case.id), "问题已自行解决（模拟）")
+        except InvalidTransition:
+            self.tally.withdraw_late += 1  # the result was submitted (or the case closed) first
+            return
+        except GovflowError as exc:
+            self._refused("withdraw", exc)
+            return
+        finally:
+            self.tally.engine_seconds += time.perf_counter() - started
+        self.tally.withdrawn += 1
+        self.tally.commands += 1
+        self._refresh(case.arrival.n)
+
+    def _rate(self, case: Case, rater: str, target: str, dimension: str, score: int) -> None:
+        """A mutual evaluation of a call-out (互评) through the real rating command."""
+        key = (rater, target, dimension)
+        if case.id is None or key in case.rated:
+            return
+        case.rated.add(key)
+        started = time.perf_counter()
+        try:
+            self.world.callouts.rate(
+                self.principals[rater], str(case.id), target=target, dimension=dimension, score=score, comment=None
+            )
+        except GovflowError as exc:
+            self._refused(f"rate {dimension}", exc)
+            return
+        finally:
+            self.tally.engine_seconds += time.perf_counter() - started
+        self.tally.commands += 1
+        self.tally.evaluations[dimension] = self.tally.evaluations.get(dimension, 0) + 1
+
+    def _evaluate(self, case: Case, task: Task, data: dict[str, Any]) -> None:
+        """After a report-in or a disposal, the parties of the call rate each other (a while later)."""
+        if task.unit is None or case.caller is None:
+            return
+        rates: list[tuple[str, str, str]] = []
+        if task.action == "report_in":
+            rates.append((task.unit, case.caller, "accuracy"))  # the department rates the call
+            if data.get("decision") == "accept":
+                rates.append((case.caller, task.unit, "report_in"))  # the street rates the report-in
+        elif task.action == "dispose":
+            rates.append((case.caller, task.unit, "disposal"))  # the street rates the disposal
+        for rater, target, dimension in rates:
+            rng = self._rng(task, f"evaluate/{dimension}")
+            if rng.random() < self.scenario.evaluations_silent:
+                continue
+            score = self._rating(rng, self.scenario.evaluations[dimension])
+            self._push(self.clock.now(), self.RESPOND, ("rate", task.case, rater, target, dimension, score))
 
     def _act(self, task: Task) -> None:
         """Complete a task as its person would (or call out instead of handling alone)."""
         case = self.cases[task.case]
         if task.action == "handle" and self._decides_call_out(task) and self._call_out(case, task):
             return
-        principal = self.principals.get(RESIDENT if task.user else task.unit or self.catalog.command_centre)
+        principal = self.principals.get(task.user or task.unit or self.catalog.command_centre)
         if principal is None:  # a task of a unit the catalog does not name: nobody can act on it
             key = f"{task.action}: no unit {task.unit} in the catalog"
             self.tally.refused[key] = self.tally.refused.get(key, 0) + 1
@@ -438,11 +510,15 @@ class Simulation:
             self.world.cases.complete_task(principal, str(task.id), data)
         except GovflowError as exc:
             self._refused(task.action, exc)
+            done = False
         else:
             self.tally.commands += 1
+            done = True
         finally:
             self.tally.engine_seconds += time.perf_counter() - started
         self._refresh(task.case)
+        if done and task.action in ("report_in", "dispose"):
+            self._evaluate(case, task, data)
 
     def _call_out(self, case: Case, task: Task) -> bool:
         found = self.pack.responsibility.lookup(case.arrival.matter) if self.pack.responsibility else None
@@ -462,6 +538,7 @@ class Simulation:
             self.tally.engine_seconds += time.perf_counter() - started
         self.tally.commands += 1
         case.called = departments
+        case.caller = street.unit
         self._refresh(task.case)
         return True
 
@@ -498,13 +575,19 @@ class Simulation:
             approved = rng.random() >= decisions["review_send_back"]
             return {"approved": approved, "opinion": "现场核实（模拟）"}
         if action == "evaluate":
-            return {"satisfaction": self._rating(rng), "comment": "模拟评价"}
-        if action == "return_visit":
-            return {"return_visit": self._rating(rng), "outcome": "close", "note": "回访（模拟）"}
+            return {"satisfaction": self._rating(rng, self.scenario.ratings), "comment": "模拟评价"}
+        if action == "return_visit":  # a dissatisfied resident (1 or 2) has the case redone for a share
+            score = self._rating(rng, self.scenario.ratings)
+            reopen = score <= 2 and rng.random() < self.scenario.reopen
+            return {"return_visit": score, "outcome": "reopen" if reopen else "close", "note": "回访（模拟）"}
         if action == "answer_rejection":
             return {"maintain": rng.random() < decisions["maintain_rejected_call"], "reason": "模拟"}
-        if action == "rule_dispute":
+        if action == "rule_dispute":  # release to the street, or refer to the standing meeting (联席会议)
+            if main is not None and rng.random() < decisions["refer_dispute"]:
+                return {"ruling": "refer", "opinion": "提交长效责任联席会议（模拟）"}
             return {"ruling": "release", "opinion": "裁定由街道自行处置（模拟）"}
+        if action == "rule_responsibility" and main is not None:  # the meeting names the called department
+            return {"department": main, "decision": "联席会议裁定由该部门主责（模拟）"}
         return self._generic_form(case, task, now)
 
     def _generic_form(self, case: Case, task: Task, now: dt.datetime) -> dict[str, Any]:
@@ -542,8 +625,8 @@ class Simulation:
         with self.world.db.connect() as conn:
             return conn.execute(select(CaseRow.owner_unit).where(CaseRow.id == case.id)).scalar()
 
-    def _rating(self, rng: random.Random) -> int:
-        scores = self.scenario.ratings
+    @staticmethod
+    def _rating(rng: random.Random, scores: tuple[tuple[int, float], ...]) -> int:
         total = sum(w for _, w in scores)
         point = rng.random() * total
         for score, weight in scores:

@@ -24,12 +24,21 @@ optional; :func:`default_scenario` fills what a pack leaves out)::
       default: {dist: exponential, mean: 10}
       steps: {handle: {dist: lognormal, mean: 120, sd: 90}}
       matters: {road.manhole_cover: {handle: {dist: lognormal, mean: 240, sd: 120}}}
-    decisions:  {call_out: 0.15, cooperating: 0.3, review_send_back: 0.03, maintain_rejected_call: 0.2}
+    decisions:  {call_out: 0.15, cooperating: 0.3, review_send_back: 0.03, maintain_rejected_call: 0.2,
+                 refer_dispute: 0.1}             # disputed calls referred to the standing meeting
     departments:
       default: {reject: 0.05, report_in_delay: {dist: lognormal, mean: 60, sd: 45}}
       units: {gulou.cgj: {reject: 0.02}}
     residents:  {ratings: {5: 60, 4: 25, 3: 8, 2: 4, 1: 3}, silent: 0.1,
-                 delay: {dist: exponential, mean: 1440}}
+                 delay: {dist: exponential, mean: 1440},
+                 reporters: 1000,                  # distinct residents who report (repeat reporters)
+                 withdraw: 0.01, withdraw_delay: {dist: exponential, mean: 120},   # 撤回
+                 reopen: 0.5}                      # share of dissatisfied return visits (score 1-2) reopened
+    evaluations:                          # mutual evaluations of a call-out (互评), weights per score
+      report_in: {5: 55, 4: 30, 3: 10, 2: 3, 1: 2}   # the street rates each department's report-in
+      disposal: {5: 50, 4: 30, 3: 12, 2: 5, 1: 3}    # … and the main department's disposal
+      accuracy: {5: 60, 4: 25, 3: 8, 2: 4, 1: 3}     # each department rates the call
+      silent: 0.05                                   # share of these ratings never given
 
 Distributions (``dist``): ``fixed`` (``value``), ``exponential`` (``mean``), ``uniform``
 (``min``, ``max``), ``triangular`` (``min``, ``mode``, ``max``), ``lognormal`` (``mean``,
@@ -78,8 +87,14 @@ SECTIONS = (
     "decisions",
     "departments",
     "residents",
+    "evaluations",
 )
-DECISIONS = ("call_out", "cooperating", "review_send_back", "maintain_rejected_call")
+DECISIONS = ("call_out", "cooperating", "review_send_back", "maintain_rejected_call", "refer_dispute")
+RESIDENT_KEYS = ("ratings", "silent", "delay", "reporters", "withdraw", "withdraw_delay", "reopen")
+#: the mutual evaluations (互评) of a call-out: the street rates each called department's report-in
+#: and disposal, each department rates the accuracy of the call (weights per score 1-5)
+EVALUATIONS = ("report_in", "disposal", "accuracy")
+MAX_REPORTERS = 20_000
 #: the work of deciding a call-out (呼叫) instead of handling alone: a step of ``handling`` like a user task
 CALL_OUT_STEP = "call_out"
 
@@ -161,6 +176,12 @@ class Scenario:
     ratings: tuple[tuple[int, float], ...]
     silent: float
     resident_delay: Distribution
+    reporters: int = 1
+    withdraw: float = 0.0
+    withdraw_delay: Distribution = Distribution("fixed", (60.0,))
+    reopen: float = 0.0
+    evaluations: Mapping[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    evaluations_silent: float = 0.0
     #: what the file (and the history's defaults) gave, before the built-in defaults
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -219,7 +240,13 @@ DEFAULTS: dict[str, Any] = {
         },
         "matters": {},
     },
-    "decisions": {"call_out": 0.15, "cooperating": 0.3, "review_send_back": 0.03, "maintain_rejected_call": 0.2},
+    "decisions": {
+        "call_out": 0.15,
+        "cooperating": 0.3,
+        "review_send_back": 0.03,
+        "maintain_rejected_call": 0.2,
+        "refer_dispute": 0.1,
+    },
     "departments": {
         "default": {"reject": 0.05, "report_in_delay": {"dist": "lognormal", "mean": 60, "sd": 45}},
         "units": {},
@@ -228,6 +255,16 @@ DEFAULTS: dict[str, Any] = {
         "ratings": {5: 60, 4: 25, 3: 8, 2: 4, 1: 3},
         "silent": 0.1,
         "delay": {"dist": "exponential", "mean": 1440},
+        "reporters": 1000,
+        "withdraw": 0.01,
+        "withdraw_delay": {"dist": "exponential", "mean": 120},
+        "reopen": 0.5,
+    },
+    "evaluations": {
+        "report_in": {5: 55, 4: 30, 3: 10, 2: 3, 1: 2},
+        "disposal": {5: 50, 4: 30, 3: 12, 2: 5, 1: 3},
+        "accuracy": {5: 60, 4: 25, 3: 8, 2: 4, 1: 3},
+        "silent": 0.05,
     },
 }
 #: the command centre answers around the clock unless the scenario says otherwise
@@ -235,15 +272,27 @@ CC_CAPACITY = {"people": 3, "hours": "always"}
 
 
 #: mixes (weights) replace the defaults' as a whole: naming one street means only that street
-REPLACED = {("matters",), ("streets",), ("arrivals", "channels"), ("residents", "ratings")}
+REPLACED = {
+    ("matters",),
+    ("streets",),
+    ("arrivals", "channels"),
+    ("residents", "ratings"),
+    *(("evaluations", name) for name in EVALUATIONS),
+}
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``over`` deep-merged onto ``base`` (mappings key by key; lists, scalars and mixes replaced)."""
+    """``over`` deep-merged onto ``base`` (mappings key by key; lists, scalars, mixes and distributions replaced)."""
     out = dict(base)
     for key, value in over.items():
         here = (*path, str(key))
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and here not in REPLACED:
+        distribution = isinstance(value, Mapping) and "dist" in value  # another kind takes other parameters
+        if (
+            isinstance(value, Mapping)
+            and isinstance(out.get(key), Mapping)
+            and here not in REPLACED
+            and not distribution
+        ):
             out[key] = merge(out[key], value, here)
         else:
             out[key] = value
@@ -259,9 +308,10 @@ class _Problems:
 
     def add(self, loc: tuple[Any, ...], message: str) -> None:
         line = None
-        for n in range(len(loc), 0, -1):  # the deepest key the file has (a default has none)
-            if loc[:n] in self.lines:
-                line = self.lines[loc[:n]]
+        keys = tuple(_scalar(part) for part in loc)  # a key "5" of the message is the file's 5
+        for n in range(len(keys), 0, -1):  # the deepest key the file has (a default has none)
+            if keys[:n] in self.lines:
+                line = self.lines[keys[:n]]
                 break
         self.issues.append(PackIssue(self.filename, f"{_path(loc)}: {message}", line=line))
 
@@ -428,9 +478,29 @@ def parse_scenario(
         if behaviour is not None:
             departments[str(code)] = behaviour
     residents = sections["residents"]
-    ratings = _ratings(p, residents.get("ratings"))
+    for key in residents:
+        if key not in RESIDENT_KEYS:
+            p.add(("residents", key), f"unknown key ({', '.join(RESIDENT_KEYS)})")
+    ratings = _ratings(p, ("residents", "ratings"), residents.get("ratings"))
     silent = _share(p, ("residents", "silent"), residents.get("silent"))
     resident_delay = _distribution(p, ("residents", "delay"), residents.get("delay"))
+    reporters = _integer(
+        p,
+        ("residents", "reporters"),
+        residents.get("reporters"),
+        1,
+        MAX_REPORTERS,
+        f"1 to {MAX_REPORTERS:,} residents who report",
+    )
+    withdraw = _share(p, ("residents", "withdraw"), residents.get("withdraw"))
+    withdraw_delay = _distribution(p, ("residents", "withdraw_delay"), residents.get("withdraw_delay"))
+    reopen = _share(p, ("residents", "reopen"), residents.get("reopen"))
+    evaluations_raw = sections["evaluations"]
+    for key in evaluations_raw:
+        if key not in (*EVALUATIONS, "silent"):
+            p.add(("evaluations", key), f"unknown key ({', '.join(EVALUATIONS)}, silent)")
+    evaluations = {name: _ratings(p, ("evaluations", name), evaluations_raw.get(name)) for name in EVALUATIONS}
+    evaluations_silent = _share(p, ("evaluations", "silent"), evaluations_raw.get("silent"))
     if per_day is not None and per_day > 0 and not matters:
         p.add(("matters",), "no matter has a positive weight: nothing would be reported")
     if per_day is not None and per_day > 0 and not streets:
@@ -441,6 +511,8 @@ def parse_scenario(
     assert hour_of_day is not None and day_of_week is not None
     assert capacity_default is not None and handling_default is not None and department_default is not None
     assert resident_delay is not None and unlocated is not None and silent is not None
+    assert reporters is not None and withdraw is not None and withdraw_delay is not None and reopen is not None
+    assert evaluations_silent is not None
     return (
         Scenario(
             start=start,
@@ -466,6 +538,12 @@ def parse_scenario(
             ratings=ratings,
             silent=silent,
             resident_delay=resident_delay,
+            reporters=reporters,
+            withdraw=withdraw,
+            withdraw_delay=withdraw_delay,
+            reopen=reopen,
+            evaluations=evaluations,
+            evaluations_silent=evaluations_silent,
             raw=given,
         ),
         [],
@@ -725,17 +803,16 @@ def _department(
     return DepartmentBehaviour(reject, delay)
 
 
-def _ratings(p: _Problems, value: Any) -> tuple[tuple[int, float], ...]:
-    loc = ("residents", "ratings")
+def _ratings(p: _Problems, loc: tuple[Any, ...], value: Any) -> tuple[tuple[int, float], ...]:
     if not isinstance(value, Mapping) or not value:
         p.add(loc, "must be a mapping of score (1-5) -> weight")
         return ()
     out = []
     for score, weight in value.items():
         if str(score) not in ("1", "2", "3", "4", "5"):
-            p.add((*loc, score), "a score is 1 to 5")
+            p.add((*loc, str(score)), "a score is 1 to 5")
             continue
-        number = _number(p, (*loc, score), weight, 0, 1e9)
+        number = _number(p, (*loc, str(score)), weight, 0, 1e9)
         if number:
             out.append((int(score), number))
     if not out:

@@ -33,6 +33,25 @@ SMALL = {
     "decisions": {"call_out": 0.5, "review_send_back": 0},
     "residents": {"silent": 0.3, "delay": {"dist": "exponential", "mean": 60}},
 }
+#: people who do everything the scenario lets them: rejected calls disputed and referred to the
+#: standing meeting, withdrawals, dissatisfied residents reopening, mutual evaluations of the calls
+LIVELY = merge(
+    SMALL,
+    {
+        "arrivals": {"per_day": 24},
+        "decisions": {"call_out": 0.6, "maintain_rejected_call": 1, "refer_dispute": 1},
+        "departments": {"default": {"reject": 0.4}},
+        "residents": {
+            "ratings": {1: 1, 5: 1},
+            "silent": 0,
+            "reporters": 6,
+            "withdraw": 0.25,
+            "withdraw_delay": {"dist": "fixed", "value": 5},
+            "reopen": 1,
+        },
+        "evaluations": {"accuracy": {2: 1}, "silent": 0},
+    },
+)
 
 
 def issues_of(raw, catalog, steps=None):
@@ -76,6 +95,43 @@ def test_a_bad_scenario_is_refused_with_every_issue(reference_pack):
     ]
     for prefix in expected:
         assert any(m.startswith(prefix) for m in messages), (prefix, messages)
+
+
+def test_the_people_s_keys_are_checked_with_their_lines(reference_pack):
+    text = (
+        "decisions: {refer_dispute: 1.5}\n"
+        "residents:\n"
+        "  reporters: 0\n"
+        "  withdraw: -0.1\n"
+        "  withdraw_delay: {dist: exponential}\n"
+        "  reopen: 2\n"
+        "  mood: 3\n"
+        "evaluations:\n"
+        "  accuracy: {7: 1}\n"
+        "  kindness: {5: 1}\n"
+        "  silent: yes\n"
+    )
+    data, lines, _ = read_scenario(text, "people.yaml")
+    _, issues = parse_scenario(data, reference_pack.catalog, lines=lines, filename="people.yaml")
+    assert [str(i) for i in issues] == [
+        "people.yaml:1: decisions.refer_dispute: must be a share from 0 to 1, not 1.5",
+        "people.yaml:7: residents.mood: unknown key (ratings, silent, delay, reporters, withdraw, withdraw_delay, "
+        "reopen)",
+        "people.yaml:3: residents.reporters: 0 is out of range: 1 to 20,000 residents who report",
+        "people.yaml:4: residents.withdraw: must be a share from 0 to 1, not -0.1",
+        "people.yaml:5: residents.withdraw_delay.mean: must be a number from 0 to 525600",
+        "people.yaml:6: residents.reopen: must be a share from 0 to 1, not 2",
+        "people.yaml:10: evaluations.kindness: unknown key (report_in, disposal, accuracy, silent)",
+        "people.yaml:9: evaluations.accuracy.7: a score is 1 to 5",
+        "people.yaml:9: evaluations.accuracy: every weight is zero",
+        "people.yaml:11: evaluations.silent: must be a share from 0 to 1, not True",
+    ]
+    # what a file leaves out is the defaults: everything the people do, at sensible shares
+    scenario, issues = parse_scenario({}, reference_pack.catalog)
+    assert scenario is not None, issues
+    assert scenario.reporters == 1000 and 0 < scenario.withdraw < 0.1 and 0 < scenario.reopen <= 1
+    assert 0 < scenario.decisions["refer_dispute"] < 0.5
+    assert set(scenario.evaluations) == {"report_in", "disposal", "accuracy"} and scenario.evaluations_silent < 0.5
 
 
 def test_issues_carry_the_line_of_their_key(reference_pack):
@@ -158,6 +214,44 @@ def test_the_figures_are_the_rates_api_s_own(finished):
     assert figures.units["gulou.nanjie"]["completion_rate"] is not None
     called = [c for c in finished.cases.values() if c.called]
     assert called, "half the cases call a department out"
+
+
+@pytest.fixture
+def lively(world_factory, reference_files):
+    """A small run whose people do everything: disputes referred, withdrawals, reopening, mutual ratings."""
+    clock = ManualClock()
+    world = world_factory(clock)
+    pack = world.packs.compile(reference_files)
+    scenario, issues = parse_scenario(LIVELY, pack.catalog, steps=list(pack.diagrams.user_tasks))
+    assert scenario is not None, issues
+    simulation = Simulation(world, clock, pack, scenario, seed=5)
+    simulation.prepare()
+    simulation.run()
+    return simulation
+
+
+def test_the_people_act_through_the_real_commands(lively):
+    """Every supervision rate has a figure, equal to the rates API's; each behaviour is on the record."""
+    figures = report.figures(lively, "reference")
+    assert not figures.refused, figures.refused
+    principal = lively.principals["gulou.cc"]
+    [row] = lively.world.oversight.rates(principal, level="district", start="2026-11-01", end="2026-11-30")["rows"]
+    for name, value in figures.district.items():
+        assert value is not None, name  # no "-" in the report: every rate is given by someone
+        assert value == round(row[name], 4), name
+    assert figures.district["call_accuracy"] == 2.0  # the departments' scores of the scenario
+    assert figures.district["reopen_rate"] > 0
+    assert figures.statuses.get("withdrawn", 0) == lively.tally.withdrawn > 0
+    assert lively.tally.evaluations["report_in"] > 0 and lively.tally.evaluations["disposal"] > 0
+    steps = {step: done for step, done, _ in figures.steps}
+    assert steps.get("rule_responsibility", 0) > 0  # disputes referred to the standing meeting, who ruled
+    reporters = {c.reporter for c in lively.cases.values()}
+    assert 1 < len(reporters) <= 6
+    with lively.world.db.connect() as conn:
+        recorded = {r for (r,) in conn.exec_driver_sql("SELECT DISTINCT reported_by FROM cases")}
+        versions = conn.exec_driver_sql("SELECT count(*) FROM pack_versions").scalar()
+    assert recorded == reporters
+    assert versions > 1  # the meeting's ruling amended the responsibility list: a new version
 
 
 def test_history_gives_the_defaults_of_a_district(finished):
