@@ -182,7 +182,11 @@ def _client(url: str, seed: int, seconds: float, tasks: list[tuple[str, str]], c
     barrier.wait()
     end = time.perf_counter() + seconds
     i = 0
+    samples, next_sample = [], time.perf_counter() + seconds / 4
     while time.perf_counter() < end:
+        if time.perf_counter() >= next_sample:  # memory along the run: flat, or growing?
+            samples.append(rss_mb())
+            next_sample += seconds / 4
         r = rng.random()
         street = STREETS[rng.randrange(len(STREETS))]
         t0 = time.perf_counter()
@@ -209,7 +213,7 @@ def _client(url: str, seed: int, seconds: float, tasks: list[tuple[str, str]], c
             errors.append(f"{type(exc).__name__}: {exc}"[:200])
             continue
         timings[kind].append((time.perf_counter() - t0) * 1000)
-    results.put(("client", timings, errors, before, rss_mb()))
+    results.put(("client", timings, errors, [before, *samples, rss_mb()]))
 
 
 def _ticker(url: str, seconds: float, barrier, results) -> None:
@@ -356,7 +360,7 @@ def main() -> None:
         p.start()
     merged: dict[str, list[float]] = {}
     errors: list[str] = []
-    memory: list[tuple[float, float]] = []
+    memory: list[list[float]] = []
     ticks: list[float] = []
     fired = 0
     for _ in procs:
@@ -365,7 +369,7 @@ def main() -> None:
             for kind, values in got[1].items():
                 merged.setdefault(kind, []).extend(values)
             errors += got[2]
-            memory.append((got[3], got[4]))
+            memory.append(got[3])
         else:
             ticks, fired = got[1], got[2]
     for p in procs:
@@ -382,8 +386,10 @@ def main() -> None:
     print("\nbaselines, same data, no concurrent load:")
     for name, v in base.items():
         print(f"{name:34s} {len(v):6d} {pct(v, 0.5):8.1f} {pct(v, 0.95):8.1f} {pct(v, 0.99):8.1f}")
-    for i, (before, after) in enumerate(memory):
-        print(f"client process {i}: RSS {before:.0f} MB before the load, {after:.0f} MB after")
+    for i, rss in enumerate(memory):
+        print(
+            f"client process {i}: RSS (MB) before the load, at each quarter, after: {' '.join(f'{m:.0f}' for m in rss)}"
+        )
     if errors:
         print(f"\n{len(errors)} operations failed, e.g.: {errors[:3]}")
     print(f"\nmachine load average at the end: {os.getloadavg()[0]:.1f}")
