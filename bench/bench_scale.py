@@ -318,8 +318,9 @@ def main() -> None:
         share = min(100.0, 2_000_000 / max(total, 1))  # about 20,000 tasks, 5,000 cases
         sample = conn.execute(
             text(
+                # not the cases the timer worker fires meanwhile (their sign-for may be replaced)
                 f"SELECT t.id, t.unit_code FROM case_tasks t TABLESAMPLE BERNOULLI ({share}) "
-                "WHERE t.name = 'sign_for' LIMIT 20000"
+                "JOIN cases c ON c.id = t.case_id WHERE t.name = 'sign_for' AND c.next_due > now() LIMIT 20000"
             )
         ).all()
     rng = random.Random(5)
