@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
+import unicodedata
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class Figures:
     busiest: list[tuple[str, int]]
     statuses: dict[str, int]
     refused: dict[str, int]
+    #: what the simulated people did beyond the tasks: residents who reported, withdrawals (and
+    #: those too late), the call-outs' mutual evaluations given by dimension
+    people: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = field(default=0.0, compare=False)
 
     def flat(self) -> dict[str, float]:
@@ -143,8 +147,26 @@ def figures(simulation: Simulation, label: str) -> Figures:
         busiest=busiest,
         statuses={str(k): int(v) for k, v in statuses.items()},
         refused=dict(sorted(tally.refused.items())),
+        people={
+            "residents": scenario.reporters,
+            "reporters": len({c.reporter for c in simulation.cases.values() if c.id is not None}),
+            "withdrawn": tally.withdrawn,
+            "withdraw_late": tally.withdraw_late,
+            **{f"rated {k}": v for k, v in sorted(tally.evaluations.items())},
+        },
         wall_seconds=simulation.wall_seconds,
     )
+
+
+def _people(people: dict[str, int]) -> list[str]:
+    if not people:
+        return []
+    rated = ", ".join(f"{k.removeprefix('rated ')} {v}" for k, v in people.items() if k.startswith("rated "))
+    return [
+        f"residents: {people['reporters']} of {people['residents']} reported; {people['withdrawn']} withdrew a report"
+        f" ({people['withdraw_late']} more tried once the result was in)",
+        f"mutual evaluations of the call-outs given: {rated or 'none'}",
+    ]
 
 
 def _daily(waits: dict[int, list[float]], days: int) -> list[float]:
@@ -168,6 +190,12 @@ def _fmt(value: float | None, kind: str = "ratio") -> str:
 RATE_KIND = {r.name: r.kind for r in RATES}
 
 
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(1, width - used)
+
+
 # -- the table -----------------------------------------------------------------------------------
 def table(f: Figures) -> str:
     """The plain-text report of one run (what ``govflow simulate`` prints)."""
@@ -175,11 +203,12 @@ def table(f: Figures) -> str:
         f"simulation of {f.label}, seed {f.seed}: {f.period}",
         f"reported {f.reported} cases; {f.commands} commands and {f.events} events on the record",
         "cases by status at the end: " + ", ".join(f"{k} {v}" for k, v in f.statuses.items()),
+        *_people(f.people),
         "",
         "supervision rates (district; the definitions of docs/supervision.md, folded from the record)",
     ]
     for rate in RATES:
-        lines.append(f"  {rate.name:<28}{rate.chinese:<16}{_fmt(f.district.get(rate.name), rate.kind):>10}")
+        lines.append(f"  {rate.name:<28}{_pad(rate.chinese, 22)}{_fmt(f.district.get(rate.name), rate.kind):>10}")
     lines += ["", f"  {'step':<22}{'done':>8}{'on time':>10}{'late':>8}{'on-time rate':>14}"]
     for step, done, on_time in f.steps:
         step_rate = f.district.get(f"{STEP_RATE_PREFIX}{step}")
@@ -288,23 +317,43 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 STYLE = (
     "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-    "pre{background:#f6f6f6;padding:1em}svg{background:#fff;border:1px solid #ddd}"
+    "pre{background:#f6f6f6;padding:1em}svg{background:#fff;border:1px solid #ddd;display:block;margin:.5em 0}"
+    "table.rates td:nth-child(2),table.rates th:nth-child(2){text-align:left}h3{margin:1.2em 0 .3em}"
 )
 
 
-def line_chart(title: str, series: Mapping[str, Sequence[float]], width: int = 900, height: int = 260) -> str:
-    """An SVG line chart (x: sample index, y: value), one line per series, with a legend."""
+def line_chart(
+    title: str,
+    series: Mapping[str, Sequence[float]],
+    width: int = 900,
+    height: int = 260,
+    *,
+    per_day: int = 1,
+) -> str:
+    """An SVG line chart (x: sample index, ``per_day`` samples a day of the run; y: value), with a legend."""
     top = max((max(v, default=0) for v in series.values()), default=0) or 1
     length = max((len(v) for v in series.values()), default=1)
-    left, bottom, right = 40, 24, 160
+    left, bottom, right = 48, 30, 160
     plot_w, plot_h = width - left - right, height - bottom - 20
+    base = 20 + plot_h
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
         f"<title>{html.escape(title)}</title>",
         f'<text x="{left}" y="14" font-size="12">{html.escape(title)}</text>',
-        f'<line x1="{left}" y1="{20 + plot_h}" x2="{left + plot_w}" y2="{20 + plot_h}" stroke="#999"/>',
-        f'<text x="4" y="26" font-size="10">{top:g}</text><text x="4" y="{20 + plot_h}" font-size="10">0</text>',
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#999"/>',
+        f'<line x1="{left}" y1="20" x2="{left}" y2="{base}" stroke="#999"/>',
+        f'<text x="{left - 4}" y="26" font-size="10" text-anchor="end">{_tick(top)}</text>',
+        f'<text x="{left - 4}" y="{base}" font-size="10" text-anchor="end">0</text>',
     ]
+    days = max(1, math.ceil(length / per_day))
+    stride = max(1, math.ceil(days / 15))  # at most about fifteen day labels
+    for day in range(0, days, stride):
+        x = left + plot_w * day * per_day / max(1, length - 1)
+        parts.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#999"/>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{base + 15}" font-size="9" text-anchor="{"start" if day == 0 else "middle"}">'
+            f"{'day ' if day == 0 else ''}{day + 1}</text>"
+        )
     for index, (name, values) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         points = " ".join(
@@ -317,6 +366,10 @@ def line_chart(title: str, series: Mapping[str, Sequence[float]], width: int = 9
         parts.append(f'<text x="{width - right + 26}" y="{y}" font-size="11">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _tick(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:g}"
 
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], width: int = 900, height: int = 220) -> str:
@@ -343,10 +396,10 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], width:
     return "".join(parts)
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{f' class={css}' if css else ''}><tr>{head}</tr>{body}</table>"
 
 
 def html_report(runs: Sequence[Figures], comparison: Comparison | None = None) -> str:
@@ -366,14 +419,31 @@ def html_report(runs: Sequence[Figures], comparison: Comparison | None = None) -
     for f in runs[:2] if comparison is not None else runs:
         parts.append(f"<h2>{html.escape(f.label)} (seed {f.seed})</h2>")
         busiest = sorted(f.queues, key=lambda c: (-f.queues[c]["mean_queue"], c))[:6]
+        parts.append(f"<p>{html.escape(f.period)}: {f.reported} reports, {f.commands} commands, {f.events} events")
         parts.append(
-            line_chart("Waiting tasks per unit, hourly (the busiest units)", {c: f.series[c] for c in busiest})
+            "<br>cases by status at the end: " + html.escape(", ".join(f"{k} {v}" for k, v in f.statuses.items()))
         )
-        waits = {c: f.wait_series[c] for c in busiest}
+        parts += [f"<br>{html.escape(line)}" for line in _people(f.people)]
+        parts.append("</p>")
+        rates = [(r.name, r.chinese, _fmt(f.district.get(r.name), r.kind)) for r in RATES]
+        parts.append("<h3>Supervision rates (district)</h3>" + _html_table(("rate", "中文", "value"), rates, "rates"))
+        parts.append("<h3>Queues and waits</h3>")
+        parts.append(
+            line_chart(
+                "Waiting tasks per unit, hourly (the busiest units)", {c: f.series[c] for c in busiest}, per_day=24
+            )
+        )
+        # up to the last day any of them began work (no work begun is no wait to plot, not a wait of zero)
+        last = max((i for c in busiest for i, v in enumerate(f.wait_series[c]) if v > 0), default=0)
+        waits = {c: f.wait_series[c][: last + 1] for c in busiest}
         parts.append(line_chart("Mean wait per unit in minutes, by day of the run (work begun that day)", waits))
         parts.append(bar_chart("Reports by hour of day (local)", [f"{h:02d}" for h in range(24)], f.by_hour))
-        steps = [(s, d, o, d - o) for s, d, o in f.steps]
-        parts.append(_html_table(("step", "done", "on time", "late"), steps))
+        steps = [(s, d, o, d - o, _fmt(f.district.get(f"{STEP_RATE_PREFIX}{s}"))) for s, d, o in f.steps]
+        parts.append("<h3>Steps on time</h3>" + _html_table(("step", "done", "on time", "late", "on-time rate"), steps))
+        escalated = [(key, count) for key, count in f.escalations.items()]
+        parts.append(f"<h3>Escalations: {sum(f.escalations.values())}</h3>")
+        if escalated:
+            parts.append(_html_table(("kind, element -> target", "count"), escalated))
         unit_rows = [
             (
                 c,
@@ -386,9 +456,10 @@ def html_report(runs: Sequence[Figures], comparison: Comparison | None = None) -
             for c, q in f.queues.items()
         ]
         parts.append(
-            _html_table(("unit", "people", "tasks", "mean wait (min)", "p90 wait (min)", "mean queue"), unit_rows)
+            "<h3>Units</h3>"
+            + _html_table(("unit", "people", "tasks", "mean wait (min)", "p90 wait (min)", "mean queue"), unit_rows)
         )
-        parts.append("<pre>" + html.escape(table(f)) + "</pre>")
+        parts.append("<h3>The whole table</h3><pre>" + html.escape(table(f)) + "</pre>")
     parts.append("</body></html>\n")
     return "".join(parts)
 

@@ -261,6 +261,10 @@ def test_history_gives_the_defaults_of_a_district(finished):
     assert raw["arrivals"]["per_day"] > 0 and sum(raw["arrivals"]["hour_of_day"]) == finished.tally.reported
     assert "handle" in raw["handling"]["steps"] and raw["handling"]["steps"]["handle"]["dist"] == "lognormal"
     assert raw["residents"]["ratings"]
+    reporters = {c.reporter for c in finished.cases.values() if c.id is not None}
+    assert raw["residents"]["reporters"] == len(reporters) > 1
+    assert raw["residents"]["withdraw"] == round(finished.tally.withdrawn / finished.tally.reported, 4)
+    assert set(raw["evaluations"]) <= {"report_in", "disposal", "accuracy"} and raw["evaluations"]["accuracy"]
     scenario, issues = parse_scenario({}, finished.pack.catalog, defaults=raw)
     assert scenario is not None, issues
     assert dict(scenario.streets) == {k: float(v) for k, v in raw["streets"].items()}
