@@ -295,6 +295,11 @@ def _value(key: str, value: float) -> str:
     return f"{value:.2f}"
 
 
+def _differs(mean: float, half_width: float) -> bool:
+    """Does the difference's confidence interval exclude zero?"""
+    return abs(mean) > half_width and (half_width > 0 or mean != 0)
+
+
 def comparison_table(c: Comparison) -> str:
     lines = [
         f"comparison: A = {c.label_a}, B = {c.label_b}; {len(c.seeds)} replications "
@@ -304,7 +309,7 @@ def comparison_table(c: Comparison) -> str:
         f"  {'figure':<40}{'A':>20}{'B':>20}{'B - A':>22}",
     ]
     for key, (ma, ha), (mb, hb), (md, hd) in c.rows:
-        mark = " *" if abs(md) > hd and (hd > 0 or md != 0) else "  "
+        mark = " *" if _differs(md, hd) else "  "
         lines.append(
             f"  {key:<40}{_value(key, ma) + ' ± ' + _value(key, ha):>20}{_value(key, mb) + ' ± ' + _value(key, hb):>20}"
             f"{_value(key, md) + ' ± ' + _value(key, hd):>20}{mark}"
@@ -317,7 +322,7 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 STYLE = (
     "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-    "pre{background:#f6f6f6;padding:1em}svg{background:#fff;border:1px solid #ddd;display:block;margin:.5em 0}"
+    "pre{background:#f6f6f6;padding:1em;white-space:pre-wrap}tr.differs td{font-weight:bold}svg{background:#fff;border:1px solid #ddd;display:block;margin:.5em 0}"
     "table.rates td:nth-child(2),table.rates th:nth-child(2){text-align:left}h3{margin:1.2em 0 .3em}"
 )
 
@@ -396,9 +401,15 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], width:
     return "".join(parts)
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "") -> str:
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "", marked: Sequence[int] = ()) -> str:
+    """A table; the ``marked`` rows (a difference whose interval excludes zero) in bold."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        ("<tr class=differs>" if index in marked else "<tr>")
+        + "".join(f"<td>{html.escape(str(c))}</td>" for c in row)
+        + "</tr>"
+        for index, row in enumerate(rows)
+    )
     return f"<table{f' class={css}' if css else ''}><tr>{head}</tr>{body}</table>"
 
 
@@ -410,12 +421,19 @@ def html_report(runs: Sequence[Figures], comparison: Comparison | None = None) -
         f"<h1>Policy simulation: {html.escape(' vs '.join(dict.fromkeys(r.label for r in runs)))}</h1>",
     ]
     if comparison is not None:
-        parts.append("<h2>Comparison</h2><pre>" + html.escape(comparison_table(comparison)) + "</pre>")
+        head = comparison_table(comparison).splitlines()[:2]
+        parts.append("<h2>Comparison</h2><p>" + "<br>".join(html.escape(line) for line in head) + "</p>")
         rows = [
-            (key, _value(key, a[0]), _value(key, b[0]), f"{_value(key, d[0])} ± {_value(key, d[1])}")
+            (
+                key,
+                f"{_value(key, a[0])} ± {_value(key, a[1])}",
+                f"{_value(key, b[0])} ± {_value(key, b[1])}",
+                f"{_value(key, d[0])} ± {_value(key, d[1])}" + (" *" if _differs(*d) else ""),
+            )
             for key, a, b, d in comparison.rows
         ]
-        parts.append(_html_table(("figure", "A", "B", "B - A (95% CI)"), rows))
+        marked = [i for i, (_, _, _, d) in enumerate(comparison.rows) if _differs(*d)]
+        parts.append(_html_table(("figure", "A", "B", "B - A (95% CI)"), rows, marked=marked))
     for f in runs[:2] if comparison is not None else runs:
         parts.append(f"<h2>{html.escape(f.label)} (seed {f.seed})</h2>")
         busiest = sorted(f.queues, key=lambda c: (-f.queues[c]["mean_queue"], c))[:6]
