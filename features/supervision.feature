@@ -140,3 +140,47 @@ Feature: Supervise and assess (监督考核)
     When city.supervisor rules "uphold" on the disputed call as the city
     Then cgj.handler has a "report_in" task for the case
     And the rates equal a full recomputation from the record
+
+  Scenario: A return visit the command centre lets lapse stays with it while the city supervises it
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it and handled it with "已补装井盖"
+    When dongjie.dispatcher completes "review" approving it
+    And citizen.zhang completes "evaluate" with satisfaction 2
+    Then cc.supervisor has a "return_visit" task for the case
+    When the clock reaches 10:30 on Wednesday 30 September 2026
+    Then the case has been escalated to "gulou.city" by a "deadline.overdue" for "return_visit"
+    And city.supervisor has a "city_urge_return_visit" task for the case
+    And cc.supervisor has a "return_visit" task for the case
+    When city.supervisor instructs as the city "请指挥中心今日内完成回访"
+    Then the city's instruction "请指挥中心今日内完成回访" on "city_urge_return_visit" is on the record
+    And cc.supervisor has a "return_visit" task for the case
+    When cc.supervisor completes the return visit rating 4 and choosing "close"
+    Then the case is "evaluated" and closed
+    And city.supervisor's own figures for the week are
+      | rate                               | value |
+      | escalations_received_count         | 1     |
+      | on_time_rate:city_urge_return_visit | 1     |
+    And the rates equal a full recomputation from the record
+
+  Scenario: A ruling the standing meeting lets lapse stays with it; its ruling closes the city's supervision
+    Given it is 10:00 on Monday 28 September 2026 in Fuzhou
+    And citizen.zhang has reported "东街口有个井盖没了，晚上很危险" at 26.0865, 119.3025
+    And dongjie.dispatcher has signed for it
+    When dongjie.dispatcher calls "gulou.cgj" out to the scene
+    And cgj.handler rejects the call because "井盖属燃气管道检查井，应由燃气公司处置"
+    And dongjie.dispatcher maintains the call
+    And cc.supervisor rules "refer" on the disputed call
+    Then meeting.secretary has a "rule_responsibility" task for the case
+    When the clock reaches 10:30 on Monday 19 October 2026
+    Then the case has been escalated to "gulou.city" by a "deadline.overdue" for "rule_responsibility"
+    And city.supervisor has a "city_urge_ruling" task for the case
+    And meeting.secretary has a "rule_responsibility" task for the case
+    When meeting.secretary rules that "gulou.rqgs" has main responsibility
+    Then city.supervisor has no open task for the case
+    And the city's "city_urge_ruling" task is cancelled on the record after the ruling
+    And dongjie.dispatcher has a "handle" task for the case
+    And city.supervisor's own figures for the week are
+      | rate                       | value |
+      | escalations_received_count | 1     |
+    And the rates equal a full recomputation from the record

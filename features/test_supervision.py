@@ -339,3 +339,27 @@ def _own_week_figures(api, clock, who, datatable):
     response = api.get(who, f"/api/v1/units/{unit}/scorecard?from={monday}&to={monday + dt.timedelta(days=6)}")
     assert response.status_code == 200, response.text
     _check(response.json()["figures"], datatable)
+
+
+@when(parsers.parse('{who} instructs as the city "{instruction}"'))
+def _city_urges(api, ctx, who, instruction):
+    [name] = [t["name"] for t in api.inbox(who, ctx["case"]) if t["name"].startswith("city_urge_")]
+    _do(api, who, ctx["case"], name, instruction=instruction)
+
+
+@then(parsers.parse('the city\'s instruction "{instruction}" on "{task}" is on the record'))
+def _city_instruction(api, ctx, instruction, task):
+    events = api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json()
+    done = [e for e in events if e["kind"] == "task.completed" and e["data"]["task"] == task]
+    assert [(e["data"]["form"], e["data"]["unit"], e["actor"]) for e in done] == [
+        ({"instruction": instruction}, "gulou.city", "city.supervisor")
+    ], done
+
+
+@then(parsers.parse('the city\'s "{task}" task is cancelled on the record after the ruling'))
+def _city_closed(api, ctx, task):
+    events = api.get("cc.supervisor", f"/api/v1/cases/{ctx['case']}/events").json()
+    ruled = [e["seq"] for e in events if e["kind"] == "task.completed" and e["data"]["task"] == "rule_responsibility"]
+    cancelled = [e["seq"] for e in events if e["kind"] == "task.cancelled" and e["data"]["task"] == task]
+    assert len(ruled) == 1 and len(cancelled) == 1 and cancelled[0] > ruled[0], events
+    assert not [e for e in events if e["kind"] == "task.completed" and e["data"]["task"] == task]

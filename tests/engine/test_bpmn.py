@@ -87,10 +87,11 @@ def test_reference_diagram_compiles_cleanly(compile_one):
         "city_dispatch",
         "city_supervise",
         "city_rule_dispute",
+        "city_urge_ruling",
+        "city_urge_return_visit",
     }
-    assert {diagrams.user_tasks[t].assignee for t in ("city_dispatch", "city_supervise", "city_rule_dispute")} == {
-        "city"
-    }
+    city_tasks = ("city_dispatch", "city_supervise", "city_rule_dispute", "city_urge_ruling", "city_urge_return_visit")
+    assert {diagrams.user_tasks[t].assignee for t in city_tasks} == {"city"}
     assert diagrams.user_tasks["review"].assignee == "owner"
     roles = diagrams.roles_of("frontline_disposal")
     assert (roles.withdrawal_signal, roles.withdrawn_ends) == ("withdrawn", {"case_withdrawn"})
