@@ -95,13 +95,16 @@ async function layout(original) {
   return { xml: merged, generated: true };
 }
 
-/** bpmn-auto-layout may draw an element twice (e.g. an end event after a boundary event): keep its last shape. */
+/**
+ * bpmn-auto-layout may draw an element twice (e.g. an end event after a boundary event, or the
+ * flows leaving a task reached from another task's boundary event): keep its last shape or edge.
+ */
 export function dropDuplicateShapes(laid) {
-  const shapes = [...laid.matchAll(/<bpmndi:BPMNShape\b[^>]*\bid="([^"]+)"[\s\S]*?<\/bpmndi:BPMNShape>\s*/g)];
-  const last = new Map(shapes.map((m) => [m[1], m.index]));
+  const shapes = [...laid.matchAll(/<bpmndi:(BPMNShape|BPMNEdge)\b[^>]*\bid="([^"]+)"[\s\S]*?<\/bpmndi:\1>\s*/g)];
+  const last = new Map(shapes.map((m) => [m[2], m.index]));
   let out = laid;
   for (const match of shapes.reverse()) {
-    if (last.get(match[1]) !== match.index) out = out.slice(0, match.index) + out.slice(match.index + match[0].length);
+    if (last.get(match[2]) !== match.index) out = out.slice(0, match.index) + out.slice(match.index + match[0].length);
   }
   return out;
 }
