@@ -20,6 +20,32 @@ function eventSummary(event, t, lang) {
   return parts.join(' · ');
 }
 
+// how smart dispatch routed the report (the case view's routing) and its duplicate links
+function routingFacts(info, t) {
+  const r = info.routing || {};
+  const out = [];
+  const candidates = r.candidates || [];
+  if (r.how || candidates.length) {
+    out.push(
+      h('dt', null, t('case.routing')),
+      h(
+        'dd',
+        { class: 'gf-case-routing' },
+        r.how ? h('div', { class: 'gf-sub' }, r.how) : null,
+        h('ol', { class: 'gf-candidates' }, candidates.map((c) => h('li', { dataset: { matter: c.matter || '' } }, `${c.name ? `${c.name} ` : ''}${c.matter} · ${Math.round((c.p || 0) * 100)}%`))),
+        (r.evidence || []).length ? h('div', { class: 'gf-evidence' }, `${t('case.evidence')}: ${r.evidence.join('、')}`) : null,
+      ),
+    );
+  }
+  if (info.linked_to) {
+    out.push(h('dt', null, t('case.linkedTo')), h('dd', { class: 'gf-case-linked', dataset: { main: info.linked_to } }, `${info.linked_to}${info.linked_to_status ? ` (${info.linked_to_status})` : ''}`));
+  }
+  if ((info.duplicates || []).length) {
+    out.push(h('dt', null, t('case.duplicates')), h('dd', null, h('ul', { class: 'gf-case-duplicates' }, info.duplicates.map((id) => h('li', { dataset: { case: id } }, id)))));
+  }
+  return out;
+}
+
 function eventName(kind, t) {
   for (const key of [`event.${kind}`, `record.${kind}`]) if (t(key) !== key) return t(key);
   return kind;
@@ -66,6 +92,7 @@ export async function renderCase(container, { caseId, t, lang }) {
       null,
       h('ul', { class: 'gf-open-tasks' }, info.open_tasks.map((task) => h('li', { dataset: { task: task.name, due: task.due_at || '' } }, `${task.title} · ${task.unit || task.assignee || ''}${task.due_at ? ` · ${t('case.due', { at: formatTime(task.due_at, lang) })}` : ''}`))),
     ),
+    ...routingFacts(info, t),
   );
   mount(
     container,
