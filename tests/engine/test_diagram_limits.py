@@ -253,7 +253,13 @@ def test_long_running_diagram_code_yields_the_interpreter_and_short_code_never_d
     try:
         short = Runtime(unvalidated(script_process("t = sum([a * a for a in range(99)])"), "scripted"))
         assert short.start("scripted", {}, clock).completed and naps == []
-        slow = Runtime(unvalidated(script_process("t = len([a for a in range(999) for b in range(999)])"), "scripted"))
+        # nine million steps of a comprehension that keeps almost nothing: longer than 0.5 s on any machine
+        slow = Runtime(
+            unvalidated(
+                script_process("t = len([a for a in range(999) for b in range(999) for c in range(9) if c > 8])"),
+                "scripted",
+            )
+        )
         started = time.monotonic()
         with pytest.raises(LimitExceeded, match=r"longer than the 0\.5 s"):
             slow.start("scripted", {}, clock)
